@@ -1,0 +1,71 @@
+// Entering the runtime: green::run and process-wide configuration.
+//
+// Any thread may use green directly: its hub is created on first use, and its
+// original stack becomes that hub's "root" fiber. run() is the usual entry
+// point anyway: it runs `main` as a named fiber, returns its value, and turns
+// a process-wide deadlock into a green::Deadlock exception instead of an exit.
+#pragma once
+
+#include <green/fiber.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace green {
+
+enum class StackGuard { Auto, On, Off };
+
+struct Config {
+    std::size_t stack_size;   // GREEN_STACK_SIZE: bytes, K/M suffix accepted (default 256K)
+    std::size_t pool_size;    // GREEN_POOL_SIZE: blocking-pool threads (default 16)
+    StackGuard stack_guard;   // GREEN_STACK_GUARD=auto|on|off (default auto, see stack_pool.hpp)
+    bool stats;               // GREEN_STATS=0|1: counters on stderr at exit (default 0)
+    unsigned hubs;            // GREEN_HUBS: hub threads the shim starts (default 1)
+};
+
+// The configuration read from GREEN_* variables at first use. An unparsable
+// value prints one line naming the variable and the accepted form, and exits
+// with status 2.
+const Config& config() noexcept;
+
+namespace detail {
+void enter_run_scope() noexcept;
+void leave_run_scope() noexcept;
+}  // namespace detail
+
+template <class F>
+auto run(F&& main, std::string_view name = "main") {
+    detail::enter_run_scope();
+    struct Leave {
+        ~Leave() { detail::leave_run_scope(); }
+    } leave;
+    auto task = spawn(std::forward<F>(main), SpawnOptions{name, 0});
+    return task.join();
+}
+
+// Counters since start, summed over all hubs (cheap; for tests and stats).
+struct Stats {
+    std::uint64_t fibers_spawned;
+    std::uint64_t switches;
+    std::uint64_t fd_waits;
+    std::uint64_t timer_waits;
+    std::uint64_t sync_waits;
+    std::uint64_t pool_jobs;
+    std::uint64_t hubs;
+};
+Stats stats() noexcept;
+
+// While an ExternalWaker exists, the deadlock detector assumes that some
+// thread outside green may still wake a fiber (e.g. a plain thread that will
+// call Event::set() later) and does not declare a deadlock.
+class ExternalWaker {
+public:
+    ExternalWaker() noexcept;
+    ~ExternalWaker();
+    ExternalWaker(const ExternalWaker&) = delete;
+    ExternalWaker& operator=(const ExternalWaker&) = delete;
+};
+
+}  // namespace green

@@ -1,0 +1,126 @@
+// The blocking pool: real OS threads for calls that cannot be made
+// non-blocking (getaddrinfo, regular-file I/O).
+//
+// Invariants: a job is a node on the submitting fiber's stack, valid until the
+// pool wakes that fiber, which stays parked (not cancellable) until then.
+// Jobs queue FIFO and are never dropped; threads start lazily up to
+// GREEN_POOL_SIZE. Pool threads come from libc's pthread_create directly (the
+// shim must not turn them into fibers) and park on a futex, not a pthread
+// condvar (which the shim interposes). pool_jobs_in_flight() counts a job
+// from submission until its waiter has been woken, so the deadlock detector
+// never mistakes a busy pool for a dead process.
+#include <green/blocking.hpp>
+#include <green/run.hpp>
+
+#include <atomic>
+
+#include "hub.hpp"
+#include "os.hpp"
+#include "spinlock.hpp"
+
+namespace green::detail {
+
+namespace {
+
+struct Job {
+    void (*fn)(void*);
+    void* arg;
+    Waiter waiter;
+    Job* next = nullptr;
+};
+
+struct Pool {
+    std::atomic<std::uint32_t> lock{0};
+    Job* head = nullptr;  // guarded by lock
+    Job* tail = nullptr;
+    std::size_t threads = 0;  // guarded by lock
+    std::size_t idle = 0;     // guarded by lock
+    std::atomic<std::uint32_t> signal{0};  // futex word: bumped per submission
+    std::atomic<std::uint64_t> completed{0};
+};
+
+Pool& pool() {
+    static Pool* p = new Pool();  // never destroyed: threads may outlive static destructors
+    return *p;
+}
+
+void* worker(void*) {
+    Pool& p = pool();
+    for (;;) {
+        std::uint32_t seen = p.signal.load(std::memory_order_acquire);
+        Job* job = nullptr;
+        {
+            SpinGuard g(p.lock);
+            job = p.head;
+            if (job) {
+                p.head = job->next;
+                if (!p.head) p.tail = nullptr;
+            } else {
+                ++p.idle;
+            }
+        }
+        if (!job) {
+            os::futex_wait(&p.signal, seen);
+            SpinGuard g(p.lock);
+            --p.idle;
+            continue;
+        }
+        job->fn(job->arg);
+        p.completed.fetch_add(1, std::memory_order_relaxed);
+        Hub::wake(job->waiter, WakeReason::Woken);
+        pool_jobs_in_flight().fetch_sub(1);  // after the wake is posted
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+std::uint64_t pool_jobs_completed() noexcept { return pool().completed.load(std::memory_order_relaxed); }
+
+void run_on_pool(void (*fn)(void*), void* arg) noexcept {
+    Hub& h = Hub::current();
+    Pool& p = pool();
+    Job job{fn, arg, {}, nullptr};
+    job.waiter.what = "pool";
+    job.waiter.fiber = h.running();
+    pool_jobs_in_flight().fetch_add(1);
+    bool start_thread = false;
+    {
+        SpinGuard g(p.lock);
+        if (p.tail) p.tail->next = &job;
+        else p.head = &job;
+        p.tail = &job;
+        if (p.idle == 0 && p.threads < config().pool_size) {
+            ++p.threads;
+            start_thread = true;
+        }
+    }
+    if (start_thread) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        if (os::libc().pthread_create(&t, &attr, worker, nullptr) == 0) {
+            os::libc().pthread_detach(t);
+        } else {
+            SpinGuard g(p.lock);
+            --p.threads;  // the queued job is served by an existing thread
+            if (p.threads == 0) {
+                os::write_stderr("green: cannot start a blocking-pool thread\n");
+                std::abort();
+            }
+        }
+        pthread_attr_destroy(&attr);
+    }
+    p.signal.fetch_add(1, std::memory_order_release);
+    os::futex_wake(&p.signal, 1);
+    HubCounters::bump(h.counters.sync_waits);
+    // Not cancellable: the job owns state on this stack until it finishes.
+    h.park(job.waiter, ParkOptions{Clock::time_point::max(), false, false});
+}
+
+}  // namespace green::detail
+
+namespace green {
+std::size_t blocking_pool_size() noexcept { return config().pool_size; }
+}  // namespace green

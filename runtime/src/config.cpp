@@ -1,0 +1,102 @@
+// GREEN_* environment variables, parsed and validated once.
+//
+// A value that does not parse is a configuration error the user must see at
+// start, not a silent default: one line naming the variable, what it got and
+// what it accepts, then exit status 2.
+#include <green/run.hpp>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "os.hpp"
+
+namespace green {
+
+namespace {
+
+[[noreturn]] void reject(const char* var, const char* value, const char* accepted) {
+    char line[512];
+    int n = std::snprintf(line, sizeof line, "green: %s='%s' is invalid: expected %s\n", var, value, accepted);
+    detail::os::write_stderr(line, static_cast<std::size_t>(n));
+    _exit(2);
+}
+
+bool parse_unsigned(const char* text, unsigned long long& out) {
+    if (!*text || *text == '-' || *text == '+' || *text == ' ') return false;
+    errno = 0;
+    char* end = nullptr;
+    out = std::strtoull(text, &end, 10);
+    return errno == 0 && end != text && *end == '\0';
+}
+
+std::size_t parse_size(const char* var, const char* text, std::size_t lo, std::size_t hi, const char* accepted) {
+    std::string_view s(text);
+    unsigned long long mult = 1;
+    if (!s.empty()) {
+        switch (s.back()) {
+            case 'k': case 'K': mult = 1024; break;
+            case 'm': case 'M': mult = 1024 * 1024; break;
+            case 'g': case 'G': mult = 1024ull * 1024 * 1024; break;
+            default: break;
+        }
+    }
+    if (mult != 1) s.remove_suffix(1);
+    char digits[32];
+    if (s.empty() || s.size() >= sizeof digits) reject(var, text, accepted);
+    std::memcpy(digits, s.data(), s.size());
+    digits[s.size()] = '\0';
+    unsigned long long v = 0;
+    if (!parse_unsigned(digits, v) || v > hi / mult || v * mult < lo) reject(var, text, accepted);
+    return static_cast<std::size_t>(v * mult);
+}
+
+unsigned long long parse_count(const char* var, const char* text, unsigned long long lo, unsigned long long hi,
+                               const char* accepted) {
+    unsigned long long v = 0;
+    if (!parse_unsigned(text, v) || v < lo || v > hi) reject(var, text, accepted);
+    return v;
+}
+
+Config load() {
+    Config c{};
+    c.stack_size = 256 * 1024;
+    c.pool_size = 16;
+    c.stack_guard = StackGuard::Auto;
+    c.stats = false;
+    c.hubs = 1;
+    if (const char* v = std::getenv("GREEN_STACK_SIZE"))
+        c.stack_size = parse_size("GREEN_STACK_SIZE", v, 16 * 1024, 1024ull * 1024 * 1024,
+                                  "a stack size in bytes with optional K/M/G suffix, 16K to 1G (e.g. 256K)");
+    if (const char* v = std::getenv("GREEN_POOL_SIZE"))
+        c.pool_size = parse_count("GREEN_POOL_SIZE", v, 1, 1024, "a thread count from 1 to 1024");
+    if (const char* v = std::getenv("GREEN_STACK_GUARD")) {
+        std::string_view s(v);
+        if (s == "auto") c.stack_guard = StackGuard::Auto;
+        else if (s == "on") c.stack_guard = StackGuard::On;
+        else if (s == "off") c.stack_guard = StackGuard::Off;
+        else reject("GREEN_STACK_GUARD", v, "one of auto, on, off");
+    }
+    if (const char* v = std::getenv("GREEN_STATS")) {
+        std::string_view s(v);
+        if (s == "1") c.stats = true;
+        else if (s == "0" || s.empty()) c.stats = false;
+        else reject("GREEN_STATS", v, "0 or 1");
+    }
+    if (const char* v = std::getenv("GREEN_HUBS"))
+        c.hubs = static_cast<unsigned>(parse_count("GREEN_HUBS", v, 1, 64, "a hub count from 1 to 64"));
+    return c;
+}
+
+}  // namespace
+
+const Config& config() noexcept {
+    static const Config c = load();
+    return c;
+}
+
+}  // namespace green

@@ -1,0 +1,200 @@
+// Knowing when no fiber can ever run again, and saying who waits on what.
+//
+// A hub is "stuck" while it blocks in its loop with nothing of its own that
+// could wake it: no runnable fiber, no fiber waiting on an fd or a deadline.
+// Only another thread can then wake it (a fiber on another hub, a pool job,
+// or a foreign thread holding an ExternalWaker). The process is deadlocked
+// when every registered hub is stuck, no pool job is in flight and no
+// ExternalWaker exists. Anyone who posts work to a stuck hub unsticks it
+// *before* the hub can act on it, under the registry lock, so the count can
+// never reach zero while a wake is in transit.
+//
+// On deadlock: the report (every parked fiber, hub by hub, with what it waits
+// on) goes to stderr. If some thread is inside green::run(), its root fiber is
+// woken with WakeReason::Deadlock and run() throws green::Deadlock carrying
+// the report; otherwise the process exits with status 3.
+// The same file holds the other last words: stack overflow and exceptions
+// escaping detached fibers.
+#include <green/run.hpp>
+
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "hub.hpp"
+#include "os.hpp"
+#include "spinlock.hpp"
+
+namespace green::detail {
+
+namespace {
+
+std::atomic<std::uint32_t> g_registry_lock{0};
+std::vector<Hub*>* g_hubs = nullptr;  // guarded by g_registry_lock
+std::size_t g_stuck = 0;              // guarded by g_registry_lock
+std::string* g_deadlock_report = nullptr;
+std::atomic<int> g_pool_jobs{0};
+std::atomic<int> g_external{0};
+
+constexpr int kDeadlockExitStatus = 3;
+
+void declare_deadlock_locked() {
+    std::string report =
+        "green: deadlock: no fiber can ever run again (every hub is idle; no fd, timer or blocking-pool job "
+        "is pending)\n";
+    for (Hub* h : *g_hubs) h->append_report(report);
+    std::vector<Hub*> with_run;
+    for (Hub* h : *g_hubs) {
+        if (h->run_scope_depth > 0) with_run.push_back(h);
+    }
+    if (with_run.empty()) {
+        os::write_stderr(report.data(), report.size());
+        _exit(kDeadlockExitStatus);
+    }
+    if (!g_deadlock_report) g_deadlock_report = new std::string();
+    *g_deadlock_report = report;
+    for (Hub* h : with_run) {
+        // The root is parked (the hub is stuck), so its Waiter is valid.
+        FiberRecord* root = h->root_fiber();
+        if (root->parked) {
+            h->stuck = false;
+            --g_stuck;
+            Hub::wake(*root->parked, WakeReason::Deadlock);
+        }
+    }
+}
+
+}  // namespace
+
+std::atomic<int>& pool_jobs_in_flight() noexcept { return g_pool_jobs; }
+std::atomic<int>& external_wakers() noexcept { return g_external; }
+
+void hub_registry_add(Hub* h) {
+    SpinGuard g(g_registry_lock);
+    if (!g_hubs) g_hubs = new std::vector<Hub*>();
+    g_hubs->push_back(h);
+    h->registered = true;
+}
+
+void hub_registry_remove(Hub* h) {
+    SpinGuard g(g_registry_lock);
+    if (!h->registered) return;
+    h->registered = false;
+    if (h->stuck) {
+        h->stuck = false;
+        --g_stuck;
+    }
+    std::erase(*g_hubs, h);
+}
+
+void for_each_hub(void (*fn)(Hub*, void*), void* arg) {
+    SpinGuard g(g_registry_lock);
+    if (!g_hubs) return;
+    for (Hub* h : *g_hubs) fn(h, arg);
+}
+
+void hub_became_stuck(Hub* h) {
+    SpinGuard g(g_registry_lock);
+    if (!h->registered || h->stuck) return;
+    h->stuck = true;
+    ++g_stuck;
+    if (g_stuck == g_hubs->size() && g_pool_jobs.load() == 0 && g_external.load() == 0) declare_deadlock_locked();
+}
+
+void hub_unstick(Hub* h) noexcept {
+    // Dekker-style with hub_became_stuck: the poster publishes its work, then
+    // reads `stuck`; the hub sets `stuck`, then re-reads its queues. With
+    // both sides sequentially consistent, at least one sees the other.
+    if (!h->stuck.load(std::memory_order_seq_cst)) return;
+    SpinGuard g(g_registry_lock);
+    if (h->stuck) {
+        h->stuck = false;
+        --g_stuck;
+    }
+}
+
+std::string take_deadlock_report() {
+    SpinGuard g(g_registry_lock);
+    return g_deadlock_report ? *g_deadlock_report : std::string("green: deadlock");
+}
+
+void describe_wait(const FiberRecord* f, std::string& out) {
+    char buf[160];
+    const Waiter* w = f->parked;
+    if (!w) {
+        out += "is suspended";
+        return;
+    }
+    std::string_view what = w->what;
+    if (what == "fd") {
+        std::snprintf(buf, sizeof buf, "waits for fd %d to become %s", static_cast<int>(reinterpret_cast<std::intptr_t>(w->object)),
+                      w->detail == kReadable ? "readable" : w->detail == kWritable ? "writable" : "ready");
+    } else if (what == "join") {
+        auto* target = static_cast<const FiberRecord*>(w->object);
+        std::snprintf(buf, sizeof buf, "waits to join fiber %" PRIu64 " \"%s\"", target->id, target->name);
+    } else if (what == "sleep") {
+        std::snprintf(buf, sizeof buf, "sleeps");
+    } else if (what == "pool") {
+        std::snprintf(buf, sizeof buf, "waits for a blocking-pool job");
+    } else if (what == "Mutex" && w->detail != 0) {
+        std::snprintf(buf, sizeof buf, "waits for Mutex %p held by fiber %" PRIuPTR, w->object, w->detail);
+    } else {
+        std::snprintf(buf, sizeof buf, "waits on %s %p", w->what, w->object);
+    }
+    out += buf;
+}
+
+void Hub::append_report(std::string& out) const {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "  hub %u (thread %d):\n", index_, static_cast<int>(tid_));
+    out += buf;
+    for (FiberRecord* f = live_head_; f; f = f->live_next) {
+        if (f->state != FiberState::Suspended) continue;
+        std::snprintf(buf, sizeof buf, "    fiber %" PRIu64 " \"%s\" ", f->id, f->name);
+        out += buf;
+        describe_wait(f, out);
+        out += '\n';
+    }
+}
+
+void report_stack_overflow(FiberRecord* f) noexcept {
+    // May run in a signal handler: no allocation, only write(2).
+    char buf[400];
+    int n = std::snprintf(buf, sizeof buf,
+                          "green: stack overflow in fiber %" PRIu64 " \"%s\" (stack of %zu bytes, %s). Raise "
+                          "GREEN_STACK_SIZE or SpawnOptions::stack_size.\n",
+                          f->id, f->name, f->stack.size, f->stack.guarded ? "guard page hit" : "canary overwritten");
+    os::write_stderr(buf, static_cast<std::size_t>(n));
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
+void report_uncaught(FiberRecord* f) noexcept {
+    std::string what = "unknown exception";
+    try {
+        std::rethrow_exception(f->error);
+    } catch (const Cancelled&) {
+        return;  // the normal end of a cancelled fiber
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+    }
+    f->error_observed = true;
+    char head[128];
+    std::snprintf(head, sizeof head, "green: detached fiber %" PRIu64 " \"%s\" ended with an exception: ", f->id, f->name);
+    std::string line = std::string(head) + what + "\n";
+    os::write_stderr(line.data(), line.size());
+}
+
+}  // namespace green::detail
+
+namespace green {
+
+ExternalWaker::ExternalWaker() noexcept { detail::external_wakers().fetch_add(1); }
+ExternalWaker::~ExternalWaker() { detail::external_wakers().fetch_sub(1); }
+
+}  // namespace green

@@ -1,0 +1,158 @@
+// The public fiber API (green/fiber.hpp) on top of the hub.
+#include <green/fiber.hpp>
+#include <green/run.hpp>
+
+#include <cstring>
+
+#include "hub.hpp"
+#include "spinlock.hpp"
+#include "wait_list.hpp"
+
+namespace green {
+
+namespace detail {
+
+namespace {
+
+// Parks the caller until `f` is done or `deadline` passes.
+WakeReason wait_done(FiberRecord* f, Clock::time_point deadline, bool cancellable) {
+    if (f->done.load(std::memory_order_acquire)) return WakeReason::Woken;
+    Hub& h = Hub::current();
+    if (h.running() == f) {
+        throw std::logic_error("green: a fiber cannot join itself");
+    }
+    ParkOptions o{deadline, cancellable, true};
+    if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return r;
+    Waiter me;
+    me.what = "join";
+    me.object = f;
+    {
+        SpinGuard g(f->joiners.lock);
+        if (f->done.load(std::memory_order_acquire)) return WakeReason::Woken;
+        list_push_back(f->joiners, me);
+    }
+    HubCounters::bump(h.counters.sync_waits);
+    WakeReason r = h.park(me, o);
+    if (r != WakeReason::Woken) {
+        SpinGuard g(f->joiners.lock);
+        if (me.list) list_unlink(f->joiners, me);
+    }
+    return r;
+}
+
+}  // namespace
+
+[[noreturn]] void throw_for(WakeReason r) {
+    switch (r) {
+        case WakeReason::Cancelled: throw Cancelled();
+        case WakeReason::Expired: throw DeadlineExceeded();
+        case WakeReason::Deadlock: throw Deadlock(take_deadlock_report());
+        default: break;
+    }
+    throw std::logic_error("green: unexpected wake reason");
+}
+
+FiberRecord* fiber_create(const SpawnOptions& options, std::size_t payload_size, std::size_t payload_align,
+                          const TaskOps* ops, void** payload) {
+    return Hub::current().create_fiber(options, payload_size, payload_align, ops, payload);
+}
+
+void fiber_start(FiberRecord* f) noexcept { f->hub->start(f); }
+
+void fiber_join(FiberRecord* f) {
+    for (;;) {
+        WakeReason r = wait_done(f, Clock::time_point::max(), true);
+        if (r == WakeReason::Woken) break;
+        if (r != WakeReason::TimedOut) throw_for(r);
+    }
+    if (f->error) {
+        f->error_observed = true;
+        std::rethrow_exception(f->error);
+    }
+}
+
+bool fiber_join_until(FiberRecord* f, Clock::time_point deadline) {
+    WakeReason r = wait_done(f, deadline, true);
+    if (r == WakeReason::Woken) return true;
+    if (r == WakeReason::TimedOut) return false;
+    throw_for(r);
+}
+
+void fiber_detach(FiberRecord* f) noexcept { f->hub->release(f); }
+
+void fiber_cancel(FiberRecord* f) noexcept {
+    if (f->done.load(std::memory_order_acquire)) return;
+    f->hub->request_cancel(f);
+}
+
+bool fiber_done(const FiberRecord* f) noexcept { return f->done.load(std::memory_order_acquire); }
+std::uint64_t fiber_id(const FiberRecord* f) noexcept { return f->id; }
+void* fiber_payload(FiberRecord* f) noexcept { return f->payload; }
+
+}  // namespace detail
+
+namespace this_fiber {
+
+void yield() { detail::Hub::current().yield(); }
+
+void sleep_until(Clock::time_point deadline) {
+    switch (green::wait_until(deadline)) {
+        case WaitResult::TimedOut: return;
+        case WaitResult::Expired: throw DeadlineExceeded();
+        default: throw Cancelled();
+    }
+}
+
+std::uint64_t id() noexcept { return detail::Hub::current().running()->id; }
+
+std::string_view name() noexcept { return detail::Hub::current().running()->name; }
+
+void set_name(std::string_view name) noexcept {
+    auto* f = detail::Hub::current().running();
+    std::size_t n = std::min(name.size(), sizeof f->name - 1);
+    std::memcpy(f->name, name.data(), n);
+    f->name[n] = '\0';
+}
+
+bool cancel_requested() noexcept {
+    return detail::Hub::current().running()->cancel_requested.load(std::memory_order_acquire);
+}
+
+void check_cancel() {
+    auto* f = detail::Hub::current().running();
+    if (f->cancel_requested.exchange(false, std::memory_order_acq_rel)) throw Cancelled();
+}
+
+}  // namespace this_fiber
+
+Deadline::Deadline(Clock::time_point deadline) noexcept : when_(deadline) {
+    auto* f = detail::Hub::current().running();
+    saved_ = f->scoped_deadline;
+    f->scoped_deadline = std::min(saved_, deadline);
+}
+
+Deadline::~Deadline() { detail::Hub::current().running()->scoped_deadline = saved_; }
+
+namespace detail {
+void enter_run_scope() noexcept { ++Hub::current().run_scope_depth; }
+void leave_run_scope() noexcept { --Hub::current().run_scope_depth; }
+}  // namespace detail
+
+Stats stats() noexcept {
+    Stats s{};
+    detail::for_each_hub(
+        [](detail::Hub* h, void* p) {
+            auto* out = static_cast<Stats*>(p);
+            out->fibers_spawned += h->counters.spawned.load(std::memory_order_relaxed);
+            out->switches += h->counters.switches.load(std::memory_order_relaxed);
+            out->fd_waits += h->counters.fd_waits.load(std::memory_order_relaxed);
+            out->timer_waits += h->counters.timer_waits.load(std::memory_order_relaxed);
+            out->sync_waits += h->counters.sync_waits.load(std::memory_order_relaxed);
+            ++out->hubs;
+        },
+        &s);
+    s.pool_jobs = detail::pool_jobs_completed();
+    return s;
+}
+
+}  // namespace green

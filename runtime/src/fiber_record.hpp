@@ -1,0 +1,100 @@
+// The private records behind a fiber and behind one parked wait.
+//
+// FiberRecord lives at the top of the fiber's own stack (the root fiber of a
+// thread, which runs on the thread's native stack, has a heap record), so a
+// spawn costs no allocation once the stack pool is warm. It stays valid until
+// both the Task handle and the running fiber have let go of it (refs).
+//
+// Waiter is the one object every suspension goes through. It lives on the
+// parked fiber's stack and is valid until that fiber resumes. Its `reason` is
+// the single arbiter between everyone who may try to wake it (a primitive's
+// waker on any thread, its own timer, a cancel, an fd close): the first
+// compare-exchange from Waiting wins and is the only one that schedules the
+// fiber, so a fiber is never resumed twice for one wait.
+#pragma once
+
+#include <green/fiber.hpp>
+#include <green/sync.hpp>
+
+#include <boost/context/fiber.hpp>
+#include <ev.h>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+
+#include "stack_pool.hpp"
+
+namespace green::detail {
+
+class Hub;
+
+enum class WakeReason : std::uint8_t {
+    Waiting,    // still parked
+    Woken,      // the thing waited for happened (or ownership was handed over)
+    TimedOut,   // the wait's own deadline
+    Expired,    // an enclosing green::Deadline scope
+    Cancelled,  // Task::cancel()
+    Closed,     // notify_fd_closing() on the fd waited for
+    Deadlock,   // the whole process can never make progress (root in green::run)
+};
+
+// A node in a hub's remote (cross-thread) queue: either a Waiter to make
+// runnable or a FiberRecord to deliver a cancel to.
+struct RemoteNode {
+    RemoteNode* next = nullptr;
+    enum Kind : std::uint8_t { kWake, kCancel } kind = kWake;
+    void* owner = nullptr;  // the Waiter (kWake) or FiberRecord (kCancel)
+};
+
+struct Waiter {
+    FiberRecord* fiber = nullptr;
+    std::atomic<WakeReason> reason{WakeReason::Waiting};
+    bool cancellable = true;
+    // Link in a WaitList (guarded by its lock) or in an fd's waiter list
+    // (touched only by the owning hub's thread).
+    Waiter* next = nullptr;
+    Waiter* prev = nullptr;
+    WaitList* list = nullptr;
+    RemoteNode remote;  // used when woken from another thread
+    // What the fiber waits on, for the deadlock report.
+    const char* what = "";
+    const void* object = nullptr;
+    std::uintptr_t detail = 0;  // primitive-specific: fd events, fiber waited for, ...
+};
+
+enum class FiberState : std::uint8_t { Runnable, Running, Suspended, Done };
+
+struct FiberRecord {
+    boost::context::fiber ctx;  // how to resume this fiber (empty while it runs)
+    Hub* hub = nullptr;
+    std::uint64_t id = 0;
+    char name[32] = {};
+    FiberState state = FiberState::Runnable;
+    bool is_root = false;       // a thread's native stack
+    bool is_scheduler = false;  // the hub's own loop
+    bool error_observed = false;
+
+    FiberRecord* run_next = nullptr;  // hub run queue (hub thread only)
+    FiberRecord* live_prev = nullptr;  // hub's list of live fibers (reports)
+    FiberRecord* live_next = nullptr;
+
+    Waiter* parked = nullptr;  // the current wait (hub thread only)
+    ev_timer timer;            // deadline of the current wait
+    Clock::time_point timer_deadline{};
+    Clock::time_point scoped_deadline = Clock::time_point::max();
+
+    std::atomic<std::uint32_t> refs{2};  // the Task handle + the running fiber
+    std::atomic<bool> done{false};
+    std::atomic<bool> cancel_requested{false};
+    std::atomic<bool> cancel_posted{false};
+    RemoteNode cancel_node{nullptr, RemoteNode::kCancel, nullptr};
+    WaitList joiners;
+
+    const TaskOps* ops = nullptr;
+    void* payload = nullptr;
+    std::exception_ptr error;
+    Stack stack;
+};
+
+}  // namespace green::detail

@@ -1,0 +1,510 @@
+// The hub: a scheduler per OS thread. This file is the specification of how
+// fibers run, park and wake.
+//
+// Contexts on a hub
+//   root       the thread's native stack, seen as a fiber. It exists from the
+//              moment the thread first uses green.
+//   scheduler  a fiber of its own running scheduler_loop(); it runs libev and
+//              everything libev calls back. Hooks recognise it (in_scheduler)
+//              and pass calls made from it straight to libc.
+//   fibers     spawned ones; each pinned to this hub for life.
+//
+// Run loop (scheduler_loop), one tick:
+//   1. Take remote wakes (other threads' wakes land in a lock-free stack and
+//      an ev_async; cancels ride the same queue).
+//   2. If the run queue is non-empty, switch to its head with a budget of
+//      "direct switches" equal to the queue's length: a fiber that suspends
+//      hands the CPU straight to the next runnable fiber (one context switch,
+//      not two through the scheduler) until the budget is spent; then control
+//      returns here. Fibers made runnable during the tick wait for the next,
+//      so I/O is never starved by fibers that keep yielding.
+//   3. Poll libev: without blocking if fibers are runnable (but only every
+//      kPollEveryTicks ticks, an epoll_wait is a syscall), else blocking until
+//      an fd, a timer or a remote wake fires. Before blocking with fibers
+//      parked and no fd, timer or pool job that could ever wake them, tell the
+//      deadlock detector (deadlock.cpp).
+//
+// Wait/wake protocol (see Waiter in fiber_record.hpp)
+//   park:  the fiber has linked a Waiter where its waker will find it; park
+//          arms the fiber's timer if there is a deadline, marks the fiber
+//          Suspended and switches away. When it runs again, the Waiter's
+//          reason says who won.
+//   wake:  compare-exchange reason Waiting -> X. The winner makes the fiber
+//          runnable: directly if it runs on the fiber's hub, else through the
+//          hub's remote queue. Only the fiber's own hub ever resumes it.
+//   A fiber can not be resumed before it has switched away: a same-hub waker
+//   runs only after the fiber switched out, and a remote wake is taken by the
+//   hub only from its scheduler, which runs after the fiber switched out.
+#include "hub.hpp"
+
+#include <green/run.hpp>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#include "os.hpp"
+#include "spinlock.hpp"
+
+namespace green::detail {
+
+namespace {
+
+constexpr unsigned kPollEveryTicks = 61;
+constexpr std::size_t kSchedulerStack = 256 * 1024;
+
+std::atomic<std::uint64_t> g_next_fiber_id{1};
+std::atomic<unsigned> g_next_hub_index{0};
+
+// Stack memory is ours; boost must not free it when a fiber ends.
+struct KeepStack {
+    boost::context::stack_context allocate() { return {}; }
+    void deallocate(boost::context::stack_context&) noexcept {}
+};
+
+void copy_name(FiberRecord* f, std::string_view name) noexcept {
+    std::size_t n = std::min(name.size(), sizeof f->name - 1);
+    std::memcpy(f->name, name.data(), n);
+    f->name[n] = '\0';
+}
+
+double seconds_until(Clock::time_point deadline) noexcept {
+    auto d = deadline - Clock::now();
+    return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+thread_local Hub* Hub::tls_hub_ = nullptr;
+
+// Owns the thread's hub and retires it when the thread ends.
+struct HubThreadExit {
+    Hub* hub = nullptr;
+    ~HubThreadExit() {
+        if (!hub) return;
+        Hub::tls_hub_ = nullptr;
+        hub_registry_remove(hub);
+        // A hub whose fibers all finished can go; one with parked fibers is
+        // left in place (they can never run again, but their memory stays
+        // valid for anyone still holding a Task).
+        if (hub->live_count_ == 0 && hub->current_ == &hub->root_) delete hub;
+    }
+};
+static thread_local HubThreadExit tls_exit;
+
+Hub& Hub::current() {
+    if (tls_hub_) return *tls_hub_;
+    Hub* h = new Hub();
+    tls_hub_ = h;
+    tls_exit.hub = h;
+    hub_registry_add(h);
+    return *h;
+}
+
+Hub::Hub() {
+    index_ = g_next_hub_index.fetch_add(1);
+    tid_ = os::gettid();
+    loop_ = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!loop_) {
+        os::write_stderr("green: ev_loop_new failed (out of file descriptors?)\n");
+        std::abort();
+    }
+    ev_set_userdata(loop_, this);
+    ev_async_init(&async_, &Hub::on_async);
+    async_.data = this;
+    ev_async_start(loop_, &async_);
+
+    root_.hub = this;
+    root_.id = g_next_fiber_id.fetch_add(1);
+    root_.is_root = true;
+    root_.state = FiberState::Running;
+    copy_name(&root_, "thread-root");
+    ev_init(&root_.timer, &Hub::on_timer);
+    root_.timer.data = &root_;
+    current_ = &root_;
+    link_live(&root_);
+
+    install_overflow_handler_for_this_thread();
+
+    // The scheduler is a fiber like any other, minus the Task.
+    Stack s = stacks.get(kSchedulerStack);
+    auto* rec = new (s.top() - ((sizeof(FiberRecord) + 63) & ~std::size_t{63})) FiberRecord();
+    rec->hub = this;
+    rec->id = 0;
+    rec->is_scheduler = true;
+    rec->stack = s;
+    copy_name(rec, "hub-scheduler");
+    char* sp = reinterpret_cast<char*>(rec);
+    boost::context::stack_context sctx;
+    sctx.sp = s.top();
+    sctx.size = s.size;
+    rec->ctx = boost::context::fiber(std::allocator_arg,
+                                     boost::context::preallocated(sp, static_cast<std::size_t>(sp - s.base), sctx),
+                                     KeepStack{}, [this](boost::context::fiber&& from) {
+                                         after_switch(std::move(from));
+                                         scheduler_loop();
+                                         return boost::context::fiber{};
+                                     });
+    scheduler_ = rec;
+}
+
+Hub::~Hub() {
+    // Only reached for hubs with no live fibers. The scheduler fiber is parked
+    // inside scheduler_loop(); unwinding it would throw through noexcept
+    // frames, and it holds nothing to clean up, so its context handle is
+    // dropped without resuming it and its stack goes back to the pool.
+    new boost::context::fiber(std::move(scheduler_->ctx));  // deliberately leaked (8 bytes)
+    stacks.put(scheduler_->stack);
+    destroy_fd_watches();
+    ev_loop_destroy(loop_);
+}
+
+void Hub::link_live(FiberRecord* f) noexcept {
+    f->live_prev = nullptr;
+    f->live_next = live_head_;
+    if (live_head_) live_head_->live_prev = f;
+    live_head_ = f;
+}
+
+void Hub::unlink_live(FiberRecord* f) noexcept {
+    if (f->live_prev) f->live_prev->live_next = f->live_next;
+    else live_head_ = f->live_next;
+    if (f->live_next) f->live_next->live_prev = f->live_prev;
+}
+
+// ---------------------------------------------------------------------------
+// Fiber lifecycle
+
+void fiber_entry_body(FiberRecord* f) {
+    try {
+        f->ops->run(f->payload);
+    } catch (const boost::context::detail::forced_unwind&) {
+        throw;
+    } catch (...) {
+        f->error = std::current_exception();
+    }
+}
+
+FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_size, std::size_t payload_align,
+                               const TaskOps* ops, void** payload) {
+    std::size_t size = options.stack_size ? options.stack_size : config().stack_size;
+    size = std::max<std::size_t>(size, 16 * 1024);
+    Stack s = stacks.get(size);
+    char* top = s.top();
+    auto* f = new (top - ((sizeof(FiberRecord) + 63) & ~std::size_t{63})) FiberRecord();
+    char* p = reinterpret_cast<char*>(f) - payload_size;
+    p = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(std::uintptr_t{payload_align} - 1));
+    *payload = p;
+    char* sp = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63});
+    f->hub = this;
+    f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+    f->stack = s;
+    f->ops = ops;
+    f->payload = p;
+    if (options.name.empty()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "fiber-%llu", static_cast<unsigned long long>(f->id));
+        copy_name(f, buf);
+    } else {
+        copy_name(f, options.name);
+    }
+    ev_init(&f->timer, &Hub::on_timer);
+    f->timer.data = f;
+    boost::context::stack_context sctx;
+    sctx.sp = top;
+    sctx.size = s.size;
+    f->ctx = boost::context::fiber(
+        std::allocator_arg, boost::context::preallocated(sp, static_cast<std::size_t>(sp - s.base), sctx),
+        KeepStack{}, [f](boost::context::fiber&& from) {
+            Hub* h = f->hub;
+            h->after_switch(std::move(from));
+            fiber_entry_body(f);
+            // The fiber is finished: publish it, wake joiners, and leave for
+            // good. Its stack is reclaimed by whoever runs next (after_switch),
+            // once nothing executes on it any more.
+            f->state = FiberState::Done;
+            if (f->error && f->refs.load(std::memory_order_acquire) == 1) {
+                // Detached already: nobody will ever see the exception.
+                report_uncaught(f);
+            }
+            {
+                SpinGuard g(f->joiners.lock);
+                f->done.store(true, std::memory_order_release);
+                while (Waiter* w = f->joiners.head) {
+                    f->joiners.head = w->next;
+                    w->list = nullptr;
+                    wake(*w, WakeReason::Woken);
+                }
+                f->joiners.tail = nullptr;
+            }
+            h->unlink_live(f);
+            --h->live_count_;
+            FiberRecord* next = h->pick_next();
+            h->switch_from_ = f;
+            h->current_ = next;
+            next->state = FiberState::Running;
+            HubCounters::bump(h->counters.switches);
+            return std::move(next->ctx);
+        });
+    link_live(f);
+    ++live_count_;
+    HubCounters::bump(counters.spawned);
+    return f;
+}
+
+void Hub::release(FiberRecord* f) noexcept {
+    if (f->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (f->error && !f->error_observed && f->done.load()) {
+        // Finished with an exception, and the last handle went away unjoined.
+        bool cancelled = false;
+        try {
+            std::rethrow_exception(f->error);
+        } catch (const Cancelled&) {
+            cancelled = true;
+        } catch (...) {
+        }
+        if (!cancelled) report_uncaught(f);
+    }
+    f->ops->destroy(f->payload);
+    Hub* owner = f->hub;
+    Stack s = f->stack;
+    if (!StackPool::canary_intact(s)) report_stack_overflow(f);
+    f->~FiberRecord();
+    // Stacks go back to the pool of the thread releasing them only when that
+    // is the owning hub; otherwise to the owner via the orphan list.
+    if (Hub* here = tls_hub_; here == owner) {
+        here->stacks.put(s);
+    } else {
+        StackPool orphan_carrier;
+        orphan_carrier.put(s);  // its destructor hands the stack to the orphan list
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Switching
+
+FiberRecord* Hub::pick_next() noexcept {
+    if (direct_budget_ > 0 && run_head_) {
+        --direct_budget_;
+        FiberRecord* f = run_head_;
+        run_head_ = f->run_next;
+        if (!run_head_) run_tail_ = nullptr;
+        --run_length_;
+        return f;
+    }
+    return scheduler_;
+}
+
+void Hub::switch_to(FiberRecord* next) noexcept {
+    FiberRecord* self = current_;
+    if (next == self) {  // a yield with nobody else runnable
+        self->state = FiberState::Running;
+        return;
+    }
+    if (!self->stack.guarded && self->stack.base && !StackPool::canary_intact(self->stack)) report_stack_overflow(self);
+    current_ = next;
+    switch_from_ = self;
+    next->state = FiberState::Running;
+    HubCounters::bump(counters.switches);
+    boost::context::fiber from = std::move(next->ctx).resume();
+    after_switch(std::move(from));
+}
+
+void Hub::after_switch(boost::context::fiber&& from) noexcept {
+    FiberRecord* prev = switch_from_;
+    switch_from_ = nullptr;
+    if (prev->state == FiberState::Done) {
+        release(prev);  // the running fiber's own reference
+    } else {
+        prev->ctx = std::move(from);
+    }
+}
+
+void Hub::make_ready(FiberRecord* f) noexcept {
+    f->state = FiberState::Runnable;
+    f->run_next = nullptr;
+    if (run_tail_) run_tail_->run_next = f;
+    else run_head_ = f;
+    run_tail_ = f;
+    ++run_length_;
+}
+
+void Hub::yield() noexcept {
+    // Queue ourselves at the back; the next runnable fiber (or, with the
+    // tick's budget spent, the scheduler) runs first.
+    make_ready(current_);
+    switch_to(pick_next());
+}
+
+// ---------------------------------------------------------------------------
+// Parking and waking
+
+WakeReason Hub::precheck(const ParkOptions& o) noexcept {
+    FiberRecord* self = current_;
+    if (o.cancellable && self->cancel_requested.load(std::memory_order_acquire)) {
+        self->cancel_requested.store(false, std::memory_order_relaxed);
+        return WakeReason::Cancelled;
+    }
+    Clock::time_point scope = o.honour_scope ? self->scoped_deadline : Clock::time_point::max();
+    if (scope != Clock::time_point::max() || o.deadline != Clock::time_point::max()) {
+        Clock::time_point now = Clock::now();
+        if (scope <= now && scope <= o.deadline) return WakeReason::Expired;
+        if (o.deadline <= now) return WakeReason::TimedOut;
+    }
+    return WakeReason::Waiting;
+}
+
+WakeReason Hub::park(Waiter& w, const ParkOptions& o) noexcept {
+    FiberRecord* self = current_;
+    w.fiber = self;
+    w.cancellable = o.cancellable;
+    self->parked = &w;
+    Clock::time_point scope = o.honour_scope ? self->scoped_deadline : Clock::time_point::max();
+    Clock::time_point deadline = std::min(scope, o.deadline);
+    bool timed = deadline != Clock::time_point::max();
+    if (timed) {
+        self->timer_deadline = deadline;
+        ev_timer_set(&self->timer, seconds_until(deadline), 0.0);
+        ev_timer_start(loop_, &self->timer);
+        ++parked_on_timer;
+    }
+    self->state = FiberState::Suspended;
+    switch_to(pick_next());
+    // Running again: exactly one waker won.
+    if (timed) {
+        ev_timer_stop(loop_, &self->timer);
+        --parked_on_timer;
+    }
+    self->parked = nullptr;
+    WakeReason r = w.reason.load(std::memory_order_acquire);
+    if (r == WakeReason::TimedOut && scope <= o.deadline) r = WakeReason::Expired;
+    if (r == WakeReason::Cancelled) self->cancel_requested.store(false, std::memory_order_relaxed);
+    return r;
+}
+
+bool Hub::wake(Waiter& w, WakeReason reason) noexcept {
+    WakeReason expected = WakeReason::Waiting;
+    if (!w.reason.compare_exchange_strong(expected, reason, std::memory_order_acq_rel)) return false;
+    FiberRecord* f = w.fiber;
+    Hub* owner = f->hub;
+    if (owner == tls_hub_) {
+        owner->make_ready(f);
+    } else {
+        w.remote.kind = RemoteNode::kWake;
+        w.remote.owner = &w;
+        owner->post_remote(&w.remote);
+    }
+    return true;
+}
+
+void Hub::on_timer(struct ev_loop* loop, ev_timer* t, int) noexcept {
+    auto* f = static_cast<FiberRecord*>(t->data);
+    double left = seconds_until(f->timer_deadline);
+    if (left > 0) {
+        // libev measures from its cached loop time, which may lag: re-arm
+        // for the remainder rather than wake early.
+        ev_timer_set(t, left, 0.0);
+        ev_timer_start(loop, t);
+        return;
+    }
+    if (f->parked) wake(*f->parked, WakeReason::TimedOut);
+}
+
+void Hub::request_cancel(FiberRecord* f) noexcept {
+    f->cancel_requested.store(true, std::memory_order_release);
+    if (f->hub == tls_hub_) {
+        deliver_cancel(f);
+        return;
+    }
+    if (f->cancel_posted.exchange(true)) return;
+    f->refs.fetch_add(1, std::memory_order_relaxed);  // keep the record alive in the queue
+    f->cancel_node.owner = f;
+    f->hub->post_remote(&f->cancel_node);
+}
+
+void Hub::deliver_cancel(FiberRecord* f) noexcept {
+    if (f->state == FiberState::Suspended && f->parked && f->parked->cancellable &&
+        f->cancel_requested.load(std::memory_order_acquire)) {
+        wake(*f->parked, WakeReason::Cancelled);
+    }
+}
+
+void Hub::post_remote(RemoteNode* node) noexcept {
+    RemoteNode* head = remote_head_.load(std::memory_order_relaxed);
+    do {
+        node->next = head;
+    } while (!remote_head_.compare_exchange_weak(head, node, std::memory_order_seq_cst, std::memory_order_relaxed));
+    if (head == nullptr) {
+        hub_unstick(this);
+        ev_async_send(loop_, &async_);
+    }
+}
+
+void Hub::drain_remote() noexcept {
+    RemoteNode* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
+    // The stack is LIFO; reverse it so wakes are served in arrival order.
+    RemoteNode* fifo = nullptr;
+    while (list) {
+        RemoteNode* next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo) {
+        RemoteNode* next = fifo->next;
+        if (fifo->kind == RemoteNode::kWake) {
+            make_ready(static_cast<Waiter*>(fifo->owner)->fiber);
+        } else {
+            auto* f = static_cast<FiberRecord*>(fifo->owner);
+            f->cancel_posted.store(false, std::memory_order_release);
+            deliver_cancel(f);
+            release(f);
+        }
+        fifo = next;
+    }
+}
+
+void Hub::on_async(struct ev_loop*, ev_async* a, int) noexcept { static_cast<Hub*>(a->data)->drain_remote(); }
+
+// ---------------------------------------------------------------------------
+// The run loop
+
+void Hub::scheduler_loop() {
+    for (;;) {
+        drain_remote();
+        if (closing_pending_.load(std::memory_order_acquire)) process_fd_closings();
+        if (run_head_) {
+            direct_budget_ = run_length_ - 1;
+            FiberRecord* first = run_head_;
+            run_head_ = first->run_next;
+            if (!run_head_) run_tail_ = nullptr;
+            --run_length_;
+            switch_to(first);
+            direct_budget_ = 0;
+            if (run_head_ && ++ticks_since_poll_ < kPollEveryTicks) continue;
+            ticks_since_poll_ = 0;
+            if (run_head_) {
+                ev_run(loop_, EVRUN_NOWAIT);
+                continue;
+            }
+        }
+        if (remote_head_.load(std::memory_order_acquire)) continue;
+        if (parked_on_io == 0 && parked_on_timer == 0 && pool_jobs_in_flight().load() == 0) {
+            // Nothing of ours can wake anyone here; only another thread can.
+            hub_became_stuck(this);
+            if (remote_head_.load(std::memory_order_seq_cst) || run_head_ ||
+                closing_pending_.load(std::memory_order_seq_cst)) {
+                hub_unstick(this);
+                continue;
+            }
+        }
+        ev_run(loop_, EVRUN_ONCE);
+        hub_unstick(this);
+    }
+}
+
+}  // namespace green::detail

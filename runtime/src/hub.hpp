@@ -1,0 +1,160 @@
+// The hub: one per OS thread, owning that thread's fibers, run queue and
+// libev loop. See hub.cpp for the run loop written out as a specification.
+#pragma once
+
+#include <green/io.hpp>
+#include <green/run.hpp>
+
+#include <ev.h>
+
+#include <atomic>
+#include <string>
+#include <cstdint>
+#include <vector>
+
+#include "fiber_record.hpp"
+#include "stack_pool.hpp"
+
+namespace green::detail {
+
+struct FdWatch;
+
+// Per-hub counters, written only by the hub's own thread (relaxed load+store
+// compiles to a plain increment) and read by green::stats() from anywhere.
+struct HubCounters {
+    std::atomic<std::uint64_t> spawned{0}, switches{0}, fd_waits{0}, timer_waits{0}, sync_waits{0};
+    static void bump(std::atomic<std::uint64_t>& c) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+};
+
+struct ParkOptions {
+    Clock::time_point deadline = Clock::time_point::max();
+    bool cancellable = true;       // Task::cancel() interrupts the wait
+    bool honour_scope = true;      // an enclosing green::Deadline bounds it
+};
+
+class Hub {
+public:
+    // The calling thread's hub, created on first use.
+    static Hub& current();
+    static Hub* current_if_any() noexcept { return tls_hub_; }
+    // The fiber running on this thread, or null if the thread has no hub.
+    // Safe in a signal handler.
+    static FiberRecord* running_fiber_if_any() noexcept { return tls_hub_ ? tls_hub_->current_ : nullptr; }
+
+    FiberRecord* running() const noexcept { return current_; }
+    FiberRecord* root_fiber() noexcept { return &root_; }
+    bool in_scheduler() const noexcept { return current_ == scheduler_; }
+    struct ev_loop* loop() const noexcept { return loop_; }
+    unsigned index() const noexcept { return index_; }
+
+    // --- fibers -----------------------------------------------------------
+    FiberRecord* create_fiber(const SpawnOptions& options, std::size_t payload_size, std::size_t payload_align,
+                              const TaskOps* ops, void** payload);
+    void start(FiberRecord* f) noexcept { make_ready(f); }
+    void release(FiberRecord* f) noexcept;  // drop one reference
+
+    // --- the wait/wake protocol -------------------------------------------
+    // Returns at once (without parking) if the wait cannot start: a pending
+    // cancel, or a deadline already past. Otherwise WakeReason::Waiting.
+    WakeReason precheck(const ParkOptions& options) noexcept;
+    // Parks the running fiber on `w` (already linked wherever its waker will
+    // find it) until someone wins the race to wake it. The caller unlinks `w`
+    // afterwards if the reason is not Woken.
+    WakeReason park(Waiter& w, const ParkOptions& options) noexcept;
+    // Any thread: wake `w` for `reason` unless someone else already did.
+    static bool wake(Waiter& w, WakeReason reason) noexcept;
+
+    void yield() noexcept;
+    void request_cancel(FiberRecord* f) noexcept;  // any thread
+
+    // --- fds (io.cpp) -----------------------------------------------------
+    WaitResult wait_fd(int fd, int events, Clock::time_point deadline) noexcept;
+    void fd_closing_local(int fd, std::uint32_t generation) noexcept;
+    void post_fd_closing(int fd, std::uint32_t generation) noexcept;  // any thread
+
+    // --- introspection ------------------------------------------------------
+    void append_report(std::string& out) const;
+    HubCounters counters;
+    StackPool stacks;
+    int run_scope_depth = 0;   // green::run() frames on this thread
+    std::uint64_t parked_on_io = 0;     // fibers in wait_fd
+    std::uint64_t parked_on_timer = 0;  // parked fibers with a deadline armed
+
+private:
+    Hub();
+    ~Hub();
+    friend struct HubThreadExit;
+    friend void fiber_entry_body(FiberRecord*);
+
+    void make_ready(FiberRecord* f) noexcept;
+    void post_remote(RemoteNode* node) noexcept;
+    void drain_remote() noexcept;
+    void deliver_cancel(FiberRecord* f) noexcept;
+    FiberRecord* pick_next() noexcept;
+    void switch_to(FiberRecord* next) noexcept;
+    void after_switch(boost::context::fiber&& from) noexcept;
+    void scheduler_loop();
+    bool nothing_can_wake_us() const noexcept;
+    void process_fd_closings() noexcept;
+    FdWatch* fd_watch(int fd) noexcept;
+    static void on_timer(struct ev_loop*, ev_timer*, int) noexcept;
+    static void on_async(struct ev_loop*, ev_async*, int) noexcept;
+    static void on_fd(struct ev_loop*, ev_io*, int revents) noexcept;
+    void rearm_fd(FdWatch* w) noexcept;
+    void destroy_fd_watches() noexcept;
+    void link_live(FiberRecord* f) noexcept;
+    void unlink_live(FiberRecord* f) noexcept;
+
+    static thread_local Hub* tls_hub_;
+
+    unsigned index_ = 0;
+    struct ev_loop* loop_ = nullptr;
+    ev_async async_;
+    FiberRecord* current_ = nullptr;
+    FiberRecord* switch_from_ = nullptr;  // the context that just switched to us
+    FiberRecord root_;
+    FiberRecord* scheduler_ = nullptr;
+    FiberRecord* run_head_ = nullptr;
+    FiberRecord* run_tail_ = nullptr;
+    std::size_t run_length_ = 0;
+    std::size_t direct_budget_ = 0;  // direct fiber-to-fiber switches left in this tick
+    unsigned ticks_since_poll_ = 0;
+    FiberRecord* live_head_ = nullptr;
+    std::size_t live_count_ = 0;     // excluding root and scheduler
+    std::atomic<RemoteNode*> remote_head_{nullptr};
+    std::atomic<std::uint32_t> closing_lock_{0};
+    std::vector<std::pair<int, std::uint32_t>> closing_;  // guarded by closing_lock_
+    std::atomic<bool> closing_pending_{false};
+    std::vector<FdWatch*> fds_;
+    pid_t tid_ = 0;
+
+public:
+    // Deadlock detector's view (guarded by the global hub registry lock).
+    std::atomic<bool> stuck{false};  // written under the registry lock; read anywhere
+    bool registered = false;
+    pid_t tid() const noexcept { return tid_; }
+};
+
+// Deadlock detection and reports (deadlock.cpp).
+void hub_registry_add(Hub* h);
+void hub_registry_remove(Hub* h);
+// Called by a hub about to block with nothing of its own to wake it.
+void hub_became_stuck(Hub* h);
+void hub_unstick(Hub* h) noexcept;  // any thread, before posting work to h
+[[noreturn]] void report_stack_overflow(FiberRecord* f) noexcept;
+void report_uncaught(FiberRecord* f) noexcept;
+std::string take_deadlock_report();
+std::uint64_t pool_jobs_completed() noexcept;
+[[noreturn]] void throw_for(WakeReason r);
+void describe_wait(const FiberRecord* f, std::string& out);
+std::atomic<int>& pool_jobs_in_flight() noexcept;
+std::atomic<int>& external_wakers() noexcept;
+std::uint32_t fd_generation(int fd) noexcept;
+std::uint32_t bump_fd_generation(int fd) noexcept;
+void note_fd_hub(int fd, unsigned hub_index) noexcept;
+std::uint64_t fd_hub_mask(int fd) noexcept;
+void for_each_hub(void (*fn)(Hub*, void*), void* arg);
+
+}  // namespace green::detail

@@ -1,0 +1,302 @@
+// Fd readiness: the per-fd state machine behind wait_fd(), and close/reuse.
+//
+// Per hub, per fd, one FdWatch: a libev io watcher plus the fibers of this
+// hub waiting on the fd. States of its watcher, by `armed` (the event mask it
+// is started with):
+//
+//   idle (armed = 0)  --wait(E)-->        armed |= E   (ev_io_start)
+//   armed             --event E, waiter-->  wake it, stay armed: the fiber
+//                                          usually waits again right away,
+//                                          and a stop/start costs epoll_ctl
+//   armed             --event E, nobody--> armed &= ~E (lazy disarm; level-
+//                                          triggered epoll would otherwise
+//                                          report it on every poll)
+//   any               --close(fd)-->       waiters woken with Closed, watcher
+//                                          stopped and removed from epoll,
+//                                          generation bumped
+//
+// Generations (process-wide, per fd number) make close-and-reuse safe: each
+// FdWatch remembers the generation it was armed for; a wait that finds a
+// newer one re-initialises the watcher (ev_io_set, so libev re-registers the
+// new file) instead of trusting the old registration, and a close message
+// that reaches another hub late wakes only waiters of the closed generation.
+// Hubs that ever watched an fd are recorded in a bitmask so a close reaches
+// them all.
+#include <green/io.hpp>
+
+#include <atomic>
+#include <new>
+
+#include "hub.hpp"
+#include "spinlock.hpp"
+#include "wait_list.hpp"
+
+namespace green::detail {
+
+struct FdWatch {
+    ev_io io;
+    Hub* hub;
+    WaitList waiters;  // hub-thread only; the lock is unused
+    int armed = 0;
+    std::uint32_t generation = 0;
+};
+
+namespace {
+
+// Process-wide per-fd facts, in lazily allocated chunks so that the table
+// costs nothing for fds never waited on and needs no lock to read.
+struct FdGlobal {
+    std::atomic<std::uint32_t> generation{0};
+    std::atomic<std::uint64_t> hub_mask{0};
+};
+constexpr int kChunkBits = 12;
+constexpr int kChunks = 1 << 10;  // fds below 4M are tracked
+std::atomic<FdGlobal*> g_fd_chunks[kChunks];
+
+FdGlobal* fd_global(int fd, bool create) noexcept {
+    if (fd < 0) return nullptr;
+    unsigned chunk = static_cast<unsigned>(fd) >> kChunkBits;
+    if (chunk >= static_cast<unsigned>(kChunks)) return nullptr;
+    FdGlobal* c = g_fd_chunks[chunk].load(std::memory_order_acquire);
+    if (!c) {
+        if (!create) return nullptr;
+        auto* fresh = new (std::nothrow) FdGlobal[1u << kChunkBits];
+        if (!fresh) return nullptr;
+        if (g_fd_chunks[chunk].compare_exchange_strong(c, fresh, std::memory_order_acq_rel)) c = fresh;
+        else delete[] fresh;
+    }
+    return &c[static_cast<unsigned>(fd) & ((1u << kChunkBits) - 1)];
+}
+
+WaitResult to_result(WakeReason r) noexcept {
+    switch (r) {
+        case WakeReason::Woken: return WaitResult::Ready;
+        case WakeReason::TimedOut: return WaitResult::TimedOut;
+        case WakeReason::Expired: return WaitResult::Expired;
+        case WakeReason::Closed: return WaitResult::Closed;
+        case WakeReason::Cancelled:
+        case WakeReason::Deadlock:
+        case WakeReason::Waiting: break;
+    }
+    return WaitResult::Cancelled;
+}
+
+
+}  // namespace
+
+std::uint32_t fd_generation(int fd) noexcept {
+    FdGlobal* g = fd_global(fd, false);
+    return g ? g->generation.load(std::memory_order_acquire) : 0;
+}
+
+std::uint32_t bump_fd_generation(int fd) noexcept {
+    FdGlobal* g = fd_global(fd, false);
+    return g ? g->generation.fetch_add(1, std::memory_order_acq_rel) + 1 : 0;
+}
+
+void note_fd_hub(int fd, unsigned hub_index) noexcept {
+    if (FdGlobal* g = fd_global(fd, true)) {
+        std::uint64_t bit = std::uint64_t{1} << (hub_index < 63 ? hub_index : 63);
+        if (!(g->hub_mask.load(std::memory_order_relaxed) & bit)) g->hub_mask.fetch_or(bit, std::memory_order_acq_rel);
+    }
+}
+
+std::uint64_t fd_hub_mask(int fd) noexcept {
+    FdGlobal* g = fd_global(fd, false);
+    return g ? g->hub_mask.load(std::memory_order_acquire) : 0;
+}
+
+FdWatch* Hub::fd_watch(int fd) noexcept {
+    if (static_cast<std::size_t>(fd) >= fds_.size()) fds_.resize(static_cast<std::size_t>(fd) + 64, nullptr);
+    FdWatch* w = fds_[static_cast<std::size_t>(fd)];
+    std::uint32_t gen = fd_generation(fd);
+    if (!w) {
+        w = new FdWatch();
+        w->hub = this;
+        ev_io_init(&w->io, &Hub::on_fd, fd, 0);
+        w->io.data = w;
+        w->generation = gen;
+        fds_[static_cast<std::size_t>(fd)] = w;
+        note_fd_hub(fd, index_);
+    } else if (w->generation != gen) {
+        // Closed and reused since this hub last used the number: whatever
+        // libev and epoll knew belongs to the old file.
+        list_wake_all(w->waiters, WakeReason::Closed);
+        ev_io_stop(loop_, &w->io);
+        ev_io_set(&w->io, fd, 0);
+        w->armed = 0;
+        w->generation = gen;
+        note_fd_hub(fd, index_);
+    }
+    return w;
+}
+
+void Hub::rearm_fd(FdWatch* w) noexcept {
+    int want = w->armed;
+    ev_io_stop(loop_, &w->io);
+    if (want) {
+        ev_io_modify(&w->io, want);
+        ev_io_start(loop_, &w->io);
+    }
+}
+
+WaitResult Hub::wait_fd(int fd, int events, Clock::time_point deadline) noexcept {
+    ParkOptions o{deadline, true, true};
+    if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
+    events &= kReadable | kWritable;
+    if (fd < 0 || events == 0) return WaitResult::Ready;  // the caller's syscall reports the error
+    FdWatch* w = fd_watch(fd);
+    Waiter me;
+    me.what = "fd";
+    me.object = reinterpret_cast<const void*>(static_cast<std::intptr_t>(fd));
+    me.detail = static_cast<std::uintptr_t>(events);
+    list_push_back(w->waiters, me);
+    if ((w->armed & events) != events) {
+        w->armed |= events;
+        rearm_fd(w);
+    }
+    ++parked_on_io;
+    HubCounters::bump(counters.fd_waits);
+    WakeReason r = park(me, o);
+    --parked_on_io;
+    if (me.list) list_unlink(w->waiters, me);
+    return to_result(r);
+}
+
+void Hub::on_fd(struct ev_loop*, ev_io* io, int revents) noexcept {
+    auto* w = static_cast<FdWatch*>(io->data);
+    Hub* h = w->hub;
+    int waited = 0;
+    for (Waiter* x = w->waiters.head; x;) {
+        Waiter* next = x->next;
+        int want = static_cast<int>(x->detail);
+        waited |= want;
+        if ((want & revents) || (revents & EV_ERROR)) {
+            list_unlink(w->waiters, *x);
+            wake(*x, WakeReason::Woken);
+        }
+        x = next;
+    }
+    if (revents & EV_ERROR) {
+        // libev stopped the watcher (the fd is bad). Waiters were woken and
+        // will see the error from their own syscall.
+        w->armed = 0;
+        return;
+    }
+    int unwanted = revents & (EV_READ | EV_WRITE) & ~waited;
+    if (unwanted) {
+        w->armed &= ~unwanted;
+        h->rearm_fd(w);
+    }
+}
+
+void Hub::fd_closing_local(int fd, std::uint32_t generation) noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+    FdWatch* w = fds_[static_cast<std::size_t>(fd)];
+    if (!w || w->generation >= generation) return;  // already handled or newer
+    list_wake_all(w->waiters, WakeReason::Closed);
+    if (w->armed) {
+        // epoll watches the open file description, not the number: with a dup
+        // of the fd still open, the kernel keeps the registration after
+        // close(). libev notices events for an fd nobody watches (its
+        // per-fd generation no longer matches) and rebuilds its epoll set,
+        // so this costs a rebuild, never a wrong wake.
+        ev_io_stop(loop_, &w->io);
+        w->armed = 0;
+    }
+    ev_io_set(&w->io, fd, 0);
+    w->generation = generation;
+}
+
+void Hub::post_fd_closing(int fd, std::uint32_t generation) noexcept {
+    {
+        SpinGuard g(closing_lock_);
+        closing_.emplace_back(fd, generation);
+        closing_pending_.store(true, std::memory_order_release);
+    }
+    hub_unstick(this);
+    ev_async_send(loop_, &async_);
+}
+
+void Hub::process_fd_closings() noexcept {
+    std::vector<std::pair<int, std::uint32_t>> batch;
+    {
+        SpinGuard g(closing_lock_);
+        batch.swap(closing_);
+        closing_pending_.store(false, std::memory_order_relaxed);
+    }
+    for (auto [fd, gen] : batch) fd_closing_local(fd, gen);
+}
+
+void Hub::destroy_fd_watches() noexcept {
+    for (FdWatch* w : fds_) {
+        if (!w) continue;
+        ev_io_stop(loop_, &w->io);
+        delete w;
+    }
+    fds_.clear();
+}
+
+}  // namespace green::detail
+
+namespace green {
+
+const char* to_string(WaitResult r) noexcept {
+    switch (r) {
+        case WaitResult::Ready: return "ready";
+        case WaitResult::TimedOut: return "timed out";
+        case WaitResult::Expired: return "deadline expired";
+        case WaitResult::Cancelled: return "cancelled";
+        case WaitResult::Closed: return "closed";
+    }
+    return "?";
+}
+
+WaitResult wait_fd(int fd, int events, Clock::time_point deadline) noexcept {
+    return detail::Hub::current().wait_fd(fd, events, deadline);
+}
+
+WaitResult wait_until(Clock::time_point deadline) noexcept {
+    using namespace detail;
+    Hub& h = Hub::current();
+    ParkOptions o{deadline, true, true};
+    if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
+        return r == WakeReason::TimedOut ? WaitResult::TimedOut
+               : r == WakeReason::Expired ? WaitResult::Expired
+                                          : WaitResult::Cancelled;
+    }
+    Waiter me;
+    me.what = "sleep";
+    HubCounters::bump(h.counters.timer_waits);
+    switch (h.park(me, o)) {
+        case WakeReason::TimedOut: return WaitResult::TimedOut;
+        case WakeReason::Expired: return WaitResult::Expired;
+        default: return WaitResult::Cancelled;
+    }
+}
+
+void notify_fd_closing(int fd) noexcept {
+    using namespace detail;
+    std::uint64_t mask = fd_hub_mask(fd);
+    if (mask == 0) return;  // no hub ever waited on it
+    std::uint32_t gen = bump_fd_generation(fd);
+    Hub* here = Hub::current_if_any();
+    struct Ctx {
+        int fd;
+        std::uint32_t gen;
+        std::uint64_t mask;
+        Hub* here;
+    } ctx{fd, gen, mask, here};
+    for_each_hub(
+        [](Hub* h, void* p) {
+            auto* c = static_cast<Ctx*>(p);
+            std::uint64_t bit = std::uint64_t{1} << (h->index() < 63 ? h->index() : 63);
+            if (!(c->mask & bit)) return;
+            if (h == c->here) h->fd_closing_local(c->fd, c->gen);
+            else h->post_fd_closing(c->fd, c->gen);
+        },
+        &ctx);
+}
+
+}  // namespace green
+

@@ -1,0 +1,48 @@
+// The runtime's own door to the operating system.
+//
+// When libgreen runs under the LD_PRELOAD shim, the shim interposes read,
+// write, poll, nanosleep, pthread_create, pthread mutexes and syscall(). The
+// runtime must never reach its own hooks (that recurses or parks the hub), so
+// every OS facility it needs comes from here: symbols looked up directly in
+// libc.so.6 (never RTLD_DEFAULT/RTLD_NEXT, which find the shim first), and
+// futex/gettid through the raw syscall instruction.
+#pragma once
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace green::detail::os {
+
+struct Libc {
+    int (*pthread_create)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+    int (*pthread_join)(pthread_t, void**);
+    int (*pthread_detach)(pthread_t);
+    ssize_t (*write)(int, const void*, size_t);
+    ssize_t (*read)(int, void*, size_t);
+    int (*close)(int);
+    int (*nanosleep)(const struct timespec*, struct timespec*);
+};
+
+// Resolved on first use; safe before any constructor of ours has run.
+const Libc& libc() noexcept;
+
+long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept;
+
+// Blocks the OS thread while *word == expected (spurious returns possible).
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept;
+void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept;
+
+pid_t gettid() noexcept;
+
+// Writes all of `text` to fd 2 with the real write(); async-signal-safe.
+void write_stderr(const char* text, std::size_t len) noexcept;
+void write_stderr(const char* text) noexcept;
+
+// Reads a small /proc or /sys file as an integer; `fallback` on any failure.
+long read_long_file(const char* path, long fallback) noexcept;
+
+}  // namespace green::detail::os
