@@ -80,9 +80,33 @@ void hub_registry_add(Hub* h) {
     h->registered = true;
 }
 
+namespace {
+// Counters of hubs whose thread ended, so totals survive them (GREEN_STATS
+// prints after the main thread's thread_local destructors have run).
+Stats g_retired{};
+}  // namespace
+
+void add_counters(const Hub* h, Stats& out) noexcept {
+    out.fibers_spawned += h->counters.spawned.load(std::memory_order_relaxed);
+    out.switches += h->counters.switches.load(std::memory_order_relaxed);
+    out.fd_waits += h->counters.fd_waits.load(std::memory_order_relaxed);
+    out.timer_waits += h->counters.timer_waits.load(std::memory_order_relaxed);
+    out.sync_waits += h->counters.sync_waits.load(std::memory_order_relaxed);
+    ++out.hubs;
+}
+
+Stats counters_snapshot() noexcept {
+    SpinGuard g(g_registry_lock);
+    Stats s = g_retired;
+    if (g_hubs)
+        for (Hub* h : *g_hubs) add_counters(h, s);
+    return s;
+}
+
 void hub_registry_remove(Hub* h) {
     SpinGuard g(g_registry_lock);
     if (!h->registered) return;
+    add_counters(h, g_retired);
     h->registered = false;
     if (h->stuck) {
         h->stuck = false;

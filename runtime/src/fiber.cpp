@@ -139,18 +139,7 @@ void leave_run_scope() noexcept { --Hub::current().run_scope_depth; }
 }  // namespace detail
 
 Stats stats() noexcept {
-    Stats s{};
-    detail::for_each_hub(
-        [](detail::Hub* h, void* p) {
-            auto* out = static_cast<Stats*>(p);
-            out->fibers_spawned += h->counters.spawned.load(std::memory_order_relaxed);
-            out->switches += h->counters.switches.load(std::memory_order_relaxed);
-            out->fd_waits += h->counters.fd_waits.load(std::memory_order_relaxed);
-            out->timer_waits += h->counters.timer_waits.load(std::memory_order_relaxed);
-            out->sync_waits += h->counters.sync_waits.load(std::memory_order_relaxed);
-            ++out->hubs;
-        },
-        &s);
+    Stats s = detail::counters_snapshot();
     s.pool_jobs = detail::pool_jobs_completed();
     return s;
 }

@@ -71,6 +71,7 @@ public:
 
     // --- fds (io.cpp) -----------------------------------------------------
     WaitResult wait_fd(int fd, int events, Clock::time_point deadline) noexcept;
+    WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept;
     void fd_closing_local(int fd, std::uint32_t generation) noexcept;
     void post_fd_closing(int fd, std::uint32_t generation) noexcept;  // any thread
 
@@ -146,6 +147,7 @@ void hub_unstick(Hub* h) noexcept;  // any thread, before posting work to h
 [[noreturn]] void report_stack_overflow(FiberRecord* f) noexcept;
 void report_uncaught(FiberRecord* f) noexcept;
 std::string take_deadlock_report();
+Stats counters_snapshot() noexcept;  // all hubs, including retired ones
 std::uint64_t pool_jobs_completed() noexcept;
 [[noreturn]] void throw_for(WakeReason r);
 void describe_wait(const FiberRecord* f, std::string& out);

@@ -190,6 +190,44 @@ void Hub::on_fd(struct ev_loop*, ev_io* io, int revents) noexcept {
     }
 }
 
+WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept {
+    ParkOptions o{deadline, true, true};
+    if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
+    // Temporary watchers beside any long-lived FdWatch of the same fds; libev
+    // merges their interest per fd. Small sets live on the stack.
+    struct Temp {
+        ev_io io;
+    };
+    constexpr std::size_t kInline = 16;
+    Temp inline_watchers[kInline];
+    std::vector<Temp> heap_watchers;
+    Temp* watchers = inline_watchers;
+    if (n > kInline) {
+        heap_watchers.resize(n);
+        watchers = heap_watchers.data();
+    }
+    Waiter me;
+    me.what = "poll";
+    me.detail = n;
+    std::size_t armed = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        int ev = fds[i].events & (kReadable | kWritable);
+        if (fds[i].fd < 0 || ev == 0) continue;
+        ev_io_init(&watchers[armed].io,
+                   [](struct ev_loop*, ev_io* io, int) { wake(*static_cast<Waiter*>(io->data), WakeReason::Woken); },
+                   fds[i].fd, ev);
+        watchers[armed].io.data = &me;
+        ev_io_start(loop_, &watchers[armed].io);
+        ++armed;
+    }
+    if (armed) ++parked_on_io;
+    HubCounters::bump(counters.fd_waits);
+    WakeReason r = park(me, o);
+    if (armed) --parked_on_io;
+    for (std::size_t i = 0; i < armed; ++i) ev_io_stop(loop_, &watchers[i].io);
+    return to_result(r);
+}
+
 void Hub::fd_closing_local(int fd, std::uint32_t generation) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
     FdWatch* w = fds_[static_cast<std::size_t>(fd)];
@@ -254,6 +292,10 @@ const char* to_string(WaitResult r) noexcept {
 
 WaitResult wait_fd(int fd, int events, Clock::time_point deadline) noexcept {
     return detail::Hub::current().wait_fd(fd, events, deadline);
+}
+
+WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept {
+    return detail::Hub::current().wait_any_fd(fds, n, deadline);
 }
 
 WaitResult wait_until(Clock::time_point deadline) noexcept {

@@ -14,6 +14,7 @@
 
 #include <green/fiber.hpp>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace green {
@@ -38,6 +39,16 @@ enum IoEvents : int {
 // without a deadline. Must be called from a fiber (any thread gets a hub on
 // first use).
 WaitResult wait_fd(int fd, int events, Clock::time_point deadline = Clock::time_point::max()) noexcept;
+
+// Suspends until any of `n` fds has one of its events (poll/select/epoll
+// semantics: the caller re-checks with a zero-timeout call afterwards), or
+// `deadline` passes. Uses temporary watchers: one epoll_ctl per fd and wait.
+struct FdInterest {
+    int fd;
+    int events;  // IoEvents mask; entries with 0 are ignored
+};
+WaitResult wait_any_fd(const FdInterest* fds, std::size_t n,
+                       Clock::time_point deadline = Clock::time_point::max()) noexcept;
 
 // Suspends until `deadline`, without throwing; TimedOut is the normal outcome.
 WaitResult wait_until(Clock::time_point deadline) noexcept;

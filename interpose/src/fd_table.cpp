@@ -1,0 +1,57 @@
+// See fd_table.hpp. Chunked, lazily allocated table of atomic pointers so a
+// lookup on the I/O hot path is two loads and no lock.
+#include "fd_table.hpp"
+
+#include <new>
+
+namespace green::interpose {
+
+namespace {
+
+constexpr int kChunkBits = 12;
+constexpr int kChunks = 1 << 10;
+std::atomic<std::atomic<Description*>*> g_chunks[kChunks];
+
+std::atomic<Description*>* slot(int fd, bool create) noexcept {
+    if (fd < 0) return nullptr;
+    unsigned chunk = static_cast<unsigned>(fd) >> kChunkBits;
+    if (chunk >= static_cast<unsigned>(kChunks)) return nullptr;
+    std::atomic<Description*>* c = g_chunks[chunk].load(std::memory_order_acquire);
+    if (!c) {
+        if (!create) return nullptr;
+        auto* fresh = new (std::nothrow) std::atomic<Description*>[1u << kChunkBits]();
+        if (!fresh) return nullptr;
+        if (g_chunks[chunk].compare_exchange_strong(c, fresh)) c = fresh;
+        else delete[] fresh;
+    }
+    return &c[static_cast<unsigned>(fd) & ((1u << kChunkBits) - 1)];
+}
+
+void drop(Description* d) noexcept {
+    if (d && d->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete d;
+}
+
+}  // namespace
+
+void fd_adopt(int fd, FdKind kind, bool user_nonblock) noexcept {
+    if (auto* s = slot(fd, true)) drop(s->exchange(new Description(kind, user_nonblock)));
+}
+
+void fd_share(int oldfd, int newfd) noexcept {
+    Description* d = fd_lookup(oldfd);
+    auto* s = slot(newfd, d != nullptr);
+    if (!s) return;
+    if (d) d->refs.fetch_add(1, std::memory_order_relaxed);
+    drop(s->exchange(d));
+}
+
+void fd_forget(int fd) noexcept {
+    if (auto* s = slot(fd, false)) drop(s->exchange(nullptr));
+}
+
+Description* fd_lookup(int fd) noexcept {
+    auto* s = slot(fd, false);
+    return s ? s->load(std::memory_order_acquire) : nullptr;
+}
+
+}  // namespace green::interpose

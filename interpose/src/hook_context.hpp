@@ -1,0 +1,74 @@
+// When a hook may suspend the calling fiber, and how one blocking attempt
+// becomes "try, wait for readiness, try again" with unpatched semantics.
+//
+// A hook suspends only when all of these hold; otherwise it is the real call:
+//  - the shim finished initialising (calls from other libraries'
+//    constructors, or from dlsym's own internals, come earlier);
+//  - the calling thread has a hub (threads the shim does not own pass);
+//  - the caller is not the hub's scheduler, i.e. not libev or the runtime
+//    itself (libev's epoll_wait and eventfd writes must really happen);
+//  - for fd calls, the fd is managed (fd_table.hpp) and the program did not
+//    make it non-blocking itself (then EAGAIN is what it expects).
+#pragma once
+
+#include <green/io.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+
+#include "fd_table.hpp"
+#include "hub.hpp"
+
+namespace green::interpose {
+
+extern std::atomic<bool> g_shim_ready;
+
+inline detail::Hub* fiber_context() noexcept {
+    if (!g_shim_ready.load(std::memory_order_acquire)) return nullptr;
+    detail::Hub* h = detail::Hub::current_if_any();
+    return (h && !h->in_scheduler()) ? h : nullptr;
+}
+
+// Counters for GREEN_STATS, by call family.
+enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Count };
+void count_call(Family f) noexcept;
+
+inline Clock::time_point deadline_after_ns(std::int64_t ns) noexcept {
+    return ns > 0 ? Clock::now() + std::chrono::nanoseconds(ns) : Clock::time_point::max();
+}
+
+// Maps a wait that did not end in readiness to the errno the kernel would
+// have given the blocking call: timeout -> EAGAIN (SO_RCVTIMEO/SO_SNDTIMEO),
+// fd closed under us -> EBADF, anything else (a cancel, which only fibers of
+// programs that use the runtime API can receive) -> EINTR.
+inline int errno_for(WaitResult r) noexcept {
+    switch (r) {
+        case WaitResult::TimedOut: return EAGAIN;
+        case WaitResult::Closed: return EBADF;
+        default: return EINTR;
+    }
+}
+
+// Repeats `attempt` (a real non-blocking call) until it does not fail with
+// EAGAIN, parking the fiber on `fd` in between. Returns what the blocking call
+// would have returned; errno is left untouched on success.
+template <class Attempt>
+auto retry_until_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline, Attempt&& attempt) {
+    const int saved_errno = errno;
+    for (;;) {
+        auto r = attempt();
+        if (r >= 0) {
+            errno = saved_errno;
+            return r;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return r;
+        WaitResult w = h->wait_fd(fd, events, deadline);
+        if (w != WaitResult::Ready) {
+            errno = errno_for(w);
+            return decltype(r)(-1);
+        }
+    }
+}
+
+}  // namespace green::interpose

@@ -1,0 +1,179 @@
+// poll, ppoll, select, pselect, epoll_wait, epoll_pwait (and the
+// _FORTIFY_SOURCE entry points __poll_chk, __ppoll_chk).
+//
+// Each first asks the kernel with a zero timeout; if nothing is ready and the
+// caller would wait, the fiber parks on a watcher per fd (one wait for the
+// whole set, no busy polling), then asks the kernel again with a zero
+// timeout. The kernel thus computes every revents bit itself, so results are
+// identical to unpatched. Wakeups that the zero-timeout recheck does not
+// confirm (another fiber drained the fd) go back to waiting.
+//
+// Not suspended, by design (documented): calls with a signal mask (ppoll,
+// pselect, epoll_pwait with a non-null mask) block the hub, because the mask
+// must be atomically in force for the wait and would apply to every fiber of
+// the hub; and entries asking only for POLLERR/POLLHUP (events == 0) are not
+// watched, as libev cannot watch "no event" — such a poll wakes on its
+// timeout or on another fd only.
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+
+#include <vector>
+
+#include "hook_context.hpp"
+#include "real.hpp"
+
+using namespace green;
+using namespace green::interpose;
+
+namespace {
+
+Clock::time_point deadline_ms(int timeout_ms) noexcept {
+    return timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
+}
+
+Clock::time_point deadline_ts(const timespec* ts) noexcept {
+    if (!ts) return Clock::time_point::max();
+    return Clock::now() + std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec);
+}
+
+int interest_of(short events) noexcept {
+    int e = 0;
+    if (events & (POLLIN | POLLPRI | POLLRDHUP | POLLRDNORM | POLLRDBAND)) e |= kReadable;
+    if (events & (POLLOUT | POLLWRNORM | POLLWRBAND)) e |= kWritable;
+    return e;
+}
+
+// Parks until the set may be ready; `check` is the zero-timeout kernel call.
+template <class Check>
+int wait_set(detail::Hub* h, const FdInterest* set, std::size_t n, Clock::time_point deadline, Check&& check) {
+    const int saved_errno = errno;
+    for (;;) {
+        int r = check();
+        if (r != 0) {
+            if (r > 0) errno = saved_errno;
+            return r;
+        }
+        if (deadline != Clock::time_point::max() && Clock::now() >= deadline) {
+            errno = saved_errno;
+            return 0;
+        }
+        WaitResult w = h->wait_any_fd(set, n, deadline);
+        if (w == WaitResult::TimedOut) {
+            int last = check();  // report what became ready at the very end, as the kernel would
+            if (last >= 0) errno = saved_errno;
+            return last;
+        }
+        if (w != WaitResult::Ready) {
+            errno = EINTR;
+            return -1;
+        }
+    }
+}
+
+int poll_fiber(detail::Hub* h, pollfd* fds, nfds_t n, Clock::time_point deadline) {
+    FdInterest inline_set[16];
+    std::vector<FdInterest> heap_set;
+    FdInterest* set = inline_set;
+    if (n > 16) {
+        heap_set.resize(n);
+        set = heap_set.data();
+    }
+    for (nfds_t i = 0; i < n; ++i) set[i] = FdInterest{fds[i].fd, interest_of(fds[i].events)};
+    return wait_set(h, set, n, deadline, [&] { return real_poll()(fds, n, 0); });
+}
+
+int select_fiber(detail::Hub* h, int nfds, fd_set* r, fd_set* w, fd_set* e, Clock::time_point deadline) {
+    // select() overwrites its sets: keep the caller's originals to recheck with.
+    fd_set in_r, in_w, in_e;
+    if (r) in_r = *r;
+    if (w) in_w = *w;
+    if (e) in_e = *e;
+    std::vector<FdInterest> set;
+    for (int fd = 0; fd < nfds; ++fd) {
+        int ev = 0;
+        if ((r && FD_ISSET(fd, &in_r)) || (e && FD_ISSET(fd, &in_e))) ev |= kReadable;
+        if (w && FD_ISSET(fd, &in_w)) ev |= kWritable;
+        if (ev) set.push_back({fd, ev});
+    }
+    return wait_set(h, set.data(), set.size(), deadline, [&] {
+        if (r) *r = in_r;
+        if (w) *w = in_w;
+        if (e) *e = in_e;
+        timeval zero{0, 0};
+        return real_select()(nfds, r, w, e, &zero);
+    });
+}
+
+}  // namespace
+
+extern "C" {
+
+int poll(pollfd* fds, nfds_t n, int timeout) {
+    count_call(Family::Poll);
+    detail::Hub* h = fiber_context();
+    if (!h || timeout == 0) return real_poll()(fds, n, timeout);
+    return poll_fiber(h, fds, n, deadline_ms(timeout));
+}
+
+int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
+    if (fdslen / sizeof(pollfd) < n) __builtin_trap();
+    return poll(fds, n, timeout);
+}
+
+int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
+    count_call(Family::Poll);
+    detail::Hub* h = fiber_context();
+    if (!h || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return real_ppoll()(fds, n, ts, mask);
+    return poll_fiber(h, fds, n, deadline_ts(ts));
+}
+
+int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask, size_t fdslen) {
+    if (fdslen / sizeof(pollfd) < n) __builtin_trap();
+    return ppoll(fds, n, ts, mask);
+}
+
+int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
+    count_call(Family::Poll);
+    detail::Hub* h = fiber_context();
+    if (!h || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select()(nfds, r, w, e, tv);
+    Clock::time_point deadline =
+        tv ? Clock::now() + std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec)
+           : Clock::time_point::max();
+    int result = select_fiber(h, nfds, r, w, e, deadline);
+    if (tv && result >= 0) {
+        // Linux reports the time not slept.
+        auto left = deadline - Clock::now();
+        if (left.count() < 0 || result == 0) left = Clock::duration::zero();
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
+        tv->tv_sec = static_cast<time_t>(us / 1000000);
+        tv->tv_usec = static_cast<suseconds_t>(us % 1000000);
+    }
+    return result;
+}
+
+int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts, const sigset_t* mask) {
+    count_call(Family::Poll);
+    detail::Hub* h = fiber_context();
+    if (!h || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return real_pselect()(nfds, r, w, e, ts, mask);
+    return select_fiber(h, nfds, r, w, e, deadline_ts(ts));
+}
+
+int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
+    count_call(Family::Poll);
+    detail::Hub* h = fiber_context();
+    if (!h || timeout == 0) return real_epoll_wait()(epfd, events, maxevents, timeout);
+    // An epoll fd is itself readable while any of its events is pending.
+    FdInterest self{epfd, kReadable};
+    return wait_set(h, &self, 1, deadline_ms(timeout), [&] { return real_epoll_wait()(epfd, events, maxevents, 0); });
+}
+
+int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout, const sigset_t* mask) {
+    if (mask) {
+        count_call(Family::Poll);
+        return real_epoll_pwait()(epfd, events, maxevents, timeout, mask);
+    }
+    return epoll_wait(epfd, events, maxevents, timeout);
+}
+
+}  // extern "C"

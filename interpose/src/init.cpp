@@ -1,0 +1,56 @@
+// Bringing the shim up inside an unmodified program, and its report at exit.
+//
+// The constructor validates GREEN_* (a bad value exits 2 with one line),
+// gives the main thread its hub, so that `main` runs as that hub's root fiber
+// and every hooked blocking call it makes suspends only the calling fiber,
+// and only then lets hooks suspend (g_shim_ready). Priority 101 runs it
+// before the program's own constructors where the linker allows.
+//
+// GREEN_STATS=1 prints, at exit, that the shim was active and what it did.
+#include <green/run.hpp>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+
+#include "hook_context.hpp"
+#include "os.hpp"
+
+namespace green::interpose {
+
+std::atomic<bool> g_shim_ready{false};
+
+namespace {
+
+std::atomic<std::uint64_t> g_calls[static_cast<int>(Family::Count)];
+const char* const kFamilyNames[] = {"socket", "read", "write", "connect", "accept", "close",
+                                    "poll", "sleep", "dns", "fcntl"};
+
+void print_stats() {
+    Stats s = green::stats();
+    char buf[1024];
+    int n = std::snprintf(buf, sizeof buf,
+                          "green: shim active (pid %d): hubs %" PRIu64 ", fibers spawned %" PRIu64
+                          ", switches %" PRIu64 ", waits: fd %" PRIu64 ", timer %" PRIu64 ", sync %" PRIu64
+                          ", pool jobs %" PRIu64 "\ngreen: hooked calls:",
+                          static_cast<int>(getpid()), s.hubs, s.fibers_spawned, s.switches, s.fd_waits,
+                          s.timer_waits, s.sync_waits, s.pool_jobs);
+    for (int i = 0; i < static_cast<int>(Family::Count) && n < static_cast<int>(sizeof buf) - 40; ++i)
+        n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " %s=%" PRIu64, kFamilyNames[i],
+                           g_calls[i].load(std::memory_order_relaxed));
+    if (n < static_cast<int>(sizeof buf) - 1) buf[n++] = '\n';
+    detail::os::write_stderr(buf, static_cast<std::size_t>(n));
+}
+
+__attribute__((constructor(101))) void start_shim() {
+    const Config& c = green::config();  // exits 2 on a bad GREEN_* value
+    detail::Hub::current();
+    if (c.stats) std::atexit(print_stats);
+    g_shim_ready.store(true, std::memory_order_release);
+}
+
+}  // namespace
+
+void count_call(Family f) noexcept { g_calls[static_cast<int>(f)].fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace green::interpose
