@@ -88,8 +88,10 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
     if (!d || d->user_nonblock.load(std::memory_order_relaxed)) return real_connect()(fd, addr, len);
     const int saved_errno = errno;
     const auto deadline = deadline_after_ns(d->send_timeout_ns.load());
+    bool started = false;
     for (;;) {
-        int r = real_connect()(fd, addr, len);
+        int r = started ? -1 : real_connect()(fd, addr, len);
+        if (started) errno = EINPROGRESS;
         if (r == 0) {
             errno = saved_errno;
             return 0;
@@ -104,6 +106,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
             continue;
         }
         if (errno != EINPROGRESS) return -1;
+        started = true;
         WaitResult w = h->wait_fd(fd, kWritable, deadline);
         if (w == WaitResult::TimedOut) {
             // What Linux's blocking connect reports when SO_SNDTIMEO expires;
@@ -115,14 +118,15 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
             errno = errno_for(w);
             return -1;
         }
-        int err = 0;
-        socklen_t elen = sizeof err;
-        if (real_getsockopt()(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return -1;
-        if (err == 0) {
+        // Ask connect() itself, not SO_ERROR: it also moves the socket to
+        // the connected state, so a later connect() reports EISCONN as
+        // after a blocking connect. Still in progress: wait again.
+        int r2 = real_connect()(fd, addr, len);
+        if (r2 == 0 || errno == EISCONN) {
             errno = saved_errno;
             return 0;
         }
-        errno = err;
+        if (errno == EALREADY || errno == EINPROGRESS) continue;
         return -1;
     }
 }

@@ -9,6 +9,8 @@
 // GREEN_STATS=1 prints, at exit, that the shim was active and what it did.
 #include <green/run.hpp>
 
+#include <pthread.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -42,7 +44,15 @@ void print_stats() {
     detail::os::write_stderr(buf, static_cast<std::size_t>(n));
 }
 
+// The child of fork() must not share the parent's epoll set: libev rebuilds
+// its backend on the next loop iteration after ev_loop_fork. (Which fibers
+// survive in the child is issue 4's business; this keeps the child's hub sane.)
+void reinit_hub_in_child() {
+    if (detail::Hub* h = detail::Hub::current_if_any()) ev_loop_fork(h->loop());
+}
+
 __attribute__((constructor(101))) void start_shim() {
+    pthread_atfork(nullptr, nullptr, reinit_hub_in_child);
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
     if (c.stats) std::atexit(print_stats);

@@ -1,0 +1,100 @@
+// Real programs nobody here wrote, unpatched vs under the shim, against a
+// local server the test starts itself: curl, and Debian's python3 running a
+// client that uses sockets with timeouts, time.sleep and DNS for localhost.
+// The server is python3's http.server on an ephemeral port; the test learns
+// the port from the line the server prints once it listens (no sleeps).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+#include "run_capture.hpp"
+
+using green::test::env_or_die;
+using green::test::preload_env;
+using green::test::run_capture;
+
+namespace {
+
+class HttpServer {
+public:
+    HttpServer() {
+        char dir[] = "/tmp/green-http-XXXXXX";
+        dir_ = mkdtemp(dir);
+        std::ofstream(dir_ + "/hello.txt") << "hello from green\n";
+        int out[2];
+        if (pipe(out) != 0) std::abort();
+        pid_ = fork();
+        if (pid_ == 0) {
+            dup2(out[1], 1);
+            dup2(out[1], 2);
+            close(out[0]);
+            execl("/usr/bin/python3", "python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+                  "--directory", dir_.c_str(), static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        close(out[1]);
+        stdout_ = fdopen(out[0], "r");
+        char line[512];
+        std::regex port_re("port (\\d+)");
+        while (std::fgets(line, sizeof line, stdout_)) {  // blocks until the server says it listens
+            std::cmatch m;
+            if (std::regex_search(line, m, port_re)) {
+                port_ = std::stoi(m[1]);
+                break;
+            }
+        }
+    }
+    ~HttpServer() {
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
+        if (stdout_) fclose(stdout_);
+        std::remove((dir_ + "/hello.txt").c_str());
+        rmdir(dir_.c_str());
+    }
+    int port() const { return port_; }
+
+private:
+    std::string dir_;
+    pid_t pid_ = -1;
+    FILE* stdout_ = nullptr;
+    int port_ = 0;
+};
+
+struct Program {
+    const char* name;
+    std::vector<std::string> (*argv)(int port);
+};
+
+const Program kPrograms[] = {
+    {"curl_ok", [](int p) { return std::vector<std::string>{"curl", "-sS", "-w", "\\n%{http_code}\\n", "http://127.0.0.1:" + std::to_string(p) + "/hello.txt"}; }},
+    {"curl_404", [](int p) { return std::vector<std::string>{"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}\\n", "http://localhost:" + std::to_string(p) + "/missing"}; }},
+    {"curl_refused", [](int) { return std::vector<std::string>{"curl", "-sS", "http://127.0.0.1:1/"}; }},
+    {"python_client", [](int p) { return std::vector<std::string>{"/usr/bin/python3", env_or_die("GREEN_REAL_CLIENT"), std::to_string(p)}; }},
+};
+
+class RealProgram : public ::testing::TestWithParam<Program> {};
+
+TEST_P(RealProgram, SameOutputPatchedAndUnpatched) {
+    HttpServer server;
+    ASSERT_GT(server.port(), 0) << "http.server did not report its port";
+    auto argv = GetParam().argv(server.port());
+    auto plain = run_capture(argv);
+    auto patched = run_capture(argv, {preload_env(), "GREEN_STATS=1"});
+    EXPECT_EQ(patched.status, plain.status);
+    EXPECT_EQ(patched.out, plain.out);
+    ASSERT_FALSE(plain.out.empty() && plain.err.empty());
+    EXPECT_NE(patched.err.find("green: shim active"), std::string::npos) << patched.err;
+    if (std::string(GetParam().name) == "curl_refused") {
+        EXPECT_EQ(plain.status, 7);  // curl: failed to connect
+    } else {
+        EXPECT_EQ(plain.status, 0) << plain.err;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Programs, RealProgram, ::testing::ValuesIn(kPrograms),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
