@@ -24,6 +24,9 @@ WakeReason wait_done(FiberRecord* f, Clock::time_point deadline, bool cancellabl
     ParkOptions o{deadline, cancellable, true};
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return r;
     Waiter me;
+    // Set before linking: `f` may finish on another hub and wake us (reading
+    // me.fiber) as soon as the lock is dropped, before park() runs.
+    me.fiber = h.running();
     me.what = "join";
     me.object = f;
     {

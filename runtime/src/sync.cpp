@@ -40,6 +40,10 @@ WakeReason wait_on(detail::WaitList& list, const char* what, const void* object,
         return ready() ? WakeReason::Woken : r;
     }
     Waiter me;
+    // Set before the waiter is linked: a waker on another hub may pop it and
+    // read w.fiber (Hub::wake) as soon as the lock is dropped, before park()
+    // runs.
+    me.fiber = h.running();
     me.what = what;
     me.object = object;
     {
@@ -199,6 +203,7 @@ bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
     ParkOptions o{deadline, true, true};
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return timed_outcome(r);
     Waiter me;
+    me.fiber = h.running();  // before linking: see wait_on
     me.what = "CondVar";
     me.object = this;
     {
