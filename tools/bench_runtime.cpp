@@ -1,0 +1,283 @@
+// Runtime micro-benchmarks, each next to the baseline it is judged against.
+//
+// Every figure in docs/benchmarks.md is a ratio of two benchmarks measured in
+// the same run of this program (the machines are noisy; numbers from
+// different runs are never compared). After the run, main() prints those
+// ratios from the medians the reporter collected.
+//
+//   BM_RawContextRoundTrip    boost::context::fiber resume and back (2 switches)
+//   BM_FiberYieldRoundTrip    fiber A yields to B, B yields back, through the
+//                             hub's run queue                    target <= 3x raw
+//   BM_ThreadSpawnJoin        pthread_create + pthread_join
+//   BM_FiberSpawnJoin         green::spawn + join, trivial body  target >= 100x cheaper
+//   BM_ThreadCondvarPingPong  two std::threads, std::mutex + condition_variable
+//   BM_FiberEventPingPong     two fibers on one hub, two green::Events
+//   BM_CrossHubPingPong       two fibers on two hubs (two OS threads running
+//                             green::run), two green::Semaphores
+//
+// One iteration is always one full round trip (or one spawn+join).
+//
+// Benchmarks run inside a hub: the benchmark thread's own stack is its hub's
+// root fiber, so each benchmark spawns the fibers it needs, runs the
+// `for (auto _ : state)` loop inside one of them, and joins them from the
+// benchmark thread. Only the loop is timed; spawning and joining the
+// participants are not. All use real (wall-clock) time, since several have
+// the work on threads other than the benchmark thread.
+//
+// Resident memory per parked fiber is measured by tools/bench_rss.cpp, in a
+// fresh process per stack size (a warm stack pool would hide it).
+#include <green/green.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/context/fiber.hpp>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+namespace ctx = boost::context;
+
+// --- Context switch ----------------------------------------------------------
+
+// The floor: one resume into a peer context and one back, with nothing else.
+void BM_RawContextRoundTrip(benchmark::State& state) {
+    ctx::fiber peer{[](ctx::fiber&& caller) {
+        for (;;) caller = std::move(caller).resume();
+        return std::move(caller);
+    }};
+    for (auto _ : state) peer = std::move(peer).resume();
+    // Destroying `peer` unwinds its stack (boost's forced_unwind).
+}
+BENCHMARK(BM_RawContextRoundTrip)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// Two spawned fibers take turns through the run queue. A runs the timed loop;
+// each iteration is A's yield (B runs) plus B's yield (A runs again). The
+// benchmark thread's root fiber is parked in join() meanwhile, so it is not
+// in the run queue.
+void BM_FiberYieldRoundTrip(benchmark::State& state) {
+    bool stop = false;
+    auto b = green::spawn([&] {
+        while (!stop) green::this_fiber::yield();
+    });
+    auto a = green::spawn([&] {
+        for (auto _ : state) green::this_fiber::yield();
+        stop = true;
+    });
+    a.join();
+    b.join();
+}
+BENCHMARK(BM_FiberYieldRoundTrip)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// --- Spawn + join ------------------------------------------------------------
+
+void* trivial_thread(void*) { return nullptr; }
+
+void BM_ThreadSpawnJoin(benchmark::State& state) {
+    for (auto _ : state) {
+        pthread_t t;
+        if (pthread_create(&t, nullptr, &trivial_thread, nullptr) != 0) {
+            state.SkipWithError("pthread_create failed");
+            break;
+        }
+        pthread_join(t, nullptr);
+    }
+}
+BENCHMARK(BM_ThreadSpawnJoin)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// Spawn from inside a fiber (the usual case) with the default stack size;
+// after the first iteration the stack comes from the hub's warm pool.
+void BM_FiberSpawnJoin(benchmark::State& state) {
+    green::spawn([&] {
+        for (auto _ : state) green::spawn([] {}).join();
+    }).join();
+}
+BENCHMARK(BM_FiberSpawnJoin)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// --- Ping-pong -----------------------------------------------------------------
+
+// A bumps `seq` to odd and waits for even; B waits for odd and bumps it to
+// even. One iteration = A -> B -> A.
+void BM_ThreadCondvarPingPong(benchmark::State& state) {
+    std::mutex m;
+    std::condition_variable cv;
+    std::uint64_t seq = 0;
+    bool stop = false;
+    std::thread b([&] {
+        std::unique_lock lock(m);
+        for (;;) {
+            cv.wait(lock, [&] { return stop || (seq & 1) != 0; });
+            if (stop) return;
+            ++seq;
+            cv.notify_one();
+        }
+    });
+    std::thread a([&] {
+        std::unique_lock lock(m);
+        for (auto _ : state) {
+            ++seq;
+            cv.notify_one();
+            cv.wait(lock, [&] { return (seq & 1) == 0; });
+        }
+        stop = true;
+        cv.notify_one();
+    });
+    a.join();
+    b.join();
+}
+BENCHMARK(BM_ThreadCondvarPingPong)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// Same shape on one hub: A sets `ping` and waits for `pong`; B waits for
+// `ping` and sets `pong`. Each side resets the Event it consumed (safe: the
+// two fibers never run at once, and each Event is set again only after the
+// reset).
+void BM_FiberEventPingPong(benchmark::State& state) {
+    green::Event ping, pong;
+    bool stop = false;
+    auto b = green::spawn([&] {
+        for (;;) {
+            ping.wait();
+            ping.reset();
+            if (stop) return;
+            pong.set();
+        }
+    });
+    auto a = green::spawn([&] {
+        for (auto _ : state) {
+            ping.set();
+            pong.wait();
+            pong.reset();
+        }
+        stop = true;
+        ping.set();
+    });
+    a.join();
+    b.join();
+}
+BENCHMARK(BM_FiberEventPingPong)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// Two hubs: each std::thread runs green::run, so A and B are fibers on
+// different OS threads and every wake crosses hubs (remote queue + ev_async).
+void BM_CrossHubPingPong(benchmark::State& state) {
+    // The hubs start one after the other: without this, B's hub could park
+    // before A's hub exists and look like the whole process deadlocked.
+    green::ExternalWaker starting;
+    green::Semaphore ping, pong;
+    std::atomic<bool> stop{false};
+    std::thread b([&] {
+        green::run([&] {
+            for (;;) {
+                ping.acquire();
+                if (stop.load(std::memory_order_relaxed)) return;
+                pong.release();
+            }
+        });
+    });
+    std::thread a([&] {
+        green::run([&] {
+            for (auto _ : state) {
+                ping.release();
+                pong.acquire();
+            }
+            stop.store(true, std::memory_order_relaxed);  // published by the release below
+            ping.release();
+        });
+    });
+    a.join();
+    b.join();
+}
+BENCHMARK(BM_CrossHubPingPong)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// --- Reporting -------------------------------------------------------------------
+
+// Prints like the ConsoleReporter and remembers, per benchmark, the median
+// real time per iteration (ns) over the repetitions of this run.
+class RatioReporter : public benchmark::ConsoleReporter {
+public:
+    using ConsoleReporter::ConsoleReporter;
+
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run& r : runs) {
+            if (r.error_occurred) continue;
+            const std::string& name = r.run_name.function_name;
+            double ns = r.GetAdjustedRealTime() * to_ns(r.time_unit);
+            if (r.run_type == Run::RT_Aggregate) {
+                if (r.aggregate_name == "median") medians_[name] = ns;
+            } else {
+                samples_[name].push_back(ns);
+            }
+        }
+    }
+
+    // Median real ns per iteration, or a negative value if it did not run.
+    double ns(const std::string& name) const {
+        if (auto it = medians_.find(name); it != medians_.end()) return it->second;
+        auto it = samples_.find(name);
+        if (it == samples_.end() || it->second.empty()) return -1;
+        std::vector<double> v = it->second;
+        std::sort(v.begin(), v.end());
+        std::size_t n = v.size();
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+
+private:
+    static double to_ns(benchmark::TimeUnit u) {
+        switch (u) {
+            case benchmark::kNanosecond: return 1;
+            case benchmark::kMicrosecond: return 1e3;
+            case benchmark::kMillisecond: return 1e6;
+            case benchmark::kSecond: return 1e9;
+        }
+        return 1;
+    }
+    std::map<std::string, double> medians_;
+    std::map<std::string, std::vector<double>> samples_;
+};
+
+// ratio = slower / faster, printed only when both ran. `target` describes
+// the goal; `met` is null for ratios that are informational only.
+void print_ratio(const RatioReporter& rep, const char* num, const char* den, const char* target,
+                 bool (*met)(double)) {
+    double n = rep.ns(num), d = rep.ns(den);
+    if (n <= 0 || d <= 0) return;
+    double r = n / d;
+    std::printf("ratio %s / %s = %.2fx (%.1f ns / %.1f ns)", num, den, r, n, d);
+    if (target) std::printf(" (target %s: %s)", target, met(r) ? "met" : "MISSED");
+    std::printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    RatioReporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
+                                                 : benchmark::ConsoleReporter::OO_Tabular);
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+
+    std::printf("\nRatios (medians over the repetitions of this run):\n");
+    print_ratio(reporter, "BM_FiberYieldRoundTrip", "BM_RawContextRoundTrip", "<= 3x",
+                [](double r) { return r <= 3.0; });
+    print_ratio(reporter, "BM_ThreadSpawnJoin", "BM_FiberSpawnJoin", ">= 100x (fiber spawn+join cheaper)",
+                [](double r) { return r >= 100.0; });
+    print_ratio(reporter, "BM_ThreadCondvarPingPong", "BM_FiberEventPingPong", nullptr, nullptr);
+    print_ratio(reporter, "BM_CrossHubPingPong", "BM_FiberEventPingPong", nullptr, nullptr);
+    print_ratio(reporter, "BM_ThreadCondvarPingPong", "BM_CrossHubPingPong", nullptr, nullptr);
+    print_ratio(reporter, "BM_FiberEventPingPong", "BM_RawContextRoundTrip", nullptr, nullptr);
+    std::fflush(stdout);
+    benchmark::Shutdown();
+    return 0;
+}
