@@ -72,6 +72,24 @@ void copy_name(FiberRecord* f, std::string_view name) noexcept {
     f->name[n] = '\0';
 }
 
+// "fiber-<id>", formatted by hand: spawn is a hot path, and snprintf was
+// about a fifth of a whole spawn + join (BM_FiberSpawnJoin).
+void set_default_name(FiberRecord* f) noexcept {
+    static_assert(sizeof f->name >= sizeof "fiber-18446744073709551615");
+    char digits[20];
+    int n = 0;
+    std::uint64_t v = f->id;
+    do {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    char* p = f->name;
+    std::memcpy(p, "fiber-", 6);
+    p += 6;
+    while (n > 0) *p++ = digits[--n];
+    *p = '\0';
+}
+
 double seconds_until(Clock::time_point deadline) noexcept {
     auto d = deadline - Clock::now();
     return d.count() <= 0 ? 0.0 : std::chrono::duration<double>(d).count();
@@ -206,9 +224,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     f->ops = ops;
     f->payload = p;
     if (options.name.empty()) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "fiber-%llu", static_cast<unsigned long long>(f->id));
-        copy_name(f, buf);
+        set_default_name(f);
     } else {
         copy_name(f, options.name);
     }
