@@ -461,6 +461,12 @@ void Hub::post_remote(RemoteNode* node) noexcept {
 }
 
 void Hub::drain_remote() noexcept {
+    // The scheduler calls this every tick; a plain load keeps the common case
+    // (nothing posted) off a locked exchange. A node pushed right after the
+    // load is no different from one pushed right after the exchange: the next
+    // tick takes it, the scheduler re-checks before blocking, and the poster
+    // that found the stack empty has sent the ev_async.
+    if (!remote_head_.load(std::memory_order_acquire)) return;
     RemoteNode* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
     // The stack is LIFO; reverse it so wakes are served in arrival order.
     RemoteNode* fifo = nullptr;
