@@ -35,6 +35,7 @@ struct Pool {
     Job* tail = nullptr;
     std::size_t threads = 0;  // guarded by lock
     std::size_t idle = 0;     // guarded by lock
+    std::size_t queued = 0;   // guarded by lock: jobs in the queue, not yet taken by a thread
     std::atomic<std::uint32_t> signal{0};  // futex word: bumped per submission
     std::atomic<std::uint64_t> completed{0};
 };
@@ -55,6 +56,7 @@ void* worker(void*) {
             if (job) {
                 p.head = job->next;
                 if (!p.head) p.tail = nullptr;
+                --p.queued;
             } else {
                 ++p.idle;
             }
@@ -90,7 +92,13 @@ void run_on_pool(void (*fn)(void*), void* arg) noexcept {
         if (p.tail) p.tail->next = &job;
         else p.head = &job;
         p.tail = &job;
-        if (p.idle == 0 && p.threads < config().pool_size) {
+        ++p.queued;
+        // Start a thread unless an idle one will take this job. An idle
+        // thread takes one job when it wakes, and it stays counted as idle
+        // until then: comparing against `idle == 0` let a burst of
+        // submissions all count on the same sleeping thread, so the pool
+        // never grew and jobs that wait on each other deadlocked behind it.
+        if (p.queued > p.idle && p.threads < config().pool_size) {
             ++p.threads;
             start_thread = true;
         }
