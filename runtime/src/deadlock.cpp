@@ -164,8 +164,14 @@ void describe_wait(const FiberRecord* f, std::string& out) {
         std::snprintf(buf, sizeof buf, "sleeps");
     } else if (what == "pool") {
         std::snprintf(buf, sizeof buf, "waits for a blocking-pool job");
-    } else if (what == "Mutex" && w->detail != 0) {
-        std::snprintf(buf, sizeof buf, "waits for Mutex %p held by fiber %" PRIuPTR, w->object, w->detail);
+    } else if (what == "Mutex") {
+        // Nothing ever stored the holder in Waiter::detail, so this branch
+        // was dead and reports said only "waits on Mutex <addr>". Read the
+        // holder here instead: reports are built while every hub is stuck,
+        // so the owner cannot change under us, and the Mutex is alive as
+        // long as a fiber is parked on it.
+        std::uint64_t holder = static_cast<const Mutex*>(w->object)->owner();
+        std::snprintf(buf, sizeof buf, "waits for Mutex %p held by fiber %" PRIu64, w->object, holder);
     } else {
         std::snprintf(buf, sizeof buf, "waits on %s %p", w->what, w->object);
     }
