@@ -200,6 +200,12 @@ void CondVar::wait(Mutex& m) { wait_until(m, Clock::time_point::max()); }
 
 bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
     Hub& h = Hub::current();
+    // Refuse a caller that does not own `m` before linking anything: the
+    // m.unlock() below would throw EPERM with our Waiter still linked, and
+    // that dangling Waiter (its frame gone) made a later notify crash or be
+    // lost.
+    if (m.owner() != h.running()->id)
+        throw std::system_error(EPERM, std::generic_category(), "green::CondVar wait without owning the mutex");
     ParkOptions o{deadline, true, true};
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return timed_outcome(r);
     Waiter me;
