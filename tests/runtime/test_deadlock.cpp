@@ -1,0 +1,243 @@
+// The deadlock detector: exit status 3 with a report outside green::run, a
+// green::Deadlock exception carrying the report inside it, and no false
+// alarms while a timer, an fd, a pool job or an ExternalWaker can still wake
+// someone.
+#include "test_util.hpp"
+
+#include <gmock/gmock.h>
+
+#include <future>
+#include <latch>
+#include <string>
+#include <thread>
+
+using namespace green_test;
+using testing::AllOf;
+using testing::ContainsRegex;
+using testing::HasSubstr;
+
+namespace {
+
+// --- children of the death tests (each runs in a fresh process) ---------------
+
+[[noreturn]] void event_and_join_child() {
+    green::Event never;
+    auto waiter = green::spawn([&] { never.wait(); }, {"event-waiter"});
+    auto joiner = green::spawn([&] { waiter.join(); }, {"the-joiner"});
+    joiner.join();  // the thread's root parks too: nothing can ever run again
+    std::_Exit(0);  // not reached
+}
+
+[[noreturn]] void mutex_cycle_child() {
+    green::Mutex a, b;
+    green::Event a_held, b_held;
+    auto first = green::spawn([&] {
+        std::lock_guard la(a);
+        a_held.set();
+        b_held.wait();
+        std::lock_guard lb(b);
+    }, {"locks-a-then-b"});
+    auto second = green::spawn([&] {
+        std::lock_guard lb(b);
+        b_held.set();
+        a_held.wait();
+        std::lock_guard la(a);
+    }, {"locks-b-then-a"});
+    first.join();
+    std::_Exit(0);  // not reached
+}
+
+// The report line of the fiber named `name`, or "".
+std::string report_line(const std::string& report, const std::string& name) {
+    std::size_t at = report.find("\"" + name + "\"");
+    if (at == std::string::npos) return {};
+    std::size_t begin = report.rfind('\n', at) + 1;
+    return report.substr(begin, report.find('\n', at) - begin);
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+[[noreturn]] void mutex_cycle_under_run_child() {
+    std::uint64_t id_a = 0, id_b = 0;
+    try {
+        green::run([&] {
+            green::Mutex a, b;
+            green::Event a_held, b_held;
+            auto first = green::spawn([&] {
+                std::lock_guard la(a);
+                a_held.set();
+                b_held.wait();
+                std::lock_guard lb(b);
+            }, {"locks-a-then-b"});
+            auto second = green::spawn([&] {
+                std::lock_guard lb(b);
+                b_held.set();
+                a_held.wait();
+                std::lock_guard la(a);
+            }, {"locks-b-then-a"});
+            id_a = first.id();
+            id_b = second.id();
+            first.join();
+        });
+    } catch (const green::Deadlock& d) {
+        std::string report = d.what();
+        std::fprintf(stderr, "caught green::Deadlock: %s", report.c_str());
+        // Each line names the fiber holding the mutex waited for.
+        bool ok = ends_with(report_line(report, "locks-a-then-b"), "held by fiber " + std::to_string(id_b)) &&
+                  ends_with(report_line(report, "locks-b-then-a"), "held by fiber " + std::to_string(id_a));
+        std::fprintf(stderr, "holders %s\n", ok ? "named" : "wrong");
+        std::_Exit(0);
+    }
+    std::_Exit(1);
+}
+
+[[noreturn]] void two_hubs_child() {
+    // Each hub waits for an event only the other would set after its own
+    // wait: both hubs idle, neither can make progress.
+    green::Event for_a, for_b;
+    std::latch hubs(2);
+    std::thread a([&] {
+        (void)green::this_fiber::id();
+        hubs.arrive_and_wait();
+        green::spawn([&] {
+            for_a.wait();
+            for_b.set();
+        }, {"on-hub-a"}).join();
+    });
+    std::thread b([&] {
+        (void)green::this_fiber::id();
+        hubs.arrive_and_wait();
+        green::spawn([&] {
+            for_b.wait();
+            for_a.set();
+        }, {"on-hub-b"}).join();
+    });
+    a.join();  // this thread never used green: it is not a hub
+    b.join();
+    std::_Exit(0);  // not reached
+}
+
+}  // namespace
+
+TEST(DeadlockDeathTest, ExitsWithStatus3AndReportsWhoWaitsOnWhat) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(event_and_join_child(), testing::ExitedWithCode(3),
+                AllOf(HasSubstr("deadlock"),
+                      ContainsRegex("\"event-waiter\" waits on Event"),
+                      ContainsRegex("\"the-joiner\" waits to join fiber [0-9]+ \"event-waiter\""),
+                      ContainsRegex("\"thread-root\" waits to join fiber [0-9]+ \"the-joiner\"")));
+}
+
+TEST(DeadlockDeathTest, MutexCycleIsReported) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(mutex_cycle_child(), testing::ExitedWithCode(3),
+                AllOf(HasSubstr("deadlock"), ContainsRegex("\"locks-a-then-b\" waits for Mutex .* held by fiber"),
+                      ContainsRegex("\"locks-b-then-a\" waits for Mutex .* held by fiber")));
+}
+
+TEST(DeadlockDeathTest, MutexCycleUnderRunThrowsDeadlock) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(mutex_cycle_under_run_child(), testing::ExitedWithCode(0),
+                AllOf(HasSubstr("caught green::Deadlock: green: deadlock"),
+                      ContainsRegex("\"locks-a-then-b\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
+                      ContainsRegex("\"locks-b-then-a\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
+                      HasSubstr("holders named")));
+}
+
+TEST(DeadlockDeathTest, SpansEveryHub) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(two_hubs_child(), testing::ExitedWithCode(3),
+                AllOf(HasSubstr("deadlock"), ContainsRegex("hub [0-9]+ \\(thread [0-9]+\\)"),
+                      ContainsRegex("\"on-hub-a\" waits on Event"), ContainsRegex("\"on-hub-b\" waits on Event")));
+}
+
+TEST(Deadlock, UnderRunThrowsDeadlockWithTheReport) {
+    green::Event never, main_exited;
+    std::string report;
+    try {
+        green::run([&] {
+            struct Exit {
+                green::Event& e;
+                ~Exit() { e.set(); }
+            } on_exit{main_exited};
+            auto waiter = green::spawn([&] { never.wait(); }, {"stuck-waiter"});
+            waiter.join();
+        }, "run-main");
+        ADD_FAILURE() << "green::run returned";
+    } catch (const green::Deadlock& d) {
+        report = d.what();
+    }
+    EXPECT_THAT(report, HasSubstr("deadlock"));
+    EXPECT_THAT(report, ContainsRegex("\"stuck-waiter\" waits on Event"));
+    EXPECT_THAT(report, ContainsRegex("\"run-main\" waits to join fiber [0-9]+ \"stuck-waiter\""));
+
+    // The fibers are still parked; let them finish so nothing outlives the
+    // objects they wait on.
+    never.set();
+    main_exited.wait();
+}
+
+TEST(Deadlock, NoFalseAlarmWhileATimerIsPending) {
+    in_green([] {
+        green::Event ev;
+        auto setter = green::spawn([&] {
+            green::this_fiber::sleep_for(30ms);
+            ev.set();
+        });
+        ev.wait();
+        setter.join();
+    });
+}
+
+TEST(Deadlock, NoFalseAlarmWhileAPoolJobRuns) {
+    in_green([] {
+        green::Event ev;
+        std::promise<void> go;
+        auto f = go.get_future();
+        auto caller = green::spawn([&] {
+            green::call_blocking([&] { f.wait(); });
+            ev.set();
+        });
+        // A plain thread (no hub, no ExternalWaker) releases the job: while
+        // this fiber waits, the in-flight pool job is the only thing that
+        // can wake anyone, and it must count.
+        std::thread t([&] { go.set_value(); });
+        ev.wait();
+        t.join();
+        caller.join();
+    });
+}
+
+TEST(Deadlock, NoFalseAlarmWhileAnFdWaitIsPending) {
+    in_green([] {
+        SocketPair sp;
+        green::Event ev;
+        auto reader = green::spawn([&] {
+            EXPECT_EQ(green::wait_fd(sp.a(), green::kReadable), green::WaitResult::Ready);
+            ev.set();
+        });
+        // A plain thread writes; this hub only has the fd wait to go on.
+        std::thread t([&] { write_byte(sp.b()); });
+        ev.wait();
+        t.join();
+        reader.join();
+    });
+}
+
+TEST(Deadlock, NoFalseAlarmWhileAnotherHubWorks) {
+    in_green([] {
+        green::Event done;
+        std::latch has_hub(1);
+        std::thread t([&] {
+            (void)green::this_fiber::id();
+            has_hub.count_down();
+            for (int i = 0; i < 100; ++i) green::this_fiber::yield();
+            done.set();
+        });
+        has_hub.wait();
+        done.wait();
+        t.join();
+    });
+}

@@ -1,0 +1,125 @@
+// Fiber stacks: overflow is reported with the fiber's name, both when it
+// hits the guard page and (GREEN_STACK_GUARD=off) when it overwrites the
+// canary; stack sizes come from SpawnOptions or GREEN_STACK_SIZE.
+#include "test_util.hpp"
+
+#include <gmock/gmock.h>
+
+#include <sys/mman.h>
+
+#include <csignal>
+#include <cstdlib>
+
+using namespace green_test;
+using testing::AllOf;
+using testing::ContainsRegex;
+using testing::HasSubstr;
+
+namespace {
+
+// Non-tail recursion with a written local array per frame, so the compiler
+// can neither turn it into a loop nor drop the frame.
+__attribute__((noinline)) int recurse(int n) {
+    volatile char frame[512];
+    for (std::size_t i = 0; i < sizeof frame; ++i) frame[i] = static_cast<char>(n + i);
+    if (n == 0) return frame[7];
+    return recurse(n - 1) + frame[n % sizeof frame];
+}
+
+// Uses `bytes` of stack in one frame, writing every byte (lowest address
+// first), then suspends: the switch-out checks the canary.
+__attribute__((noinline)) int big_frame_then_yield() {
+    constexpr std::size_t kBytes = 40 * 1024;
+    volatile char big[kBytes];
+    for (std::size_t i = 0; i < kBytes; ++i) big[i] = static_cast<char>(i);
+    green::this_fiber::yield();
+    return big[kBytes / 2];
+}
+
+void clear_green_env() {
+    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS"})
+        ::unsetenv(v);
+}
+
+[[noreturn]] void guard_page_child() {
+    clear_green_env();
+    auto t = green::spawn([] { return recurse(1'000'000); }, {"deep", 32 * 1024});
+    t.join();
+    std::_Exit(0);  // not reached
+}
+
+[[noreturn]] void canary_child() {
+    clear_green_env();
+    ::setenv("GREEN_STACK_GUARD", "off", 1);  // read on first use, which is below
+    auto t = green::spawn([] { return big_frame_then_yield(); }, {"shallow", 32 * 1024});
+    t.join();
+    std::_Exit(0);  // not reached
+}
+
+[[noreturn]] void env_stack_size_child() {
+    clear_green_env();
+    ::setenv("GREEN_STACK_SIZE", "64K", 1);
+    auto t = green::spawn([] { return recurse(1'000'000); }, {"default-sized"});
+    t.join();
+    std::_Exit(0);  // not reached
+}
+
+[[noreturn]] void foreign_fault_child() {
+    clear_green_env();
+    // A fault in a fiber that has nothing to do with its stack: the overflow
+    // handler must pass it on (default action: killed by SIGSEGV), not
+    // report an overflow.
+    void* page = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    auto t = green::spawn([page] { *static_cast<volatile int*>(page) = 1; }, {"faulty"});
+    t.join();
+    std::_Exit(0);  // not reached
+}
+
+}  // namespace
+
+TEST(StackDeathTest, OtherFaultsInAFiberAreNotReportedAsOverflow) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(foreign_fault_child(), testing::KilledBySignal(SIGSEGV), testing::Not(HasSubstr("stack overflow")));
+}
+
+TEST(StackDeathTest, OverflowIntoTheGuardPageIsReportedWithTheFiberName) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(guard_page_child(), testing::KilledBySignal(SIGABRT),
+                AllOf(ContainsRegex("stack overflow in fiber [0-9]+ \"deep\""), HasSubstr("guard page hit"),
+                      HasSubstr("stack of 32768 bytes"), HasSubstr("GREEN_STACK_SIZE")));
+}
+
+TEST(StackDeathTest, OverwrittenCanaryIsReportedWhenGuardsAreOff) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(canary_child(), testing::KilledBySignal(SIGABRT),
+                AllOf(ContainsRegex("stack overflow in fiber [0-9]+ \"shallow\""), HasSubstr("canary"),
+                      HasSubstr("GREEN_STACK_SIZE")));
+}
+
+TEST(StackDeathTest, DefaultStackSizeComesFromGreenStackSize) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(env_stack_size_child(), testing::KilledBySignal(SIGABRT),
+                AllOf(ContainsRegex("stack overflow in fiber [0-9]+ \"default-sized\""),
+                      HasSubstr("stack of 65536 bytes")));
+}
+
+TEST(Stack, SpawnOptionsStackSizeIsUsable) {
+    // A 64K stack holds what a 64K stack should: ~50K of frames.
+    in_green([] {
+        auto t = green::spawn([] { return recurse(80); }, {"sized", 64 * 1024});
+        EXPECT_NO_THROW(t.join());
+    });
+}
+
+TEST(Stack, StacksAreReusedAcrossSizes) {
+    // Alternating sizes exercise the per-size free lists; every fiber gets a
+    // working stack of at least what it asked for.
+    in_green([] {
+        for (int round = 0; round < 200; ++round) {
+            std::size_t size = (round % 3 == 0) ? 16 * 1024 : (round % 3 == 1) ? 64 * 1024 : 128 * 1024;
+            int depth = static_cast<int>(size / 1024) - 12;  // ~600 bytes a frame: well inside
+            auto t = green::spawn([depth] { return recurse(depth); }, {"sized", size});
+            t.join();
+        }
+    });
+}
