@@ -30,6 +30,15 @@ inline detail::Hub* fiber_context() noexcept {
     return (h && !h->in_scheduler()) ? h : nullptr;
 }
 
+// The description of `fd` if calls on it must be made to wait (managed, and
+// blocking in the program's view), else null. Works on any thread.
+inline Description* blocking_description(int fd) noexcept {
+    if (!g_shim_ready.load(std::memory_order_acquire)) return nullptr;
+    if (detail::Hub* h = detail::Hub::current_if_any(); h && h->in_scheduler()) return nullptr;
+    Description* d = fd_lookup(fd);
+    return (d && !d->user_nonblock.load(std::memory_order_relaxed)) ? d : nullptr;
+}
+
 // Counters for GREEN_STATS, by call family.
 enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Count };
 void count_call(Family f) noexcept;
@@ -50,8 +59,14 @@ inline int errno_for(WaitResult r) noexcept {
     }
 }
 
+// Waits until `fd` may be ready. With a hub, parks the calling fiber. Without
+// one (a thread the shim does not own, using a managed fd, whose kernel flag
+// is O_NONBLOCK) the thread itself blocks in the real poll(), which is what
+// its blocking call would have done.
+WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) noexcept;
+
 // Repeats `attempt` (a real non-blocking call) until it does not fail with
-// EAGAIN, parking the fiber on `fd` in between. Returns what the blocking call
+// EAGAIN, waiting for `fd` in between. Returns what the blocking call
 // would have returned; errno is left untouched on success.
 template <class Attempt>
 auto retry_until_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline, Attempt&& attempt) {
@@ -63,7 +78,7 @@ auto retry_until_ready(detail::Hub* h, int fd, int events, Clock::time_point dea
             return r;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) return r;
-        WaitResult w = h->wait_fd(fd, events, deadline);
+        WaitResult w = wait_ready(h, fd, events, deadline);
         if (w != WaitResult::Ready) {
             errno = errno_for(w);
             return decltype(r)(-1);

@@ -29,7 +29,8 @@ using namespace green::interpose;
 namespace {
 
 struct Plan {
-    detail::Hub* hub = nullptr;  // null: make the real call
+    bool wait = false;           // false: make the real call as it is
+    detail::Hub* hub = nullptr;  // null while waiting: block the OS thread in poll()
     FdKind kind{};
     Clock::time_point deadline{};
 };
@@ -39,11 +40,10 @@ struct Plan {
 Plan plan_for(int fd, bool receiving, int flags = 0) noexcept {
     Plan p;
     if (flags & MSG_DONTWAIT) return p;
-    detail::Hub* h = fiber_context();
-    if (!h) return p;
-    Description* d = fd_lookup(fd);
-    if (!d || d->user_nonblock.load(std::memory_order_relaxed)) return p;
-    p.hub = h;
+    Description* d = blocking_description(fd);
+    if (!d) return p;
+    p.wait = true;
+    p.hub = fiber_context();
     p.kind = d->kind;
     p.deadline = deadline_after_ns((receiving ? d->recv_timeout_ns : d->send_timeout_ns).load(std::memory_order_relaxed));
     return p;
@@ -52,7 +52,7 @@ Plan plan_for(int fd, bool receiving, int flags = 0) noexcept {
 ssize_t receive(int fd, int flags, const auto& attempt) {
     count_call(Family::Read);
     Plan p = plan_for(fd, true, flags);
-    if (!p.hub) return attempt(0);
+    if (!p.wait) return attempt(0);
     return retry_until_ready(p.hub, fd, kReadable, p.deadline, [&] { return attempt(0); });
 }
 
@@ -74,7 +74,7 @@ ssize_t send_all(const Plan& p, int fd, std::size_t total, const auto& attempt) 
             if (done > 0) break;  // the kernel reports what it wrote before the error
             return -1;
         }
-        WaitResult w = p.hub->wait_fd(fd, kWritable, p.deadline);
+        WaitResult w = wait_ready(p.hub, fd, kWritable, p.deadline);
         if (w != WaitResult::Ready) {
             if (done > 0) break;
             errno = errno_for(w);
@@ -107,8 +107,8 @@ std::size_t iov_total(const iovec* iov, int n) {
 ssize_t recv_waitall(int fd, char* buf, std::size_t len, int flags) {
     count_call(Family::Read);
     Plan p = plan_for(fd, true, flags);
-    if (!p.hub || p.kind != FdKind::StreamSocket) {
-        if (!p.hub) return real_recv()(fd, buf, len, flags);
+    if (!p.wait || p.kind != FdKind::StreamSocket) {
+        if (!p.wait) return real_recv()(fd, buf, len, flags);
         return retry_until_ready(p.hub, fd, kReadable, p.deadline, [&] { return real_recv()(fd, buf, len, flags); });
     }
     const int saved_errno = errno;
@@ -124,7 +124,7 @@ ssize_t recv_waitall(int fd, char* buf, std::size_t len, int flags) {
             if (got > 0) break;
             return -1;
         }
-        WaitResult w = p.hub->wait_fd(fd, kReadable, p.deadline);
+        WaitResult w = wait_ready(p.hub, fd, kReadable, p.deadline);
         if (w != WaitResult::Ready) {
             if (got > 0) break;
             errno = errno_for(w);
@@ -179,7 +179,7 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 ssize_t write(int fd, const void* buf, size_t len) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false);
-    if (!p.hub) return real_write()(fd, buf, len);
+    if (!p.wait) return real_write()(fd, buf, len);
     return send_all(p, fd, len,
                     [&](std::size_t off) { return real_write()(fd, static_cast<const char*>(buf) + off, len - off); });
 }
@@ -187,7 +187,7 @@ ssize_t write(int fd, const void* buf, size_t len) {
 ssize_t writev(int fd, const iovec* iov, int n) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false);
-    if (!p.hub) return real_writev()(fd, iov, n);
+    if (!p.wait) return real_writev()(fd, iov, n);
     std::vector<iovec> rest;
     return send_all(p, fd, iov_total(iov, n), [&](std::size_t off) {
         if (off == 0) return real_writev()(fd, iov, n);
@@ -199,7 +199,7 @@ ssize_t writev(int fd, const iovec* iov, int n) {
 ssize_t send(int fd, const void* buf, size_t len, int flags) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false, flags);
-    if (!p.hub) return real_send()(fd, buf, len, flags);
+    if (!p.wait) return real_send()(fd, buf, len, flags);
     return send_all(p, fd, len, [&](std::size_t off) {
         return real_send()(fd, static_cast<const char*>(buf) + off, len - off, flags);
     });
@@ -208,7 +208,7 @@ ssize_t send(int fd, const void* buf, size_t len, int flags) {
 ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* addr, socklen_t alen) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false, flags);
-    if (!p.hub) return real_sendto()(fd, buf, len, flags, addr, alen);
+    if (!p.wait) return real_sendto()(fd, buf, len, flags, addr, alen);
     return send_all(p, fd, len, [&](std::size_t off) {
         return real_sendto()(fd, static_cast<const char*>(buf) + off, len - off, flags, addr, alen);
     });
@@ -217,7 +217,7 @@ ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* a
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false, flags);
-    if (!p.hub) return real_sendmsg()(fd, msg, flags);
+    if (!p.wait) return real_sendmsg()(fd, msg, flags);
     std::vector<iovec> rest;
     const int n = static_cast<int>(msg->msg_iovlen);
     return send_all(p, fd, iov_total(msg->msg_iov, n), [&](std::size_t off) {
@@ -236,7 +236,7 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
 ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
     count_call(Family::Write);
     Plan p = plan_for(out_fd, false);
-    if (!p.hub) return real_sendfile()(out_fd, in_fd, offset, count);
+    if (!p.wait) return real_sendfile()(out_fd, in_fd, offset, count);
     // With offset == null the file position advances by itself; with an
     // offset, the kernel advances *offset, so each attempt sends what is left.
     return send_all(p, out_fd, count, [&](std::size_t off) {

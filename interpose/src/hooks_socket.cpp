@@ -4,8 +4,11 @@
 // Created fds get the kernel's O_NONBLOCK and are adopted into the fd table
 // with the blocking mode the program asked for (SOCK_NONBLOCK / O_NONBLOCK).
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "hook_context.hpp"
 #include "real.hpp"
@@ -17,13 +20,6 @@ namespace {
 
 FdKind kind_of_socket_type(int type) noexcept {
     return (type & 0xf) == SOCK_STREAM || (type & 0xf) == SOCK_SEQPACKET ? FdKind::StreamSocket : FdKind::DatagramSocket;
-}
-
-FdKind kind_of_socket(int fd) noexcept {
-    int type = 0;
-    socklen_t len = sizeof type;
-    if (real_getsockopt()(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return FdKind::StreamSocket;
-    return kind_of_socket_type(type);
 }
 
 }  // namespace
@@ -64,12 +60,12 @@ int pipe(int fds[2]) noexcept { return pipe2(fds, 0); }
 
 int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     count_call(Family::Accept);
+    Description* d = fd_lookup(fd);
+    if (!d || !g_shim_ready.load(std::memory_order_acquire)) return real_accept4()(fd, addr, len, flags);
     detail::Hub* h = fiber_context();
-    Description* d = h ? fd_lookup(fd) : nullptr;
-    if (!d) return real_accept4()(fd, addr, len, flags);
     const FdKind kind = d->kind;
     int newfd;
-    if (d->user_nonblock.load(std::memory_order_relaxed)) {
+    if (!blocking_description(fd)) {
         newfd = real_accept4()(fd, addr, len, flags | SOCK_NONBLOCK);
     } else {
         newfd = retry_until_ready(h, fd, kReadable, deadline_after_ns(d->recv_timeout_ns.load()),
@@ -83,9 +79,9 @@ int accept(int fd, sockaddr* addr, socklen_t* len) { return accept4(fd, addr, le
 
 int connect(int fd, const sockaddr* addr, socklen_t len) {
     count_call(Family::Connect);
+    Description* d = blocking_description(fd);
+    if (!d) return real_connect()(fd, addr, len);
     detail::Hub* h = fiber_context();
-    Description* d = h ? fd_lookup(fd) : nullptr;
-    if (!d || d->user_nonblock.load(std::memory_order_relaxed)) return real_connect()(fd, addr, len);
     const int saved_errno = errno;
     const auto deadline = deadline_after_ns(d->send_timeout_ns.load());
     bool started = false;
@@ -98,7 +94,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         }
         if (errno == EAGAIN) {
             // AF_UNIX with a full backlog: a blocking connect waits for room.
-            WaitResult w = h->wait_fd(fd, kWritable, deadline);
+            WaitResult w = wait_ready(h, fd, kWritable, deadline);
             if (w != WaitResult::Ready) {
                 errno = errno_for(w);
                 return -1;
@@ -107,7 +103,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         }
         if (errno != EINPROGRESS) return -1;
         started = true;
-        WaitResult w = h->wait_fd(fd, kWritable, deadline);
+        WaitResult w = wait_ready(h, fd, kWritable, deadline);
         if (w == WaitResult::TimedOut) {
             // What Linux's blocking connect reports when SO_SNDTIMEO expires;
             // the handshake goes on in the background, as it does there.
@@ -160,7 +156,19 @@ int getsockopt(int fd, int level, int name, void* value, socklen_t* len) noexcep
 }  // extern "C"
 
 namespace green::interpose {
-// Used by hooks that meet a socket they did not create but which was dup'ed
-// in from elsewhere; kept here with the other socket knowledge.
-FdKind socket_kind(int fd) noexcept { return kind_of_socket(fd); }
+
+WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) noexcept {
+    if (h) return h->wait_fd(fd, events, deadline);
+    pollfd p{fd, static_cast<short>(((events & kReadable) ? POLLIN : 0) | ((events & kWritable) ? POLLOUT : 0)), 0};
+    int timeout = -1;
+    if (deadline != Clock::time_point::max()) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        timeout = left < 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+    }
+    int r = real_poll()(&p, 1, timeout);
+    if (r > 0) return WaitResult::Ready;
+    if (r == 0) return WaitResult::TimedOut;
+    return WaitResult::Cancelled;  // EINTR: reported as EINTR, as the blocking call would
+}
+
 }  // namespace green::interpose

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -409,6 +410,46 @@ void case_big_transfer() {
     waitpid(child, &status, 0);
 }
 
+void case_files() {
+    // Regular files are passed through (never EAGAIN; see ARCHITECTURE.md).
+    char path[] = "/tmp/green-probe-file-XXXXXX";
+    int f = mkstemp(path);
+    show("write file", write(f, "file data", 9));
+    show("lseek", lseek(f, 0, SEEK_SET));
+    char buf[32] = {};
+    show("read file", read(f, buf, sizeof buf));
+    std::printf("data: %s\n", buf);
+    show("read at file end", read(f, buf, sizeof buf));
+    std::printf("file F_GETFL O_NONBLOCK: %d\n", (fcntl(f, F_GETFL) & O_NONBLOCK) != 0);
+    pollfd p{f, POLLIN | POLLOUT, 0};
+    show("poll regular file", poll(&p, 1, 1000));
+    std::printf("revents %d\n", p.revents);
+    close(f);
+    unlink(path);
+    int null = open("/dev/null", O_RDWR);
+    show("write /dev/null", write(null, "x", 1));
+    show("read /dev/null", read(null, buf, 1));
+    close(null);
+}
+
+void case_thread_passthrough() {
+    // A thread the shim does not own (part 1) makes its blocking calls for
+    // real; the main thread's calls suspend only its fiber. Same output.
+    int sv[2];
+    pair(sv);
+    std::string got;
+    std::thread reader([&] {
+        char buf[16] = {};
+        ssize_t n = read(sv[0], buf, sizeof buf);
+        got = std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    });
+    timespec ts{0, 10000000};
+    nanosleep(&ts, nullptr);
+    show("main writes", write(sv[1], "to thread", 9));
+    reader.join();
+    std::printf("thread read: %s\n", got.c_str());
+}
+
 struct Case {
     const char* name;
     void (*fn)();
@@ -417,7 +458,7 @@ const Case kCases[] = {
     {"read_write", case_read_write},   {"vectors", case_vectors},       {"nonblocking_flags", case_nonblocking_flags},
     {"timeouts", case_timeouts},       {"connect_accept", case_connect_accept}, {"poll_select", case_poll_select},
     {"sleep", case_sleep},             {"dns", case_dns},               {"sendfile", case_sendfile},
-    {"big_transfer", case_big_transfer},
+    {"big_transfer", case_big_transfer}, {"files", case_files},       {"thread_passthrough", case_thread_passthrough},
 };
 
 }  // namespace
