@@ -3,13 +3,12 @@
 // The constructor validates GREEN_* (a bad value exits 2 with one line),
 // gives the main thread its hub, so that `main` runs as that hub's root fiber
 // and every hooked blocking call it makes suspends only the calling fiber,
-// and only then lets hooks suspend (g_shim_ready). Priority 101 runs it
+// and only then lets hooks suspend (g_shim_ready). fork() is handled by the
+// runtime's own atfork handlers (only the forking fiber lives on in the child). Priority 101 runs it
 // before the program's own constructors where the linker allows.
 //
 // GREEN_STATS=1 prints, at exit, that the shim was active and what it did.
 #include <green/run.hpp>
-
-#include <pthread.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -44,15 +43,7 @@ void print_stats() {
     detail::os::write_stderr(buf, static_cast<std::size_t>(n));
 }
 
-// The child of fork() must not share the parent's epoll set: libev rebuilds
-// its backend on the next loop iteration after ev_loop_fork. (Which fibers
-// survive in the child is issue 4's business; this keeps the child's hub sane.)
-void reinit_hub_in_child() {
-    if (detail::Hub* h = detail::Hub::current_if_any()) ev_loop_fork(h->loop());
-}
-
 __attribute__((constructor(101))) void start_shim() {
-    pthread_atfork(nullptr, nullptr, reinit_hub_in_child);
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
     if (c.stats) std::atexit(print_stats);

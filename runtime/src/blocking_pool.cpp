@@ -77,6 +77,18 @@ void* worker(void*) {
 
 }  // namespace
 
+void pool_fork_prepare() noexcept { lock_word_acquire(pool().lock); }
+void pool_fork_parent() noexcept { pool().lock.store(0, std::memory_order_release); }
+void pool_fork_child() noexcept {
+    // The pool's threads do not exist in the child; queued jobs belonged to
+    // fibers that do not exist either. Threads start again on demand.
+    Pool& p = pool();
+    p.head = p.tail = nullptr;
+    p.threads = 0;
+    p.idle = 0;
+    p.lock.store(0, std::memory_order_release);
+}
+
 std::uint64_t pool_jobs_completed() noexcept { return pool().completed.load(std::memory_order_relaxed); }
 
 void run_on_pool(void (*fn)(void*), void* arg) noexcept {

@@ -42,7 +42,21 @@ std::atomic<int> g_external{0};
 
 constexpr int kDeadlockExitStatus = 3;
 
+// Fibers a deadlock report should name: parked, and not an idle hub root.
+bool reportable(const FiberRecord* f) {
+    return f->state == FiberState::Suspended && !(f->parked && std::string_view(f->parked->what) == "idle");
+}
+
 void declare_deadlock_locked() {
+    bool anyone_waits = false;
+    for (Hub* h : *g_hubs)
+        for (const FiberRecord* f = h->live_fibers(); f && !anyone_waits; f = f->live_next) anyone_waits = reportable(f);
+    if (!anyone_waits) {
+        // Every hub idle and nobody waiting: all work is done (under the shim,
+        // main called pthread_exit and the last thread finished). Like the
+        // last thread of a process exiting unpatched.
+        std::exit(0);
+    }
     std::string report =
         "green: deadlock: no fiber can ever run again (every hub is idle; no fd, timer or blocking-pool job "
         "is pending)\n";
@@ -115,6 +129,23 @@ void hub_registry_remove(Hub* h) {
     std::erase(*g_hubs, h);
 }
 
+// fork(): hold the registry lock across the fork so the child never
+// inherits it held by a thread that no longer exists; in the child only the
+// forking thread's hub remains.
+void registry_fork_prepare() noexcept { lock_word_acquire(g_registry_lock); }
+void registry_fork_parent() noexcept { g_registry_lock.store(0, std::memory_order_release); }
+void registry_fork_child(Hub* survivor) noexcept {
+    if (g_hubs) {
+        for (Hub* h : *g_hubs) h->registered = (h == survivor);
+        g_hubs->clear();
+        if (survivor) g_hubs->push_back(survivor);
+    }
+    g_stuck = 0;
+    if (survivor) survivor->stuck.store(false);
+    g_pool_jobs.store(0);
+    g_registry_lock.store(0, std::memory_order_release);
+}
+
 void for_each_hub(void (*fn)(Hub*, void*), void* arg) {
     SpinGuard g(g_registry_lock);
     if (!g_hubs) return;
@@ -183,7 +214,7 @@ void Hub::append_report(std::string& out) const {
     std::snprintf(buf, sizeof buf, "  hub %u (thread %d):\n", index_, static_cast<int>(tid_));
     out += buf;
     for (FiberRecord* f = live_head_; f; f = f->live_next) {
-        if (f->state != FiberState::Suspended) continue;
+        if (!reportable(f)) continue;
         std::snprintf(buf, sizeof buf, "    fiber %" PRIu64 " \"%s\" ", f->id, f->name);
         out += buf;
         describe_wait(f, out);

@@ -43,8 +43,8 @@ enum class WakeReason : std::uint8_t {
 // runnable or a FiberRecord to deliver a cancel to.
 struct RemoteNode {
     RemoteNode* next = nullptr;
-    enum Kind : std::uint8_t { kWake, kCancel } kind = kWake;
-    void* owner = nullptr;  // the Waiter (kWake) or FiberRecord (kCancel)
+    enum Kind : std::uint8_t { kWake, kCancel, kSpawn } kind = kWake;
+    void* owner = nullptr;  // the Waiter (kWake) or FiberRecord (kCancel, kSpawn)
 };
 
 struct Waiter {
@@ -55,7 +55,7 @@ struct Waiter {
     // (touched only by the owning hub's thread).
     Waiter* next = nullptr;
     Waiter* prev = nullptr;
-    WaitList* list = nullptr;
+    void* list = nullptr;  // the list it is linked in (WaitList or an overlay with head/tail)
     RemoteNode remote;  // used when woken from another thread
     // What the fiber waits on, for the deadlock report.
     const char* what = "";
@@ -63,7 +63,9 @@ struct Waiter {
     std::uintptr_t detail = 0;  // primitive-specific: fd events, fiber waited for, ...
 };
 
-enum class FiberState : std::uint8_t { Runnable, Running, Suspended, Done };
+// Abandoned: a fiber that existed in the parent of fork() but not in the
+// child (only the forking fiber survives); it must never run again.
+enum class FiberState : std::uint8_t { Runnable, Running, Suspended, Done, Abandoned };
 
 struct FiberRecord {
     boost::context::fiber ctx;  // how to resume this fiber (empty while it runs)
@@ -89,6 +91,8 @@ struct FiberRecord {
     std::atomic<bool> cancel_requested{false};
     std::atomic<bool> cancel_posted{false};
     RemoteNode cancel_node{nullptr, RemoteNode::kCancel, nullptr};
+    RemoteNode spawn_node{nullptr, RemoteNode::kSpawn, nullptr};  // started from another hub
+    void* user = nullptr;  // owned by the layer above (the shim's pthread identity)
     WaitList joiners;
 
     const TaskOps* ops = nullptr;

@@ -114,8 +114,28 @@ struct HubThreadExit {
 };
 static thread_local HubThreadExit tls_exit;
 
+namespace {
+// fork() in a process with hubs: see Hub::after_fork_in_child.
+void fork_prepare() {
+    pool_fork_prepare();
+    registry_fork_prepare();
+}
+void fork_parent() {
+    registry_fork_parent();
+    pool_fork_parent();
+}
+void fork_child() {
+    Hub* survivor = Hub::current_if_any();
+    registry_fork_child(survivor);
+    pool_fork_child();
+    if (survivor) survivor->after_fork_in_child();
+}
+}  // namespace
+
 Hub& Hub::current() {
     if (tls_hub_) return *tls_hub_;
+    static std::atomic<bool> fork_handlers{false};
+    if (!fork_handlers.exchange(true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
     Hub* h = new Hub();
     tls_hub_ = h;
     tls_exit.hub = h;
@@ -208,7 +228,7 @@ void fiber_entry_body(FiberRecord* f) {
 }
 
 FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_size, std::size_t payload_align,
-                               const TaskOps* ops, void** payload) {
+                               const TaskOps* ops, void** payload, Hub* owner) {
     std::size_t size = options.stack_size ? options.stack_size : config().stack_size;
     size = std::max<std::size_t>(size, 16 * 1024);
     Stack s = stacks.get(size);
@@ -218,7 +238,9 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     p = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(std::uintptr_t{payload_align} - 1));
     *payload = p;
     char* sp = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63});
-    f->hub = this;
+    // The stack comes from this hub's pool even when another hub will own
+    // the fiber; it returns to the owner's pool when the fiber is released.
+    f->hub = owner ? owner : this;
     f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
     f->stack = s;
     f->ops = ops;
@@ -266,10 +288,23 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
             HubCounters::bump(h->counters.switches);
             return std::move(next->ctx);
         });
+    return f;
+}
+
+void Hub::start(FiberRecord* f) noexcept {
+    if (f->hub != this) {
+        f->spawn_node.owner = f;
+        f->hub->post_remote(&f->spawn_node);
+        return;
+    }
+    adopt(f);
+}
+
+void Hub::adopt(FiberRecord* f) noexcept {
     link_live(f);
     ++live_count_;
     HubCounters::bump(counters.spawned);
-    return f;
+    make_ready(f);
 }
 
 void Hub::release(FiberRecord* f) noexcept {
@@ -341,6 +376,7 @@ void Hub::after_switch(boost::context::fiber&& from) noexcept {
 }
 
 void Hub::make_ready(FiberRecord* f) noexcept {
+    if (f->state == FiberState::Abandoned) return;  // left behind by fork()
     f->state = FiberState::Runnable;
     f->run_next = nullptr;
     if (run_tail_) run_tail_->run_next = f;
@@ -480,6 +516,8 @@ void Hub::drain_remote() noexcept {
         RemoteNode* next = fifo->next;
         if (fifo->kind == RemoteNode::kWake) {
             make_ready(static_cast<Waiter*>(fifo->owner)->fiber);
+        } else if (fifo->kind == RemoteNode::kSpawn) {
+            adopt(static_cast<FiberRecord*>(fifo->owner));
         } else {
             auto* f = static_cast<FiberRecord*>(fifo->owner);
             f->cancel_posted.store(false, std::memory_order_release);
@@ -491,6 +529,37 @@ void Hub::drain_remote() noexcept {
 }
 
 void Hub::on_async(struct ev_loop*, ev_async* a, int) noexcept { static_cast<Hub*>(a->data)->drain_remote(); }
+
+void Hub::park_idle() noexcept {
+    Waiter me;
+    me.what = "idle";
+    me.fiber = current_;
+    park(me, ParkOptions{Clock::time_point::max(), false, false});
+}
+
+void Hub::after_fork_in_child() noexcept {
+    // Only the fiber that called fork() exists in the child, as only the
+    // calling thread does unpatched. Everything else on this hub is
+    // abandoned: never scheduled again, its timers and fd waits dropped.
+    tid_ = os::gettid();
+    for (FiberRecord* f = live_head_; f; f = f->live_next) {
+        if (f == current_) continue;
+        ev_timer_stop(loop_, &f->timer);
+        f->state = FiberState::Abandoned;
+    }
+    run_head_ = run_tail_ = nullptr;
+    run_length_ = 0;
+    direct_budget_ = 0;
+    remote_head_.store(nullptr);
+    closing_.clear();
+    closing_pending_.store(false);
+    live_count_ = current_ == &root_ ? 0 : 1;
+    parked_on_io = 0;
+    parked_on_timer = 0;
+    run_scope_depth = 0;
+    drop_fd_waiters();
+    ev_loop_fork(loop_);
+}
 
 // ---------------------------------------------------------------------------
 // The run loop

@@ -45,14 +45,17 @@ public:
 
     FiberRecord* running() const noexcept { return current_; }
     FiberRecord* root_fiber() noexcept { return &root_; }
+    const FiberRecord* live_fibers() const noexcept { return live_head_; }
     bool in_scheduler() const noexcept { return current_ == scheduler_; }
     struct ev_loop* loop() const noexcept { return loop_; }
     unsigned index() const noexcept { return index_; }
 
     // --- fibers -----------------------------------------------------------
+    // `owner`: the hub the fiber will run on (default: this one). Call on
+    // this hub's thread; start() hands the fiber to its owner.
     FiberRecord* create_fiber(const SpawnOptions& options, std::size_t payload_size, std::size_t payload_align,
-                              const TaskOps* ops, void** payload);
-    void start(FiberRecord* f) noexcept { make_ready(f); }
+                              const TaskOps* ops, void** payload, Hub* owner = nullptr);
+    void start(FiberRecord* f) noexcept;
     void release(FiberRecord* f) noexcept;  // drop one reference
 
     // --- the wait/wake protocol -------------------------------------------
@@ -67,6 +70,11 @@ public:
     static bool wake(Waiter& w, WakeReason reason) noexcept;
 
     void yield() noexcept;
+    // Parks the running fiber for good (an idle hub thread's root, or a main
+    // that called pthread_exit). Not reported as a deadlocked waiter.
+    void park_idle() noexcept;
+    // In the child of fork(): keep only the running fiber (see hub.cpp).
+    void after_fork_in_child() noexcept;
     void request_cancel(FiberRecord* f) noexcept;  // any thread
 
     // --- fds (io.cpp) -----------------------------------------------------
@@ -90,6 +98,8 @@ private:
     friend void fiber_entry_body(FiberRecord*);
 
     void make_ready(FiberRecord* f) noexcept;
+    void adopt(FiberRecord* f) noexcept;
+    void drop_fd_waiters() noexcept;
     void post_remote(RemoteNode* node) noexcept;
     void drain_remote() noexcept;
     void deliver_cancel(FiberRecord* f) noexcept;
@@ -140,6 +150,12 @@ public:
 
 // Deadlock detection and reports (deadlock.cpp).
 void hub_registry_add(Hub* h);
+void registry_fork_prepare() noexcept;
+void registry_fork_parent() noexcept;
+void registry_fork_child(Hub* survivor) noexcept;
+void pool_fork_prepare() noexcept;
+void pool_fork_parent() noexcept;
+void pool_fork_child() noexcept;
 void hub_registry_remove(Hub* h);
 // Called by a hub about to block with nothing of its own to wake it.
 void hub_became_stuck(Hub* h);

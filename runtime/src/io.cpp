@@ -266,6 +266,15 @@ void Hub::process_fd_closings() noexcept {
     for (auto [fd, gen] : batch) fd_closing_local(fd, gen);
 }
 
+void Hub::drop_fd_waiters() noexcept {
+    for (FdWatch* w : fds_) {
+        if (!w) continue;
+        ev_io_stop(loop_, &w->io);
+        w->armed = 0;
+        w->waiters.head = w->waiters.tail = nullptr;
+    }
+}
+
 void Hub::destroy_fd_watches() noexcept {
     for (FdWatch* w : fds_) {
         if (!w) continue;

@@ -10,7 +10,10 @@
 
 namespace green::detail {
 
-inline void list_push_back(WaitList& l, Waiter& w) noexcept {
+// Any list type with `Waiter* head, *tail` works: WaitList, and the shim's
+// overlays inside pthread_mutex_t and friends.
+template <class L>
+inline void list_push_back(L& l, Waiter& w) noexcept {
     w.list = &l;
     w.next = nullptr;
     w.prev = l.tail;
@@ -19,7 +22,8 @@ inline void list_push_back(WaitList& l, Waiter& w) noexcept {
     l.tail = &w;
 }
 
-inline void list_unlink(WaitList& l, Waiter& w) noexcept {
+template <class L>
+inline void list_unlink(L& l, Waiter& w) noexcept {
     if (w.prev) w.prev->next = w.next;
     else l.head = w.next;
     if (w.next) w.next->prev = w.prev;
@@ -28,7 +32,8 @@ inline void list_unlink(WaitList& l, Waiter& w) noexcept {
     w.list = nullptr;
 }
 
-inline Waiter* list_pop_front(WaitList& l) noexcept {
+template <class L>
+inline Waiter* list_pop_front(L& l) noexcept {
     Waiter* w = l.head;
     if (w) list_unlink(l, *w);
     return w;
@@ -36,7 +41,8 @@ inline Waiter* list_pop_front(WaitList& l) noexcept {
 
 // Pops waiters until one accepts `reason` (a waiter that already timed out or
 // was cancelled refuses). Returns the winner, or null if none accepted.
-inline Waiter* list_wake_one(WaitList& l, WakeReason reason);
+template <class L>
+inline Waiter* list_wake_one(L& l, WakeReason reason);
 
 }  // namespace green::detail
 
@@ -44,14 +50,16 @@ inline Waiter* list_wake_one(WaitList& l, WakeReason reason);
 
 namespace green::detail {
 
-inline Waiter* list_wake_one(WaitList& l, WakeReason reason) {
+template <class L>
+inline Waiter* list_wake_one(L& l, WakeReason reason) {
     while (Waiter* w = list_pop_front(l)) {
         if (Hub::wake(*w, reason)) return w;
     }
     return nullptr;
 }
 
-inline void list_wake_all(WaitList& l, WakeReason reason) noexcept {
+template <class L>
+inline void list_wake_all(L& l, WakeReason reason) noexcept {
     while (Waiter* w = list_pop_front(l)) Hub::wake(*w, reason);
 }
 
