@@ -177,7 +177,16 @@ std::string take_deadlock_report() {
     return g_deadlock_report ? *g_deadlock_report : std::string("green: deadlock");
 }
 
-void describe_wait(const FiberRecord* f, std::string& out) {
+// Caller holds the registry lock.
+const FiberRecord* find_fiber_locked(std::uint64_t id) {
+    if (!g_hubs) return nullptr;
+    for (Hub* h : *g_hubs)
+        for (const FiberRecord* f = h->live_fibers(); f; f = f->live_next)
+            if (f->id == id) return f;
+    return nullptr;
+}
+
+void describe_wait(const FiberRecord* f, std::string& out, bool nested) {
     char buf[160];
     const Waiter* w = f->parked;
     if (!w) {
@@ -195,14 +204,20 @@ void describe_wait(const FiberRecord* f, std::string& out) {
         std::snprintf(buf, sizeof buf, "sleeps");
     } else if (what == "pool") {
         std::snprintf(buf, sizeof buf, "waits for a blocking-pool job");
-    } else if (what == "Mutex") {
-        // Nothing ever stored the holder in Waiter::detail, so this branch
-        // was dead and reports said only "waits on Mutex <addr>". Read the
-        // holder here instead: reports are built while every hub is stuck,
-        // so the owner cannot change under us, and the Mutex is alive as
-        // long as a fiber is parked on it.
-        std::uint64_t holder = static_cast<const Mutex*>(w->object)->owner();
-        std::snprintf(buf, sizeof buf, "waits for Mutex %p held by fiber %" PRIu64, w->object, holder);
+    } else if (w->holder) {
+        // Reports are built while every hub is stuck (registry lock held),
+        // so the owner cannot change under us and the lock is alive as long
+        // as a fiber is parked on it.
+        std::uint64_t holder = w->holder->load(std::memory_order_relaxed);
+        const FiberRecord* owner = find_fiber_locked(holder);
+        std::snprintf(buf, sizeof buf, "waits for %s %p held by fiber %" PRIu64 " \"%s\"", w->what, w->object, holder,
+                      owner ? owner->name : "?");
+        out += buf;
+        if (owner && owner != f && nested) {
+            out += ", which ";
+            describe_wait(owner, out, false);
+        }
+        return;
     } else {
         std::snprintf(buf, sizeof buf, "waits on %s %p", w->what, w->object);
     }

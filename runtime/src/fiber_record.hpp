@@ -61,6 +61,9 @@ struct Waiter {
     const char* what = "";
     const void* object = nullptr;
     std::uintptr_t detail = 0;  // primitive-specific: fd events, fiber waited for, ...
+    // For locks: where the owning fiber's id lives, so a deadlock report can
+    // say who holds what this fiber waits for.
+    const std::atomic<std::uint64_t>* holder = nullptr;
 };
 
 // Abandoned: a fiber that existed in the parent of fork() but not in the

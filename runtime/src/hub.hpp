@@ -166,7 +166,7 @@ std::string take_deadlock_report();
 Stats counters_snapshot() noexcept;  // all hubs, including retired ones
 std::uint64_t pool_jobs_completed() noexcept;
 [[noreturn]] void throw_for(WakeReason r);
-void describe_wait(const FiberRecord* f, std::string& out);
+void describe_wait(const FiberRecord* f, std::string& out, bool nested = true);  // registry lock held
 std::atomic<int>& pool_jobs_in_flight() noexcept;
 std::atomic<int>& external_wakers() noexcept;
 std::uint32_t fd_generation(int fd) noexcept;

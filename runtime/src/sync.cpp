@@ -33,7 +33,7 @@ namespace {
 // satisfied (immediately or by a waker).
 template <class Ready>
 WakeReason wait_on(detail::WaitList& list, const char* what, const void* object, const ParkOptions& o,
-                   Ready&& ready) {
+                   Ready&& ready, const std::atomic<std::uint64_t>* holder = nullptr) {
     Hub& h = Hub::current();
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
         SpinGuard g(list.lock);
@@ -46,6 +46,7 @@ WakeReason wait_on(detail::WaitList& list, const char* what, const void* object,
     me.fiber = h.running();
     me.what = what;
     me.object = object;
+    me.holder = holder;
     {
         SpinGuard g(list.lock);
         if (ready()) return WakeReason::Woken;
@@ -141,7 +142,7 @@ bool Mutex::lock_until(Clock::time_point deadline, bool) {
     WakeReason r = wait_on(waiters_, "Mutex", this, ParkOptions{deadline, false, false}, [&] {
         std::uint64_t free = 0;
         return owner_.compare_exchange_strong(free, me, std::memory_order_acquire);
-    });
+    }, &owner_);
     return r == WakeReason::Woken;  // handed over by unlock(): owner_ is already `me`
 }
 

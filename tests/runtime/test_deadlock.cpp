@@ -49,14 +49,10 @@ namespace {
 
 // The report line of the fiber named `name`, or "".
 std::string report_line(const std::string& report, const std::string& name) {
-    std::size_t at = report.find("\"" + name + "\"");
+    std::size_t at = report.find("\"" + name + "\" waits");  // the fiber's own line
     if (at == std::string::npos) return {};
     std::size_t begin = report.rfind('\n', at) + 1;
     return report.substr(begin, report.find('\n', at) - begin);
-}
-
-bool ends_with(const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 [[noreturn]] void mutex_cycle_under_run_child() {
@@ -84,9 +80,12 @@ bool ends_with(const std::string& s, const std::string& tail) {
     } catch (const green::Deadlock& d) {
         std::string report = d.what();
         std::fprintf(stderr, "caught green::Deadlock: %s", report.c_str());
-        // Each line names the fiber holding the mutex waited for.
-        bool ok = ends_with(report_line(report, "locks-a-then-b"), "held by fiber " + std::to_string(id_b)) &&
-                  ends_with(report_line(report, "locks-b-then-a"), "held by fiber " + std::to_string(id_a));
+        // Each line names the fiber holding the mutex waited for, by id and name.
+        auto names = [](const std::string& line, const std::string& holder) {
+            return line.find("held by fiber " + holder) != std::string::npos;
+        };
+        bool ok = names(report_line(report, "locks-a-then-b"), std::to_string(id_b) + " \"locks-b-then-a\"") &&
+                  names(report_line(report, "locks-b-then-a"), std::to_string(id_a) + " \"locks-a-then-b\"");
         std::fprintf(stderr, "holders %s\n", ok ? "named" : "wrong");
         std::_Exit(0);
     }
