@@ -100,10 +100,17 @@ double seconds_until(Clock::time_point deadline) noexcept {
 thread_local Hub* Hub::tls_hub_ = nullptr;
 
 // Owns the thread's hub and retires it when the thread ends.
+//
+// The main thread's hub is never retired: exit() runs thread_local
+// destructors *before* atexit handlers, and those handlers (OpenSSL's
+// cleanup, say) still take pthread locks, i.e. still need the hub. For the
+// same reason a thread whose exit object is already gone gets a hub that is
+// simply never retired (tls_exit_done).
 struct HubThreadExit {
     Hub* hub = nullptr;
     ~HubThreadExit() {
-        if (!hub) return;
+        tls_exit_done = true;
+        if (!hub || hub->tid() == static_cast<pid_t>(getpid())) return;
         Hub::tls_hub_ = nullptr;
         hub_registry_remove(hub);
         // A hub whose fibers all finished can go; one with parked fibers is
@@ -111,7 +118,9 @@ struct HubThreadExit {
         // valid for anyone still holding a Task).
         if (hub->live_count_ == 0 && hub->current_ == &hub->root_) delete hub;
     }
+    static thread_local bool tls_exit_done;
 };
+thread_local bool HubThreadExit::tls_exit_done = false;
 static thread_local HubThreadExit tls_exit;
 
 namespace {
@@ -138,7 +147,7 @@ Hub& Hub::current() {
     if (!fork_handlers.exchange(true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
     Hub* h = new Hub();
     tls_hub_ = h;
-    tls_exit.hub = h;
+    if (!HubThreadExit::tls_exit_done) tls_exit.hub = h;
     hub_registry_add(h);
     return *h;
 }
