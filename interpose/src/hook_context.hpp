@@ -40,7 +40,7 @@ inline Description* blocking_description(int fd) noexcept {
 }
 
 // Counters for GREEN_STATS, by call family.
-enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Count };
+enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Thread, Lock, Count };
 void count_call(Family f) noexcept;
 
 inline Clock::time_point deadline_after_ns(std::int64_t ns) noexcept {

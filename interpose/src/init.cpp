@@ -15,6 +15,7 @@
 #include <cstdlib>
 
 #include "hook_context.hpp"
+#include "hubs.hpp"
 #include "os.hpp"
 
 namespace green::interpose {
@@ -25,7 +26,7 @@ namespace {
 
 std::atomic<std::uint64_t> g_calls[static_cast<int>(Family::Count)];
 const char* const kFamilyNames[] = {"socket", "read", "write", "connect", "accept", "close",
-                                    "poll", "sleep", "dns", "fcntl"};
+                                    "poll", "sleep", "dns", "fcntl", "thread", "lock"};
 
 void print_stats() {
     Stats s = green::stats();
@@ -46,12 +47,19 @@ void print_stats() {
 __attribute__((constructor(101))) void start_shim() {
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
+    start_hub_threads(c.hubs);
     if (c.stats) std::atexit(print_stats);
     g_shim_ready.store(true, std::memory_order_release);
 }
 
 }  // namespace
 
-void count_call(Family f) noexcept { g_calls[static_cast<int>(f)].fetch_add(1, std::memory_order_relaxed); }
+void count_call(Family f) noexcept {
+    // Only the program's calls: libev's own (epoll_wait, eventfd writes from
+    // the scheduler) pass through the same hooks.
+    detail::Hub* h = detail::Hub::current_if_any();
+    if (h && h->in_scheduler()) return;
+    g_calls[static_cast<int>(f)].fetch_add(1, std::memory_order_relaxed);
+}
 
 }  // namespace green::interpose

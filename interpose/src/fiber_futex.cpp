@@ -1,0 +1,88 @@
+// See fiber_futex.hpp.
+#include "fiber_futex.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+#include <climits>
+#include <functional>
+
+#include "hub.hpp"
+#include "os.hpp"
+#include "spinlock.hpp"
+#include "wait_list.hpp"
+
+namespace green::interpose {
+
+namespace {
+
+struct Bucket {
+    std::atomic<std::uint32_t> lock{0};
+    detail::Waiter* head = nullptr;
+    detail::Waiter* tail = nullptr;
+};
+constexpr std::size_t kBuckets = 1024;
+Bucket g_buckets[kBuckets];
+
+Bucket& bucket_for(const void* addr) {
+    auto v = reinterpret_cast<std::uintptr_t>(addr);
+    return g_buckets[(v >> 2) * 0x9E3779B97F4A7C15ull >> 54 & (kBuckets - 1)];
+}
+
+}  // namespace
+
+std::atomic<int>& kernel_futex_waiters() noexcept {
+    static std::atomic<int> n{0};
+    return n;
+}
+
+int fiber_futex_wait(const std::atomic<std::uint32_t>* addr, std::uint32_t expected, Clock::time_point deadline,
+                     std::uint32_t bitset) noexcept {
+    using namespace detail;
+    Hub& h = Hub::current();
+    Bucket& b = bucket_for(addr);
+    Waiter me;
+    me.fiber = h.running();
+    me.what = "futex";
+    me.object = addr;
+    me.detail = bitset;
+    {
+        SpinGuard g(b.lock);
+        if (addr->load(std::memory_order_seq_cst) != expected) return EAGAIN;
+        list_push_back(b, me);
+    }
+    WakeReason r = h.park(me, ParkOptions{deadline, false, false});
+    if (r == WakeReason::Woken) return 0;
+    SpinGuard g(b.lock);
+    if (me.list) list_unlink(b, me);
+    return ETIMEDOUT;
+}
+
+int fiber_futex_wake(const std::atomic<std::uint32_t>* addr, int count, std::uint32_t bitset) noexcept {
+    using namespace detail;
+    Bucket& b = bucket_for(addr);
+    int woken = 0;
+    {
+        SpinGuard g(b.lock);
+        for (Waiter* w = b.head; w && woken < count;) {
+            Waiter* next = w->next;
+            if (w->object == addr && (static_cast<std::uint32_t>(w->detail) & bitset)) {
+                list_unlink(b, *w);
+                if (Hub::wake(*w, WakeReason::Woken)) ++woken;
+            }
+            w = next;
+        }
+    }
+    if (woken < count && kernel_futex_waiters().load(std::memory_order_seq_cst) > 0) {
+        long r = os::raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, count - woken, 0, 0,
+                                  static_cast<long>(bitset));
+        if (r > 0) woken += static_cast<int>(r);
+        // The waiter may have used a shared (non-private) futex.
+        r = os::raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET, count - woken, 0, 0,
+                             static_cast<long>(bitset));
+        if (r > 0) woken += static_cast<int>(r);
+    }
+    return woken;
+}
+
+}  // namespace green::interpose

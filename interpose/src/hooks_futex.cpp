@@ -1,0 +1,86 @@
+// syscall(): FUTEX_WAIT/WAIT_BITSET/WAKE/WAKE_BITSET from a fiber go through
+// fiber_futex (std::atomic::wait, std::counting_semaphore, std::latch in
+// libstdc++ 12 call libc's exported syscall()); every other system call, and
+// futex calls from threads without a hub, go to the kernel unchanged.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdarg>
+
+#include "fiber_futex.hpp"
+#include "hook_context.hpp"
+#include "real.hpp"
+
+using namespace green;
+using namespace green::interpose;
+
+namespace {
+
+using SyscallFn = long (*)(long, ...);
+
+SyscallFn real_syscall() {
+    static auto fn = reinterpret_cast<SyscallFn>(resolve_next("syscall"));
+    return fn;
+}
+
+Clock::time_point relative_deadline(const timespec* ts) {
+    if (!ts) return Clock::time_point::max();
+    return Clock::now() + std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec);
+}
+
+Clock::time_point absolute_deadline(const timespec* ts, bool realtime) {
+    if (!ts) return Clock::time_point::max();
+    timespec now{};
+    clock_gettime(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, &now);
+    auto left = std::chrono::seconds(ts->tv_sec - now.tv_sec) + std::chrono::nanoseconds(ts->tv_nsec - now.tv_nsec);
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+}
+
+long fail(int err) {
+    errno = err;
+    return -1;
+}
+
+}  // namespace
+
+extern "C" long syscall(long number, ...) {
+    va_list ap;
+    va_start(ap, number);
+    long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+    long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+    va_end(ap);
+    if (number != SYS_futex) return real_syscall()(number, a1, a2, a3, a4, a5, a6);
+    auto* addr = reinterpret_cast<const std::atomic<std::uint32_t>*>(a1);
+    const int cmd = static_cast<int>(a2) & FUTEX_CMD_MASK;
+    const bool realtime = (a2 & FUTEX_CLOCK_REALTIME) != 0;
+    const auto* ts = reinterpret_cast<const timespec*>(a4);
+    const bool waits = cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET;
+    if (!fiber_context()) {
+        if (!waits) return real_syscall()(number, a1, a2, a3, a4, a5, a6);
+        kernel_futex_waiters().fetch_add(1, std::memory_order_seq_cst);
+        long r = real_syscall()(number, a1, a2, a3, a4, a5, a6);
+        int err = errno;
+        kernel_futex_waiters().fetch_sub(1, std::memory_order_seq_cst);
+        errno = err;
+        return r;
+    }
+    switch (cmd) {
+        case FUTEX_WAIT:
+        case FUTEX_WAIT_BITSET: {
+            std::uint32_t bitset = cmd == FUTEX_WAIT ? kFutexMatchAny : static_cast<std::uint32_t>(a6);
+            if (bitset == 0) return fail(EINVAL);
+            auto deadline = cmd == FUTEX_WAIT ? relative_deadline(ts) : absolute_deadline(ts, realtime);
+            int err = fiber_futex_wait(addr, static_cast<std::uint32_t>(a3), deadline, bitset);
+            return err ? fail(err) : 0;
+        }
+        case FUTEX_WAKE:
+        case FUTEX_WAKE_BITSET: {
+            std::uint32_t bitset = cmd == FUTEX_WAKE ? kFutexMatchAny : static_cast<std::uint32_t>(a6);
+            if (bitset == 0) return fail(EINVAL);
+            return fiber_futex_wake(addr, static_cast<int>(a3), bitset);
+        }
+        default: return real_syscall()(number, a1, a2, a3, a4, a5, a6);
+    }
+}

@@ -1,0 +1,404 @@
+// pthread mutexes, condition variables, rwlocks and barriers, owned by
+// fibers instead of kernel thread ids.
+//
+// Why all of them: glibc's own implementations record owners by TID (two
+// fibers of one hub would look like one owner: a recursive mutex would let
+// the second in, an error-checking one would report EDEADLK) and block the
+// whole OS thread; and glibc's pthread_cond_wait relocks the mutex through
+// an internal call no preload sees. So the shim implements the whole family
+// and keeps its state inside the caller's object (no side table, no
+// allocation), in a layout whose all-zero state is the static initializer.
+//
+// Layout invariants (checked by static_assert below):
+//   pthread_mutex_t (40 bytes): the type stays at glibc's __kind offset, so
+//   PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP and friends keep working.
+//   pthread_cond_t (48), pthread_rwlock_t (56), pthread_barrier_t (32).
+// Process-shared objects (PTHREAD_PROCESS_SHARED) are not supported: their
+// waiters in another process could not be woken by this one's hubs.
+//
+// Every lock follows the runtime's protocol (wait_list.hpp): link a Waiter
+// under the object's spinlock, park, and be handed ownership by the
+// unlocker, which wins the Waiter with a compare-exchange.
+#include <pthread.h>
+#include <time.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstring>
+
+#include "hook_context.hpp"
+#include "spinlock.hpp"
+#include "wait_list.hpp"
+
+using namespace green;
+using namespace green::interpose;
+using detail::Hub;
+using detail::ParkOptions;
+using detail::SpinGuard;
+using detail::Waiter;
+using detail::WakeReason;
+
+namespace {
+
+struct PMutex {
+    std::atomic<std::uint32_t> lock;
+    std::uint32_t depth;             // recursion depth, touched by the owner only
+    std::atomic<std::uint64_t> owner;  // fiber id, 0 = free
+    int kind;                        // glibc's __kind: PTHREAD_MUTEX_{NORMAL,RECURSIVE,ERRORCHECK,...}
+    std::uint32_t unused;
+    Waiter* head;
+    Waiter* tail;
+};
+static_assert(sizeof(PMutex) <= sizeof(pthread_mutex_t));
+static_assert(offsetof(PMutex, kind) == offsetof(pthread_mutex_t, __data.__kind));
+
+struct PCond {
+    std::atomic<std::uint32_t> lock;
+    clockid_t clock;  // 0 = CLOCK_REALTIME, the static initializer's
+    Waiter* head;
+    Waiter* tail;
+};
+static_assert(sizeof(PCond) <= sizeof(pthread_cond_t));
+
+struct PRwlock {
+    std::atomic<std::uint32_t> lock;
+    std::int32_t readers;
+    std::atomic<std::uint64_t> writer;  // fiber id, 0 = none
+    Waiter* head;  // Waiter::detail: 0 = wants to read, 1 = wants to write
+    Waiter* tail;
+};
+static_assert(sizeof(PRwlock) <= sizeof(pthread_rwlock_t));
+
+struct PBarrier {
+    std::atomic<std::uint32_t> lock;
+    std::uint32_t count;
+    std::uint32_t arrived;
+    std::uint32_t unused;
+    Waiter* head;
+    Waiter* tail;
+};
+static_assert(sizeof(PBarrier) <= sizeof(pthread_barrier_t));
+
+PMutex* pm(pthread_mutex_t* m) { return reinterpret_cast<PMutex*>(m); }
+PCond* pc(pthread_cond_t* c) { return reinterpret_cast<PCond*>(c); }
+PRwlock* prw(pthread_rwlock_t* l) { return reinterpret_cast<PRwlock*>(l); }
+PBarrier* pb(pthread_barrier_t* b) { return reinterpret_cast<PBarrier*>(b); }
+
+int type_of(const PMutex* m) { return m->kind & 3; }
+
+// The calling context's fiber (a thread without a hub gets one on first use,
+// so plain threads block in their own event loop, not in the kernel).
+detail::FiberRecord* me() { return Hub::current().running(); }
+
+Clock::time_point deadline_from(clockid_t clock, const timespec* abstime) {
+    if (!abstime) return Clock::time_point::max();
+    timespec now{};
+    clock_gettime(clock, &now);
+    auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) + std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+}
+
+bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
+
+// Parks `w` (already linked on `list` under `lock`). Returns Woken when a
+// waker handed over what was waited for; otherwise unlinks and returns why.
+template <class L>
+WakeReason park_linked(Hub& h, std::atomic<std::uint32_t>& lock, L& list, Waiter& w, Clock::time_point deadline) {
+    WakeReason r = h.park(w, ParkOptions{deadline, false, false});
+    if (r != WakeReason::Woken) {
+        SpinGuard g(lock);
+        if (w.list) detail::list_unlink(list, w);
+    }
+    return r;
+}
+
+// --- mutex -------------------------------------------------------------------
+
+int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
+    Hub& h = Hub::current();
+    detail::FiberRecord* self = h.running();
+    std::uint64_t expected = 0;
+    if (m->owner.compare_exchange_strong(expected, self->id, std::memory_order_acquire)) {
+        m->depth = 1;
+        return 0;
+    }
+    if (expected == self->id) {
+        switch (type_of(m)) {
+            case PTHREAD_MUTEX_RECURSIVE:
+                if (m->depth == UINT32_MAX) return EAGAIN;
+                ++m->depth;
+                return 0;
+            case PTHREAD_MUTEX_ERRORCHECK: return EDEADLK;
+            default: break;  // a normal mutex relocked by its owner deadlocks, as unpatched
+        }
+    }
+    if (try_only) return EBUSY;
+    if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return ETIMEDOUT;
+    count_call(Family::Lock);  // contended locks only: the uncontended path stays two atomics
+    Waiter w;
+    w.fiber = self;
+    w.what = "pthread_mutex";
+    w.object = m;
+    w.holder = &m->owner;
+    {
+        SpinGuard g(m->lock);
+        std::uint64_t free = 0;
+        if (m->owner.compare_exchange_strong(free, self->id, std::memory_order_acquire)) {
+            m->depth = 1;
+            return 0;
+        }
+        detail::list_push_back(*m, w);
+    }
+    detail::HubCounters::bump(h.counters.sync_waits);
+    if (park_linked(h, m->lock, *m, w, deadline) != WakeReason::Woken) return ETIMEDOUT;
+    m->depth = 1;  // ownership was handed over by the unlocker
+    return 0;
+}
+
+int mutex_unlock(PMutex* m) {
+    const std::uint64_t self = me()->id;
+    const int type = type_of(m);
+    if (m->owner.load(std::memory_order_relaxed) != self) {
+        // glibc checks ownership only for these types; a normal mutex is
+        // simply released.
+        if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) return EPERM;
+        if (m->owner.load(std::memory_order_relaxed) == 0) return 0;
+    }
+    if (type == PTHREAD_MUTEX_RECURSIVE && --m->depth > 0) return 0;
+    SpinGuard g(m->lock);
+    while (Waiter* w = detail::list_pop_front(*m)) {
+        m->owner.store(w->fiber->id, std::memory_order_release);  // hand over, then wake
+        if (Hub::wake(*w, WakeReason::Woken)) return 0;
+    }
+    m->owner.store(0, std::memory_order_release);
+    return 0;
+}
+
+// --- rwlock ------------------------------------------------------------------
+
+// Caller holds l->lock and has just released: hand the lock on. Reader
+// preference, as glibc's default: all waiting readers, else one writer.
+void rwlock_grant(PRwlock* l) {
+    if (l->writer.load(std::memory_order_relaxed) != 0) return;
+    bool readers_waiting = false;
+    for (Waiter* w = l->head; w; w = w->next) readers_waiting |= (w->detail == 0);
+    if (readers_waiting) {
+        for (Waiter* w = l->head; w;) {
+            Waiter* next = w->next;
+            if (w->detail == 0) {
+                detail::list_unlink(*l, *w);
+                ++l->readers;
+                if (!Hub::wake(*w, WakeReason::Woken)) --l->readers;
+            }
+            w = next;
+        }
+        return;
+    }
+    if (l->readers != 0) return;
+    while (Waiter* w = detail::list_pop_front(*l)) {
+        l->writer.store(w->fiber->id, std::memory_order_release);
+        if (Hub::wake(*w, WakeReason::Woken)) return;
+    }
+    l->writer.store(0, std::memory_order_release);
+}
+
+int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_only) {
+    Hub& h = Hub::current();
+    detail::FiberRecord* self = h.running();
+    Waiter w;
+    {
+        SpinGuard g(l->lock);
+        std::uint64_t writer = l->writer.load(std::memory_order_relaxed);
+        if (writer == self->id) return EDEADLK;
+        if (!write && writer == 0) {
+            ++l->readers;
+            return 0;
+        }
+        if (write && writer == 0 && l->readers == 0) {
+            l->writer.store(self->id, std::memory_order_release);
+            return 0;
+        }
+        if (try_only) return EBUSY;
+        if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return ETIMEDOUT;
+        w.fiber = self;
+        w.what = write ? "pthread_rwlock (write)" : "pthread_rwlock (read)";
+        w.object = l;
+        w.detail = write ? 1 : 0;
+        if (writer != 0) w.holder = &l->writer;
+        detail::list_push_back(*l, w);
+    }
+    detail::HubCounters::bump(h.counters.sync_waits);
+    return park_linked(h, l->lock, *l, w, deadline) == WakeReason::Woken ? 0 : ETIMEDOUT;
+}
+
+// --- cond --------------------------------------------------------------------
+
+int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
+    Hub& h = Hub::current();
+    detail::FiberRecord* self = h.running();
+    if (m->owner.load(std::memory_order_relaxed) != self->id && type_of(m) == PTHREAD_MUTEX_ERRORCHECK) return EPERM;
+    Waiter w;
+    w.fiber = self;
+    w.what = "pthread_cond";
+    w.object = c;
+    {
+        SpinGuard g(c->lock);
+        detail::list_push_back(*c, w);
+    }
+    // A recursive mutex is released completely for the wait and restored.
+    std::uint32_t depth = m->depth;
+    if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = 1;
+    mutex_unlock(m);
+    detail::HubCounters::bump(h.counters.sync_waits);
+    WakeReason r = park_linked(h, c->lock, *c, w, deadline);
+    mutex_lock(m, Clock::time_point::max(), false);
+    if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = depth;
+    return r == WakeReason::Woken ? 0 : ETIMEDOUT;
+}
+
+}  // namespace
+
+extern "C" {
+
+// --- mutex -------------------------------------------------------------------
+
+int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* attr) noexcept {
+    std::memset(m, 0, sizeof *m);
+    int type = PTHREAD_MUTEX_NORMAL;
+    if (attr) pthread_mutexattr_gettype(attr, &type);
+    pm(m)->kind = type;
+    return 0;
+}
+
+int pthread_mutex_destroy(pthread_mutex_t* m) noexcept {
+    return pm(m)->owner.load(std::memory_order_relaxed) != 0 ? EBUSY : 0;
+}
+
+int pthread_mutex_lock(pthread_mutex_t* m) noexcept { return mutex_lock(pm(m), Clock::time_point::max(), false); }
+int pthread_mutex_trylock(pthread_mutex_t* m) noexcept { return mutex_lock(pm(m), Clock::time_point::max(), true); }
+int pthread_mutex_unlock(pthread_mutex_t* m) noexcept { return mutex_unlock(pm(m)); }
+
+int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) noexcept {
+    if (!valid_timespec(abstime)) return EINVAL;
+    return mutex_lock(pm(m), deadline_from(CLOCK_REALTIME, abstime), false);
+}
+
+int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) noexcept {
+    if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
+    return mutex_lock(pm(m), deadline_from(clock, abstime), false);
+}
+
+int pthread_mutex_consistent(pthread_mutex_t*) noexcept { return EINVAL; }  // robust mutexes are not supported
+
+// --- cond --------------------------------------------------------------------
+
+int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t* attr) noexcept {
+    std::memset(c, 0, sizeof *c);
+    clockid_t clock = CLOCK_REALTIME;
+    if (attr) pthread_condattr_getclock(attr, &clock);
+    pc(c)->clock = clock;
+    return 0;
+}
+
+int pthread_cond_destroy(pthread_cond_t* c) noexcept { return pc(c)->head ? EBUSY : 0; }
+
+int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
+    return cond_wait(pc(c), pm(m), Clock::time_point::max());
+}
+
+int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
+    if (!valid_timespec(abstime)) return EINVAL;
+    return cond_wait(pc(c), pm(m), deadline_from(pc(c)->clock, abstime));
+}
+
+int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
+    if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
+    return cond_wait(pc(c), pm(m), deadline_from(clock, abstime));
+}
+
+int pthread_cond_signal(pthread_cond_t* c) noexcept {
+    SpinGuard g(pc(c)->lock);
+    detail::list_wake_one(*pc(c), WakeReason::Woken);
+    return 0;
+}
+
+int pthread_cond_broadcast(pthread_cond_t* c) noexcept {
+    SpinGuard g(pc(c)->lock);
+    detail::list_wake_all(*pc(c), WakeReason::Woken);
+    return 0;
+}
+
+// --- rwlock ------------------------------------------------------------------
+
+int pthread_rwlock_init(pthread_rwlock_t* l, const pthread_rwlockattr_t*) noexcept {
+    std::memset(l, 0, sizeof *l);
+    return 0;
+}
+int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept {
+    return (prw(l)->readers || prw(l)->writer.load()) ? EBUSY : 0;
+}
+int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept { return rwlock_lock(prw(l), false, Clock::time_point::max(), false); }
+int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept { return rwlock_lock(prw(l), true, Clock::time_point::max(), false); }
+int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept { return rwlock_lock(prw(l), false, Clock::time_point::max(), true); }
+int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept { return rwlock_lock(prw(l), true, Clock::time_point::max(), true); }
+int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* t) noexcept {
+    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_from(CLOCK_REALTIME, t), false) : EINVAL;
+}
+int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* t) noexcept {
+    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_from(CLOCK_REALTIME, t), false) : EINVAL;
+}
+int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
+    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_from(clock, t), false) : EINVAL;
+}
+int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
+    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_from(clock, t), false) : EINVAL;
+}
+
+int pthread_rwlock_unlock(pthread_rwlock_t* lock) noexcept {
+    PRwlock* l = prw(lock);
+    const std::uint64_t self = me()->id;
+    SpinGuard g(l->lock);
+    if (l->writer.load(std::memory_order_relaxed) == self) {
+        l->writer.store(0, std::memory_order_release);
+    } else if (l->readers > 0) {
+        --l->readers;
+    } else {
+        return EPERM;
+    }
+    rwlock_grant(l);
+    return 0;
+}
+
+// --- barrier -----------------------------------------------------------------
+
+int pthread_barrier_init(pthread_barrier_t* b, const pthread_barrierattr_t*, unsigned count) noexcept {
+    if (count == 0) return EINVAL;
+    std::memset(b, 0, sizeof *b);
+    pb(b)->count = count;
+    return 0;
+}
+
+int pthread_barrier_destroy(pthread_barrier_t* b) noexcept { return pb(b)->head ? EBUSY : 0; }
+
+int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
+    PBarrier* b = pb(barrier);
+    Hub& h = Hub::current();
+    Waiter w;
+    {
+        SpinGuard g(b->lock);
+        if (++b->arrived == b->count) {
+            b->arrived = 0;
+            detail::list_wake_all(*b, WakeReason::Woken);
+            return PTHREAD_BARRIER_SERIAL_THREAD;
+        }
+        w.fiber = h.running();
+        w.what = "pthread_barrier";
+        w.object = b;
+        detail::list_push_back(*b, w);
+    }
+    h.park(w, ParkOptions{Clock::time_point::max(), false, false});
+    return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,159 @@
+// POSIX unnamed semaphores (sem_init/wait/trywait/timedwait/clockwait/post/
+// getvalue/destroy) with fiber waiters, state inside the caller's sem_t.
+//
+// Named semaphores (sem_open) live in shared memory with glibc's layout and
+// may be shared with other processes: a magic word that only sem_init writes
+// tells ours apart, and anything else goes to glibc (blocking the hub while
+// it waits). sem_init with pshared=1 also stays glibc's, for the same reason.
+#include <semaphore.h>
+#include <time.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "hook_context.hpp"
+#include "real.hpp"
+#include "spinlock.hpp"
+#include "wait_list.hpp"
+
+using namespace green;
+using namespace green::interpose;
+using detail::Hub;
+using detail::SpinGuard;
+using detail::Waiter;
+using detail::WakeReason;
+
+namespace {
+
+constexpr std::uint32_t kSemMagic = 0x67536d31;  // "gSm1"
+
+struct PSem {
+    std::atomic<std::uint32_t> lock;
+    std::uint32_t value;
+    Waiter* head;
+    Waiter* tail;
+    std::uint32_t magic;
+};
+static_assert(sizeof(PSem) <= sizeof(sem_t));
+
+PSem* ours(sem_t* s) {
+    auto* p = reinterpret_cast<PSem*>(s);
+    return p->magic == kSemMagic ? p : nullptr;
+}
+
+template <class Fn>
+Fn next_fn(const char* name) {
+    return reinterpret_cast<Fn>(resolve_next(name));
+}
+
+int fail(int err) {
+    errno = err;
+    return -1;
+}
+
+int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
+    Hub& h = Hub::current();
+    Waiter w;
+    {
+        SpinGuard g(s->lock);
+        if (s->value > 0) {
+            --s->value;
+            return 0;
+        }
+        if (try_only) return fail(EAGAIN);
+        if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return fail(ETIMEDOUT);
+        w.fiber = h.running();
+        w.what = "sem";
+        w.object = s;
+        detail::list_push_back(*s, w);
+    }
+    detail::HubCounters::bump(h.counters.sync_waits);
+    WakeReason r = h.park(w, detail::ParkOptions{deadline, false, false});
+    if (r == WakeReason::Woken) return 0;  // the poster handed its unit to us
+    SpinGuard g(s->lock);
+    if (w.list) detail::list_unlink(*s, w);
+    return fail(ETIMEDOUT);
+}
+
+Clock::time_point deadline_from(clockid_t clock, const timespec* abstime) {
+    timespec now{};
+    clock_gettime(clock, &now);
+    auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) + std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+}
+
+bool valid(const timespec* t) { return t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000; }
+
+}  // namespace
+
+extern "C" {
+
+int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
+    static auto real = next_fn<int (*)(sem_t*, int, unsigned)>("sem_init");
+    if (pshared) return real(sem, pshared, value);
+    if (value > SEM_VALUE_MAX) return fail(EINVAL);
+    std::memset(sem, 0, sizeof *sem);
+    auto* s = reinterpret_cast<PSem*>(sem);
+    s->value = value;
+    s->magic = kSemMagic;
+    return 0;
+}
+
+int sem_destroy(sem_t* sem) noexcept {
+    static auto real = next_fn<int (*)(sem_t*)>("sem_destroy");
+    PSem* s = ours(sem);
+    if (!s) return real(sem);
+    s->magic = 0;
+    return 0;
+}
+
+int sem_wait(sem_t* sem) {
+    static auto real = next_fn<int (*)(sem_t*)>("sem_wait");
+    PSem* s = ours(sem);
+    return s ? sem_wait_until(s, Clock::time_point::max(), false) : real(sem);
+}
+
+int sem_trywait(sem_t* sem) noexcept {
+    static auto real = next_fn<int (*)(sem_t*)>("sem_trywait");
+    PSem* s = ours(sem);
+    return s ? sem_wait_until(s, Clock::time_point::max(), true) : real(sem);
+}
+
+int sem_timedwait(sem_t* sem, const timespec* abstime) {
+    static auto real = next_fn<int (*)(sem_t*, const timespec*)>("sem_timedwait");
+    PSem* s = ours(sem);
+    if (!s) return real(sem, abstime);
+    if (!valid(abstime)) return fail(EINVAL);
+    return sem_wait_until(s, deadline_from(CLOCK_REALTIME, abstime), false);
+}
+
+int sem_clockwait(sem_t* sem, clockid_t clock, const timespec* abstime) {
+    static auto real = next_fn<int (*)(sem_t*, clockid_t, const timespec*)>("sem_clockwait");
+    PSem* s = ours(sem);
+    if (!s) return real(sem, clock, abstime);
+    if (!valid(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return fail(EINVAL);
+    return sem_wait_until(s, deadline_from(clock, abstime), false);
+}
+
+int sem_post(sem_t* sem) noexcept {
+    static auto real = next_fn<int (*)(sem_t*)>("sem_post");
+    PSem* s = ours(sem);
+    if (!s) return real(sem);
+    SpinGuard g(s->lock);
+    if (detail::list_wake_one(*s, WakeReason::Woken)) return 0;
+    if (s->value == SEM_VALUE_MAX) return fail(EOVERFLOW);
+    ++s->value;
+    return 0;
+}
+
+int sem_getvalue(sem_t* sem, int* value) noexcept {
+    static auto real = next_fn<int (*)(sem_t*, int*)>("sem_getvalue");
+    PSem* s = ours(sem);
+    if (!s) return real(sem, value);
+    SpinGuard g(s->lock);
+    *value = static_cast<int>(s->value);
+    return 0;
+}
+
+}  // extern "C"
