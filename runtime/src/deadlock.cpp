@@ -156,6 +156,17 @@ void hub_became_stuck(Hub* h) {
     SpinGuard g(g_registry_lock);
     if (!h->registered || h->stuck) return;
     h->stuck = true;
+    // The Dekker re-check must happen here, before this hub is counted: a
+    // poster that read stuck == false (so will not unstick us) pushed its
+    // work before that read, and the seq_cst store above orders this load
+    // after it. The scheduler's own re-check after we return came too late:
+    // if we were the last hub to get stuck, the deadlock had already been
+    // declared, with a wake sitting in our queue (seen as rare false
+    // green::Deadlock reports between two hubs ping-ponging wakes).
+    if (h->has_pending_work()) {
+        h->stuck = false;
+        return;
+    }
     ++g_stuck;
     if (g_stuck == g_hubs->size() && g_pool_jobs.load() == 0 && g_external.load() == 0) declare_deadlock_locked();
 }

@@ -47,6 +47,12 @@ public:
     FiberRecord* root_fiber() noexcept { return &root_; }
     const FiberRecord* live_fibers() const noexcept { return live_head_; }
     bool in_scheduler() const noexcept { return current_ == scheduler_; }
+    // Work handed to this hub that it has not taken yet. Hub thread only
+    // (run_head_ is not shared); used by hub_became_stuck().
+    bool has_pending_work() const noexcept {
+        return remote_head_.load(std::memory_order_seq_cst) != nullptr || run_head_ != nullptr ||
+               closing_pending_.load(std::memory_order_seq_cst);
+    }
     struct ev_loop* loop() const noexcept { return loop_; }
     unsigned index() const noexcept { return index_; }
 
