@@ -37,7 +37,13 @@ WakeReason wait_on(detail::WaitList& list, const char* what, const void* object,
     Hub& h = Hub::current();
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
         SpinGuard g(list.lock);
-        return ready() ? WakeReason::Woken : r;
+        if (!ready()) return r;
+        // Satisfied without suspending, so this was no suspension point.
+        // precheck() consumed a pending cancel; put it back for the next
+        // real suspension point. (It was lost: a fiber cancelled while a
+        // Semaphore it acquired had permits never saw the cancel.)
+        if (r == WakeReason::Cancelled) h.running()->cancel_requested.store(true, std::memory_order_release);
+        return WakeReason::Woken;
     }
     Waiter me;
     // Set before the waiter is linked: a waker on another hub may pop it and
