@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace green_test;
 
@@ -463,5 +464,79 @@ TEST(Deadline, MutexLockIgnoresTheScope) {
         EXPECT_EQ(m.owner(), green::this_fiber::id());
         m.unlock();
         holder.join();
+    });
+}
+
+// --- what is ready needs no wait ----------------------------------------------------
+
+TEST(Cancel, ACallThatNeedsNoWaitKeepsTheCancelPending) {
+    // An operation that can complete at once does not suspend: it succeeds,
+    // and the cancel is delivered at the next real suspension point instead
+    // of being dropped.
+    struct Ready {
+        const char* name;
+        std::function<void()> op;
+    };
+    green::Semaphore sem(10);
+    green::Event set_event;
+    set_event.set();
+    green::WaitGroup zero;
+    green::Channel<int> ch;
+    for (int i = 0; i < 10; ++i) ch.send(i);
+    std::vector<Ready> ops = {
+        {"Semaphore::acquire", [&] { sem.acquire(); }},
+        {"Semaphore::acquire_until", [&] { EXPECT_TRUE(sem.acquire_until(Clock::now() + 10s)); }},
+        {"Event::wait", [&] { set_event.wait(); }},
+        {"WaitGroup::wait", [&] { zero.wait(); }},
+        {"Channel::recv", [&] { EXPECT_TRUE(ch.recv().has_value()); }},
+    };
+    in_green([&] {
+        for (auto& r : ops) {
+            bool completed = false;
+            auto t = green::spawn([&] {
+                r.op();
+                completed = true;
+                green::this_fiber::sleep_for(3s);  // the cancel must end this
+            });
+            t.cancel();  // before it runs
+            auto start = Clock::now();
+            EXPECT_THROW(t.join(), green::Cancelled) << r.name << " swallowed the pending cancel";
+            EXPECT_TRUE(completed) << r.name;
+            EXPECT_LT(ms_since(start), 2500.0) << r.name;
+        }
+    });
+}
+
+TEST(Deadline, ReadyBeatsAPastDeadline) {
+    in_green([] {
+        auto past = Clock::now() - 1s;
+        green::Semaphore sem(1);
+        EXPECT_TRUE(sem.acquire_until(past));
+        green::Event ev;
+        ev.set();
+        EXPECT_TRUE(ev.wait_until(past));
+        green::Mutex m;
+        EXPECT_TRUE(m.try_lock_until(past));
+        m.unlock();
+        green::WaitGroup wg;
+        EXPECT_TRUE(wg.wait_until(past));
+        green::Channel<int> ch;
+        ch.send(1);
+        EXPECT_EQ(ch.recv_until(past), 1);
+        auto t = green::spawn([] {});
+        EXPECT_TRUE(t.wait_until(Clock::now() + 10s));
+        EXPECT_TRUE(t.wait_until(past));
+        t.join();
+
+        // The same inside an expired scope.
+        green::Deadline scope(past);
+        sem.release();
+        EXPECT_NO_THROW(sem.acquire());
+        EXPECT_NO_THROW(ev.wait());
+        EXPECT_NO_THROW(wg.wait());
+        ch.send(2);
+        EXPECT_EQ(ch.recv(), 2);
+        m.lock();
+        m.unlock();
     });
 }
