@@ -5,6 +5,8 @@
 #include "test_util.hpp"
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <future>
 #include <latch>
@@ -47,6 +49,47 @@ struct SameThread {
 };
 
 }  // namespace
+
+// Two hubs ping-pong through semaphores, so each one keeps going idle with
+// the other's wake in flight. Runs in a child process where the main thread
+// has no hub: with a hub of its own (not idle while it blocks in join) the
+// deadlock detector could never fire, and a false alarm would go unseen.
+[[noreturn]] void ping_pong_child(int rounds) {
+    green::Semaphore ping(0), pong(0);
+    std::latch hubs(2);
+    std::atomic<int> failures{0};
+    auto side = [&](bool first) {
+        (void)green::this_fiber::id();
+        hubs.arrive_and_wait();
+        try {
+            green::run([&] {
+                for (int i = 0; i < rounds; ++i) {
+                    if (first) {
+                        ping.release();
+                        pong.acquire();
+                    } else {
+                        ping.acquire();
+                        pong.release();
+                    }
+                }
+            });
+        } catch (const green::Deadlock& d) {
+            std::fprintf(stderr, "false deadlock: %s", d.what());
+            ++failures;
+            std::_Exit(1);  // the other side can never finish now
+        }
+    };
+    std::thread a(side, true), b(side, false);
+    a.join();
+    b.join();
+    std::fprintf(stderr, "ping-pong finished\n");
+    std::_Exit(failures.load() == 0 ? 0 : 1);
+}
+
+TEST(CrossHubDeathTest, NoFalseDeadlockWhileWakesAreInFlight) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(ping_pong_child(20000), testing::ExitedWithCode(0), "ping-pong finished");
+}
 
 TEST(CrossHub, EventWakesFibersOnAnotherHubOnTheirOwnThread) {
     green::Event go, b_parked, b_done;
