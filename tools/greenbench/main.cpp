@@ -1,0 +1,285 @@
+// greenbench: a load generator built on green (one fiber per connection), and
+// `greenbench compare`, which answers "would my sync server be faster under
+// green?" with a table and a chart.
+//
+//   greenbench run [options] http://127.0.0.1:8080/hello     (or HOST:PORT with --mode echo)
+//   greenbench compare [options] -- server-command args...
+//   greenbench report a.json [b.json...] [--svg F] [--markdown F]
+//   greenbench delay-server [--port N]
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "commands.hpp"
+#include "report.hpp"
+
+namespace {
+
+using namespace greenbench;
+
+// "http://host:port/path", "host:port/path" or "host:port".
+std::string parse_target(const std::string& url, std::string& host, int& port, std::string& path) {
+    std::string rest = url;
+    if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+    else if (rest.find("://") != std::string::npos) return "only http:// URLs are supported: " + url;
+    std::size_t slash = rest.find('/');
+    path = slash == std::string::npos ? "/" : rest.substr(slash);
+    std::string hostport = rest.substr(0, slash);
+    std::size_t colon = hostport.rfind(':');
+    if (colon == std::string::npos) {
+        host = hostport;
+        port = 80;
+    } else {
+        host = hostport.substr(0, colon);
+        char* end = nullptr;
+        long p = std::strtol(hostport.c_str() + colon + 1, &end, 10);
+        if (*end || p <= 0 || p > 65535) return "bad port in '" + url + "'";
+        port = static_cast<int>(p);
+    }
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) return "no host in '" + url + "'";
+    return {};
+}
+
+std::string ms(double v) { return fmt::format(fmt::runtime(v >= 100 ? "{:.0f}" : v >= 10 ? "{:.1f}" : "{:.2f}"), v); }
+
+nlohmann::json run_json(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
+    nlohmann::json errors = nlohmann::json::object(), first = nlohmann::json::object();
+    for (int k = 0; k < kErrorKinds; ++k) {
+        errors[kErrorNames[k]] = r.errors[k];
+        if (r.errors[k]) first[kErrorNames[k]] = r.first_error[k];
+    }
+    auto q = [&](double f) { return static_cast<double>(r.latency_ns.percentile(f)) / 1e6; };
+    return {{"target", url},
+            {"mode", to_string(spec.mode)},
+            {"concurrency", spec.concurrency},
+            {"threads", spec.threads},
+            {"ok", r.ok},
+            {"errors", errors},
+            {"first_errors", first},
+            {"error_total", r.error_total()},
+            {"requests_per_s", r.rps()},
+            {"elapsed_s", r.elapsed_s},
+            {"bytes_in", r.bytes_in},
+            {"latency_ms",
+             {{"p50", q(0.5)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"max", static_cast<double>(r.latency_ns.max()) / 1e6}}}};
+}
+
+void print_run(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
+    std::printf("greenbench: %s  %s, %d connection%s, %d thread%s, ", url.c_str(), to_string(spec.mode),
+                spec.concurrency, spec.concurrency == 1 ? "" : "s", spec.threads, spec.threads == 1 ? "" : "s");
+    if (spec.requests) std::printf("%llu requests", static_cast<unsigned long long>(spec.requests));
+    else std::printf("%g s", spec.duration_s);
+    if (spec.warmup_s > 0) std::printf(" after %g s warm-up", spec.warmup_s);
+    std::printf("\n  requests  %s ok in %.2f s = %s req/s  (%.1f MiB read)\n", fmt::format("{}", r.ok).c_str(),
+                r.elapsed_s, fmt::format("{:.1f}", r.rps()).c_str(), static_cast<double>(r.bytes_in) / 1048576.0);
+    auto q = [&](double f) { return ms(static_cast<double>(r.latency_ns.percentile(f)) / 1e6); };
+    if (r.ok)
+        std::printf("  latency   p50 %s ms  p90 %s ms  p99 %s ms  max %s ms\n", q(0.5).c_str(), q(0.9).c_str(),
+                    q(0.99).c_str(), ms(static_cast<double>(r.latency_ns.max()) / 1e6).c_str());
+    if (r.error_total() == 0) {
+        std::printf("  errors    none\n");
+        return;
+    }
+    std::printf("  errors   ");
+    for (int k = 0; k < kErrorKinds; ++k)
+        if (r.errors[k]) std::printf(" %s %llu", kErrorNames[k], static_cast<unsigned long long>(r.errors[k]));
+    std::printf("\n");
+    for (int k = 0; k < kErrorKinds; ++k)
+        if (r.errors[k]) std::printf("    first %s error: %s\n", kErrorNames[k], r.first_error[k].c_str());
+}
+
+std::string invocation(int argc, char** argv) {
+    std::string s = "greenbench";
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        bool quote = a.find_first_of(" ?&*;|<>'\"$") != std::string::npos;
+        s += " " + (quote ? "'" + a + "'" : a);
+    }
+    return s;
+}
+
+Mode parse_mode(const std::string& m) {
+    return m == "close" ? Mode::Close : m == "echo" ? Mode::Echo : Mode::KeepAlive;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"greenbench - a load generator built on green fibers, and a patched-vs-unpatched comparison of sync servers",
+                 "greenbench"};
+    app.require_subcommand(1);
+    app.get_formatter()->column_width(34);
+    app.set_version_flag("--version", std::string("greenbench (green) ") + GREEN_VERSION);
+    const std::vector<std::string> modes = {"keep-alive", "close", "echo"};
+
+    // ---- run
+    auto* run = app.add_subcommand("run", "Load one server and report requests/s, latency percentiles and errors");
+    std::string url, mode = "keep-alive", json_out;
+    LoadSpec spec;
+    bool quiet = false;
+    run->add_option("target", url, "http://HOST:PORT/PATH, or HOST:PORT with --mode echo")->required();
+    run->add_option("-c,--concurrency", spec.concurrency, "Connections, each driven by one fiber")
+        ->check(CLI::Range(1, 100000))->capture_default_str();
+    run->add_option("-d,--duration", spec.duration_s, "Seconds to measure (after the warm-up)")
+        ->check(CLI::PositiveNumber)->capture_default_str();
+    run->add_option("-n,--requests", spec.requests, "Count exactly N requests instead of a duration")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+    run->add_option("-w,--warmup", spec.warmup_s, "Seconds of load before measuring")->check(CLI::Range(0.0, 3600.0));
+    run->add_option("--timeout", spec.timeout_s, "Seconds a request may take before it counts as a timeout")
+        ->check(CLI::PositiveNumber)->capture_default_str();
+    run->add_option("-m,--mode", mode, "keep-alive, close (one connection per request) or echo (raw TCP)")
+        ->check(CLI::IsMember(modes))->capture_default_str();
+    run->add_option("--payload", spec.payload, "Echo mode: bytes per request, checked by checksum")
+        ->check(CLI::Range(1, 65536))->capture_default_str();
+    run->add_option("-t,--threads", spec.threads, "OS threads (hubs) the connections are spread over")
+        ->check(CLI::Range(1, 64))->capture_default_str();
+    run->add_option("--json", json_out, "Also write the results as JSON to FILE ('-': stdout, instead of the text)");
+    run->add_flag("-q,--quiet", quiet, "No progress line");
+    run->footer("\nExit status: 0 when at least one request succeeded, 1 when none did, 2 for bad options.\n"
+                "Error kinds: connect, read, write, timeout, status (non-2xx), payload (malformed or short answer,\n"
+                "echo checksum mismatch). Each error closes the connection; the next request reconnects.");
+
+    // ---- compare
+    auto* compare = app.add_subcommand(
+        "compare", "Run a server unpatched and under greenrun, sweep concurrency levels, print a side-by-side table");
+    CompareOptions co;
+    std::string compare_mode = "keep-alive";
+    bool no_progress = false, only_patched = false, only_unpatched = false;
+    compare->add_option("-c,--concurrency", co.levels, "Concurrency levels, comma-separated")
+        ->delimiter(',')->check(CLI::Range(1, 100000))->capture_default_str();
+    compare->add_option("--hubs", co.hubs, "GREEN_HUBS values: one patched run per value, comma-separated")
+        ->delimiter(',')->check(CLI::Range(1, 64))->capture_default_str();
+    compare->add_option("-p,--path", co.paths, "Request path; repeat for several (default /hello)");
+    compare->add_option("-m,--mode", compare_mode, "keep-alive, close or echo")
+        ->check(CLI::IsMember(modes))->capture_default_str();
+    compare->add_option("-d,--duration", co.duration_s, "Seconds measured per level")
+        ->check(CLI::PositiveNumber)->capture_default_str();
+    compare->add_option("-w,--warmup", co.warmup_s, "Seconds of load before each measurement")
+        ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+    compare->add_option("--timeout", co.timeout_s, "Request timeout, seconds")->check(CLI::PositiveNumber)->capture_default_str();
+    compare->add_option("--payload", co.payload, "Echo mode: bytes per request")->check(CLI::Range(1, 65536))->capture_default_str();
+    compare->add_option("-t,--threads", co.threads, "Load generator OS threads")->check(CLI::Range(1, 64))->capture_default_str();
+    compare->add_option("--port", co.port,
+                        "The port the server listens on, for servers that do not print 'listening on PORT' "
+                        "(checked to be free first)")
+        ->check(CLI::Range(1, 65535));
+    compare->add_option("--startup-timeout", co.startup_timeout_s, "Seconds to wait for the server to accept")
+        ->check(CLI::PositiveNumber)->capture_default_str();
+    compare->add_option("--label", co.label, "Name of the server in tables (default: the program's name)");
+    compare->add_option("--title", co.title, "Title of the table and chart");
+    compare->add_flag("--only-patched", only_patched, "Skip the unpatched run");
+    compare->add_flag("--only-unpatched", only_unpatched, "Skip the runs under greenrun");
+    compare->add_option("--json", co.json_path, "Where to write the JSON results")->capture_default_str();
+    compare->add_option("--svg", co.svg_path, "Where to write the chart ('' for none)")->capture_default_str();
+    compare->add_option("--markdown", co.markdown_path, "Also write the tables as Markdown to FILE");
+    compare->add_option("--cpu-server", co.cpu_server, "Pin the server to these CPUs (comma-separated)")->delimiter(',');
+    compare->add_option("--cpu-load", co.cpu_load, "Pin the load generator to these CPUs (comma-separated)")->delimiter(',');
+    compare->add_option("--greenrun", co.greenrun, "greenrun to use (default: the one next to greenbench)");
+    compare->add_flag("--no-progress", no_progress, "No live progress line (it is shown only on a terminal anyway)");
+    compare->add_option("command", co.command, "The server command, after --")->required();
+    compare->footer(
+        "\nThe server is started unpatched, then under greenrun once per --hubs value; each run waits until the\n"
+        "server accepts (its 'listening on PORT' line, --port, or the one TCP port it listens on), sweeps the\n"
+        "levels, and stops it (SIGTERM). While loading, the server's RSS, OS threads and CPU time are sampled\n"
+        "from /proc/PID. Exit status: 0 when every run completed, 1 when a server failed, 2 for bad options.\n\n"
+        "Example:\n  greenbench compare -c 16,256,2000 -p /hello -p '/upstream?ms=10' -- ./http_threads 0 9000");
+
+    // ---- report
+    auto* report = app.add_subcommand("report", "Merge JSON files from compare into one table and chart");
+    std::vector<std::string> inputs;
+    std::string report_svg, report_md, report_json, report_title;
+    report->add_option("files", inputs, "JSON files written by greenbench compare")->required()->check(CLI::ExistingFile);
+    report->add_option("--svg", report_svg, "Write the merged chart to FILE");
+    report->add_option("--markdown", report_md, "Write the merged tables as Markdown to FILE");
+    report->add_option("--json", report_json, "Write the merged JSON to FILE");
+    report->add_option("--title", report_title, "Title of the merged table and chart");
+
+    // ---- delay-server
+    auto* delay = app.add_subcommand("delay-server",
+                                     "Backend for /upstream: answers 'GET /...?ms=N' after N ms (one fiber per connection)");
+    int delay_port = 0;
+    delay->add_option("--port", delay_port, "Port on 127.0.0.1 (0: any free port; printed as 'listening on PORT')")
+        ->check(CLI::Range(0, 65535))->capture_default_str();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "greenbench: %s\nRun 'greenbench --help' or 'greenbench SUBCOMMAND --help'.\n", e.what());
+        return 2;
+    }
+
+    if (*run) {
+        spec.mode = parse_mode(mode);
+        std::string host, path;
+        int port = 0;
+        if (std::string err = parse_target(url, host, port, spec.path); !err.empty()) {
+            std::fprintf(stderr, "greenbench run: %s\n", err.c_str());
+            return 2;
+        }
+        if (std::string err = resolve(host, port, spec.target); !err.empty()) {
+            std::fprintf(stderr, "greenbench run: %s\n", err.c_str());
+            return 2;
+        }
+        bool progress = !quiet && isatty(2);
+        return green::run([&] {
+            LoadHooks hooks;
+            if (progress)
+                hooks.on_tick = [](const LiveStatus& s) {
+                    std::fprintf(stderr, "\r\033[K%.1f s%s  %llu ok, %llu errors", s.elapsed_s,
+                                 s.warming_up ? " (warm-up)" : "", static_cast<unsigned long long>(s.ok),
+                                 static_cast<unsigned long long>(s.errors));
+                };
+            LoadResult r = run_load(spec, hooks);
+            if (progress) std::fprintf(stderr, "\r\033[K");
+            if (json_out == "-") {
+                std::printf("%s\n", run_json(spec, url, r).dump(2).c_str());
+            } else {
+                print_run(spec, url, r);
+                if (!json_out.empty()) std::ofstream(json_out) << run_json(spec, url, r).dump(2) << "\n";
+            }
+            return r.ok > 0 ? 0 : 1;
+        });
+    }
+    if (*compare) {
+        co.mode = parse_mode(compare_mode);
+        if (co.paths.empty()) co.paths = {"/hello"};
+        co.unpatched = !only_patched;
+        co.patched = !only_unpatched;
+        if (!co.unpatched && !co.patched) {
+            std::fprintf(stderr, "greenbench compare: --only-patched and --only-unpatched leave nothing to run\n");
+            return 2;
+        }
+        co.progress = !no_progress && isatty(2);
+        co.invocation = invocation(argc, argv);
+        return green::run([&] { return run_compare(co); });
+    }
+    if (*report) {
+        std::vector<Comparison> parts;
+        for (const auto& f : inputs) {
+            try {
+                std::ifstream in(f);
+                parts.push_back(from_json(nlohmann::json::parse(in)));
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "greenbench report: %s is not a greenbench compare file: %s\n", f.c_str(), e.what());
+                return 2;
+            }
+        }
+        Comparison c = merge(parts);
+        if (!report_title.empty()) c.title = report_title;
+        std::printf("%s\n\n%s", c.title.c_str(), text_tables(c).c_str());
+        if (!report_svg.empty()) std::ofstream(report_svg) << svg_chart(c);
+        if (!report_md.empty()) std::ofstream(report_md) << markdown_tables(c);
+        if (!report_json.empty()) std::ofstream(report_json) << to_json(c).dump(2) << "\n";
+        return 0;
+    }
+    if (*delay) return green::run([&] { return run_delay_server(delay_port); });
+    return 2;
+}

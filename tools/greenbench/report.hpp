@@ -1,0 +1,80 @@
+// Results of `greenbench compare` and what is made of them: the side-by-side
+// table (terminal and Markdown), the JSON file for scripts, and the SVG chart.
+// `greenbench report` reads JSON files back and merges them, which is how the
+// scenario script puts http_threads and http_pool in one table and chart.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "load.hpp"
+
+namespace greenbench {
+
+struct ServerUsage {
+    bool sampled = false;
+    double rss_mib_peak = 0;
+    int threads_peak = 0;
+    double cpu_s = 0;     // CPU time the server used in the measured window
+    double cpu_cores = 0; // cpu_s / window: cores kept busy
+};
+
+struct Point {
+    std::string path;  // "" in echo mode
+    int concurrency = 0;
+    bool valid = false;  // false: not measured (the server had exited)
+    double rps = 0;
+    std::uint64_t ok = 0;
+    std::array<std::uint64_t, kErrorKinds> errors{};
+    std::string first_error;  // one example message, when there were errors
+    double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
+    double elapsed_s = 0;
+    ServerUsage usage;
+
+    std::uint64_t error_total() const;
+};
+
+struct Series {
+    std::string server;   // e.g. "http_threads"
+    std::string variant;  // "unpatched", "patched", "patched hubs=2"
+    std::vector<std::string> command;
+    std::vector<Point> points;
+    std::string note;  // e.g. why points are missing
+
+    std::string label() const { return server + " " + variant; }
+    const Point* find(const std::string& path, int concurrency) const;
+};
+
+struct Comparison {
+    std::string title;
+    std::string mode;  // keep-alive, close, echo
+    double duration_s = 0, warmup_s = 0;
+    int load_threads = 1;
+    std::vector<std::string> paths;
+    std::vector<int> levels;
+    std::vector<Series> series;
+    std::string machine;  // CPUs and model
+    std::string date;
+    std::string command;  // the greenbench command line that produced it
+};
+
+Point make_point(const std::string& path, int concurrency, const LoadResult& r);
+
+nlohmann::json to_json(const Comparison& c);
+Comparison from_json(const nlohmann::json& j);  // throws nlohmann::json::exception on bad input
+// Puts several comparisons side by side: series concatenated, paths and
+// levels united in first-seen order.
+Comparison merge(const std::vector<Comparison>& parts);
+
+std::string text_tables(const Comparison& c);      // aligned, for a terminal
+std::string markdown_tables(const Comparison& c);  // GitHub-flavoured Markdown
+std::string svg_chart(const Comparison& c);
+
+std::string machine_description();
+std::string now_iso8601();
+
+}  // namespace greenbench

@@ -1,0 +1,198 @@
+// greenrun: run a program under green's LD_PRELOAD shim, like torsocks or
+// eatmydata.
+//
+//   greenrun [options] -- program args...
+//
+// Options become GREEN_* variables; every GREEN_* value (from an option or
+// already in the environment) is validated here by the runtime's own parser,
+// so a bad one stops greenrun with the same one-line message and status 2 the
+// shim would give. The program is then checked (would the loader honour
+// LD_PRELOAD for it?) and exec'd, so its exit status is greenrun's.
+#include <green/run.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "locate.hpp"
+#include "program_check.hpp"
+
+namespace {
+
+constexpr const char* kDescription =
+    "greenrun - run an unmodified, dynamically linked program under green's LD_PRELOAD shim.\n"
+    "Its main thread becomes a fiber, and blocking socket, pipe, poll/select/epoll, sleep and DNS calls\n"
+    "suspend only the calling fiber.\n\n"
+    "Usage: greenrun [options] -- program [args...]\n"
+    "       greenrun --check [options] -- program";
+
+constexpr const char* kFooter =
+    "\nEach option sets the GREEN_* variable named in its description; variables already in the\n"
+    "environment are kept unless an option overrides them. Every GREEN_* value is validated before\n"
+    "the program starts.\n\n"
+    "Exit status: the program's own (greenrun execs it); 2 for a bad option or GREEN_* value;\n"
+    "126 when the shim cannot apply (statically linked, setuid/setgid, not executable; see --check);\n"
+    "127 when the program is not found; 1 when libgreen-preload.so cannot be found.\n\n"
+    "Examples:\n"
+    "  greenrun -- ./my_server 8080\n"
+    "  greenrun --hubs 2 --stats -- python3 client.py\n"
+    "  greenrun --check -- /usr/bin/curl\n";
+
+// The description already shows the usage, with the "--" CLI11 cannot show.
+struct Formatter : CLI::Formatter {
+    std::string make_usage(const CLI::App*, std::string) const override { return ""; }
+};
+
+// Options that take a value when written as two words ("--hubs 2").
+const std::set<std::string> kValueOptions = {"--hubs", "--stack-size", "--pool-size", "--stack-guard", "--preload"};
+
+// Index in argv where the program starts: after "--", else at the first word
+// that is neither an option nor an option's value. Returns argc when none.
+int command_start(int argc, char** argv, bool& saw_dashdash) {
+    saw_dashdash = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--") {
+            saw_dashdash = true;
+            return i + 1;
+        }
+        if (a.empty() || a[0] != '-') return i;
+        if (kValueOptions.count(a)) ++i;
+    }
+    return argc;
+}
+
+void set_env(const char* name, const std::string& value) {
+    if (!value.empty()) setenv(name, value.c_str(), 1);
+}
+
+// LD_PRELOAD with the shim first (the first definition of a symbol wins) and
+// whatever the user preloads already after it.
+std::string preload_value(const std::string& shim) {
+    std::string out = shim;
+    if (const char* old = std::getenv("LD_PRELOAD")) {
+        std::string rest = old;
+        size_t start = 0;
+        while (start <= rest.size()) {
+            size_t end = rest.find_first_of(": ", start);
+            std::string item = rest.substr(start, end == std::string::npos ? std::string::npos : end - start);
+            if (!item.empty() && item != shim) out += ":" + item;
+            if (end == std::string::npos) break;
+            start = end + 1;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool saw_dashdash = false;
+    int cmd_at = command_start(argc, argv, saw_dashdash);
+
+    CLI::App app{kDescription, "greenrun"};
+    app.footer(kFooter);
+    auto formatter = std::make_shared<Formatter>();
+    formatter->column_width(30);
+    app.formatter(formatter);
+    std::string hubs, stack_size, pool_size, stack_guard, preload;
+    bool stats = false, check = false, verbose = false;
+    app.add_option("--hubs", hubs, "GREEN_HUBS: hub threads (OS threads running fibers), 1-64. Default 1")
+        ->type_name("N");
+    app.add_option("--stack-size", stack_size,
+                   "GREEN_STACK_SIZE: stack size of each fiber, bytes with optional K/M/G, 16K-1G. Default 256K")
+        ->type_name("SIZE");
+    app.add_option("--pool-size", pool_size,
+                   "GREEN_POOL_SIZE: threads of the blocking pool (DNS, files), 1-1024. Default 16")
+        ->type_name("N");
+    app.add_option("--stack-guard", stack_guard,
+                   "GREEN_STACK_GUARD: guard pages below fiber stacks: auto, on or off. Default auto")
+        ->type_name("MODE");
+    app.add_flag("--stats", stats, "GREEN_STATS=1: print the shim's counters at exit (shows it was active)");
+    app.add_flag("--check", check,
+                 "Do not run: report whether the shim would be active for the program (dynamically linked, "
+                 "not setuid/setgid) and which library would be preloaded; exit 0 if so, 1 if not");
+    app.add_option("--preload", preload, "Use this libgreen-preload.so instead of the one found next to greenrun")
+        ->type_name("PATH");
+    app.add_flag("-v,--verbose", verbose, "Print the environment set and the command before running it");
+    app.set_version_flag("--version", std::string("greenrun (green) ") + GREEN_VERSION);
+
+    std::vector<char*> opt_argv(argv, argv + (saw_dashdash ? cmd_at - 1 : cmd_at));
+    try {
+        app.parse(static_cast<int>(opt_argv.size()), opt_argv.data());
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "greenrun: %s\nRun 'greenrun --help' for the options.\n", e.what());
+        return 2;
+    }
+    if (cmd_at >= argc) {
+        std::fprintf(stderr, "greenrun: no program given\nUsage: greenrun [options] -- program [args...]\n");
+        return 2;
+    }
+
+    set_env("GREEN_HUBS", hubs);
+    set_env("GREEN_STACK_SIZE", stack_size);
+    set_env("GREEN_POOL_SIZE", pool_size);
+    set_env("GREEN_STACK_GUARD", stack_guard);
+    if (stats) setenv("GREEN_STATS", "1", 1);
+    green::config();  // the shim's parser: a bad GREEN_* value prints one line and exits 2
+
+    std::string shim;
+    if (!preload.empty()) {
+        shim = greenrun::first_existing({preload});
+        if (shim.empty()) {
+            std::fprintf(stderr, "greenrun: --preload %s: no such file\n", preload.c_str());
+            return 1;
+        }
+    } else {
+        auto candidates = greenrun::preload_candidates(greenrun::self_dir());
+        shim = greenrun::first_existing(candidates);
+        if (shim.empty()) {
+            std::fprintf(stderr, "greenrun: cannot find %s; looked in:\n", greenrun::kPreloadName);
+            for (const auto& c : candidates) std::fprintf(stderr, "  %s\n", c.c_str());
+            std::fprintf(stderr, "Install green (meson install) or pass --preload PATH.\n");
+            return 1;
+        }
+    }
+
+    greenrun::Verdict v = greenrun::check_program(argv[cmd_at], shim);
+    if (check) {
+        std::printf("program: %s\n", v.program.empty() ? argv[cmd_at] : v.program.c_str());
+        for (const auto& n : v.notes) std::printf("  %s\n", n.c_str());
+        std::printf("shim:    %s\n", shim.c_str());
+        if (v.active) {
+            std::printf("active:  yes - the shim would be loaded (GREEN_STATS=1 or --stats confirms it at exit)\n");
+            return 0;
+        }
+        std::printf("active:  no - %s\n", v.refusal.c_str());
+        return 1;
+    }
+    if (!v.active) {
+        std::fprintf(stderr, "greenrun: %s\n", v.refusal.c_str());
+        return v.refusal_status;
+    }
+
+    std::string ld_preload = preload_value(shim);
+    setenv("LD_PRELOAD", ld_preload.c_str(), 1);
+    if (verbose) {
+        std::fprintf(stderr, "greenrun: LD_PRELOAD=%s\n", ld_preload.c_str());
+        for (const char* var : {"GREEN_HUBS", "GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS"})
+            if (const char* val = std::getenv(var)) std::fprintf(stderr, "greenrun: %s=%s\n", var, val);
+        std::fprintf(stderr, "greenrun: exec %s\n", v.program.c_str());
+    }
+    std::fflush(nullptr);
+    execv(v.program.c_str(), argv + cmd_at);
+    int err = errno;
+    std::fprintf(stderr, "greenrun: cannot run %s: %s\n", v.program.c_str(), std::strerror(err));
+    return err == ENOENT ? 127 : 126;
+}
