@@ -320,3 +320,75 @@ TEST(WaitFd, CloseReachesWaitersOnOtherHubs) {
         EXPECT_EQ(other_tid_before, other_tid_after);
     });
 }
+
+// --- wait_any_fd -------------------------------------------------------------------
+
+TEST(WaitAnyFd, ReadyWhenAnyOneIsReady) {
+    in_green([] {
+        std::vector<SocketPair> pairs(3);
+        std::vector<green::FdInterest> set;
+        for (auto& p : pairs) set.push_back({p.a(), green::kReadable});
+        auto waiter = green::spawn([&] { return green::wait_any_fd(set.data(), set.size()); });
+        let_runnable_fibers_run();
+        EXPECT_FALSE(waiter.done());
+        ASSERT_TRUE(write_byte(pairs[1].b()));
+        EXPECT_EQ(waiter.join(), WaitResult::Ready);
+        // Readiness of a set member after the call returned reaches nobody
+        // (the temporary watchers are gone) and breaks nothing.
+        ASSERT_TRUE(write_byte(pairs[2].b()));
+        poll_once();
+        EXPECT_EQ(green::wait_fd(pairs[2].a(), green::kReadable, Clock::now() + 10s), WaitResult::Ready);
+    });
+}
+
+TEST(WaitAnyFd, ManyFdsAndWritable) {
+    in_green([] {
+        std::vector<SocketPair> pairs(40);  // more than fit in the inline watcher array
+        std::vector<green::FdInterest> set;
+        for (auto& p : pairs) set.push_back({p.a(), green::kReadable});
+        auto waiter = green::spawn([&] { return green::wait_any_fd(set.data(), set.size(), Clock::now() + 20s); });
+        let_runnable_fibers_run();
+        ASSERT_TRUE(write_byte(pairs.back().b()));
+        EXPECT_EQ(waiter.join(), WaitResult::Ready);
+        set.push_back({pairs[0].b(), green::kWritable});
+        EXPECT_EQ(green::wait_any_fd(set.data(), set.size(), Clock::now() + 20s), WaitResult::Ready);
+    });
+}
+
+TEST(WaitAnyFd, TimeoutAndIgnoredEntries) {
+    in_green([] {
+        SocketPair sp;
+        green::FdInterest set[] = {{sp.a(), green::kReadable}, {-1, green::kReadable}, {sp.b(), 0}};
+        auto start = Clock::now();
+        EXPECT_EQ(green::wait_any_fd(set, 3, Clock::now() + 20ms), WaitResult::TimedOut);
+        EXPECT_GE(ms_since(start), 20.0);
+        // Only ignored entries: nothing to wait for but the deadline.
+        EXPECT_EQ(green::wait_any_fd(set + 1, 2, Clock::now() + 10ms), WaitResult::TimedOut);
+    });
+}
+
+TEST(WaitAnyFd, SharesAnFdWithAWaitFdWaiter) {
+    in_green([] {
+        SocketPair sp, other;
+        green::FdInterest set[] = {{sp.a(), green::kReadable}, {other.a(), green::kReadable}};
+        auto single = green::spawn([&] { return green::wait_fd(sp.a(), green::kReadable, Clock::now() + 20s); });
+        auto any = green::spawn([&] { return green::wait_any_fd(set, 2, Clock::now() + 20s); });
+        let_runnable_fibers_run();
+        ASSERT_TRUE(write_byte(sp.b()));
+        EXPECT_EQ(single.join(), WaitResult::Ready);
+        EXPECT_EQ(any.join(), WaitResult::Ready);
+    });
+}
+
+TEST(WaitAnyFd, CancelledAndExpired) {
+    in_green([] {
+        SocketPair sp;
+        green::FdInterest set[] = {{sp.a(), green::kReadable}};
+        auto waiter = green::spawn([&] { return green::wait_any_fd(set, 1); });
+        let_runnable_fibers_run();
+        waiter.cancel();
+        EXPECT_EQ(waiter.join(), WaitResult::Cancelled);
+        green::Deadline scope(20ms);
+        EXPECT_EQ(green::wait_any_fd(set, 1, Clock::now() + 10s), WaitResult::Expired);
+    });
+}
