@@ -113,10 +113,33 @@ TEST(Fiber, YieldRoundRobinsInSpawnOrder) {
     });
 }
 
-TEST(Fiber, YieldWithNobodyElseRunnableReturns) {
+TEST(Fiber, YieldingFibersDoNotStarveTimersOrFds) {
+    // The run queue never empties while these fibers spin on yield(); the
+    // hub must still poll libev now and then, or the sleeper and the fd
+    // waiter would never wake (the loops give up after 10s and fail).
     in_green([] {
-        for (int i = 0; i < 1000; ++i) green::this_fiber::yield();
-        SUCCEED();
+        bool slept = false, readable = false;
+        SocketPair sp;
+        auto sleeper = green::spawn([&] {
+            green::this_fiber::sleep_for(20ms);
+            slept = true;
+        });
+        auto reader = green::spawn([&] {
+            readable = green::wait_fd(sp.a(), green::kReadable) == green::WaitResult::Ready;
+        });
+        auto spinner = green::spawn([&] {
+            auto give_up = Clock::now() + 10s;
+            while (!(slept && readable) && Clock::now() < give_up) green::this_fiber::yield();
+        });
+        green::this_fiber::yield();
+        ASSERT_TRUE(write_byte(sp.b()));
+        auto give_up = Clock::now() + 10s;
+        while (!(slept && readable) && Clock::now() < give_up) green::this_fiber::yield();
+        EXPECT_TRUE(slept);
+        EXPECT_TRUE(readable);
+        spinner.join();
+        sleeper.join();
+        reader.join();
     });
 }
 
