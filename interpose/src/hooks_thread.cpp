@@ -112,9 +112,10 @@ void release_handle(ThreadHandle* th) noexcept {
     delete th;
 }
 
-// noexcept: an exception escaping a thread function terminates the process,
-// as it does unpatched (std::thread's body is noexcept there too).
-void run_thread(ThreadHandle* th) noexcept {
+// An exception other than pthread_exit's escaping the thread function is not
+// caught anywhere (kThreadOps.uncaught_terminates): it terminates the process
+// with the usual "terminate called after throwing" report, as unpatched.
+void run_thread(ThreadHandle* th) {
     try {
         th->result = th->start(th->arg);
     } catch (const ThreadExit& e) {
@@ -126,7 +127,7 @@ void run_thread(ThreadHandle* th) noexcept {
 
 void run_payload(void* payload) { run_thread(*static_cast<ThreadHandle**>(payload)); }
 void destroy_payload(void*) noexcept {}
-constexpr detail::TaskOps kThreadOps{&run_payload, &destroy_payload};
+constexpr detail::TaskOps kThreadOps{&run_payload, &destroy_payload, true};
 
 std::size_t stack_size_for(const pthread_attr_t* attr) {
     std::size_t def = config().stack_size;

@@ -47,16 +47,14 @@ bool reportable(const FiberRecord* f) {
     return f->state == FiberState::Suspended && !(f->parked && std::string_view(f->parked->what) == "idle");
 }
 
-void declare_deadlock_locked() {
+// Returns true when nothing is wrong but nothing is left either: the caller
+// must then end the process normally, after releasing the registry lock
+// (exit() runs handlers that may take it).
+bool declare_deadlock_locked() {
     bool anyone_waits = false;
     for (Hub* h : *g_hubs)
         for (const FiberRecord* f = h->live_fibers(); f && !anyone_waits; f = f->live_next) anyone_waits = reportable(f);
-    if (!anyone_waits) {
-        // Every hub idle and nobody waiting: all work is done (under the shim,
-        // main called pthread_exit and the last thread finished). Like the
-        // last thread of a process exiting unpatched.
-        std::exit(0);
-    }
+    if (!anyone_waits) return true;  // see hub_became_stuck
     std::string report =
         "green: deadlock: no fiber can ever run again (every hub is idle; no fd, timer or blocking-pool job "
         "is pending)\n";
@@ -80,6 +78,7 @@ void declare_deadlock_locked() {
             Hub::wake(*root->parked, WakeReason::Deadlock);
         }
     }
+    return false;
 }
 
 }  // namespace
@@ -152,9 +151,9 @@ void for_each_hub(void (*fn)(Hub*, void*), void* arg) {
     for (Hub* h : *g_hubs) fn(h, arg);
 }
 
-void hub_became_stuck(Hub* h) {
+bool hub_became_stuck_locked(Hub* h) {
     SpinGuard g(g_registry_lock);
-    if (!h->registered || h->stuck) return;
+    if (!h->registered || h->stuck) return false;
     h->stuck = true;
     // The Dekker re-check must happen here, before this hub is counted: a
     // poster that read stuck == false (so will not unstick us) pushed its
@@ -165,10 +164,19 @@ void hub_became_stuck(Hub* h) {
     // green::Deadlock reports between two hubs ping-ponging wakes).
     if (h->has_pending_work()) {
         h->stuck = false;
-        return;
+        return false;
     }
     ++g_stuck;
-    if (g_stuck == g_hubs->size() && g_pool_jobs.load() == 0 && g_external.load() == 0) declare_deadlock_locked();
+    if (g_stuck == g_hubs->size() && g_pool_jobs.load() == 0 && g_external.load() == 0) return declare_deadlock_locked();
+    return false;
+}
+
+void hub_became_stuck(Hub* h) {
+    // Every hub idle and nobody waiting: all work is done (under the shim,
+    // main called pthread_exit and the last thread finished). Like the last
+    // thread of a process exiting unpatched. Outside the lock: exit() runs
+    // handlers that may need it.
+    if (hub_became_stuck_locked(h)) std::exit(0);
 }
 
 void hub_unstick(Hub* h) noexcept {

@@ -227,6 +227,13 @@ void Hub::unlink_live(FiberRecord* f) noexcept {
 // Fiber lifecycle
 
 void fiber_entry_body(FiberRecord* f) {
+    if (f->ops->uncaught_terminates) {
+        // No handler of ours on the stack: the unwinder's search finds none
+        // and std::terminate reports the exception ("terminate called after
+        // throwing..."), without unwinding, as for a thread.
+        f->ops->run(f->payload);
+        return;
+    }
     try {
         f->ops->run(f->payload);
     } catch (const boost::context::detail::forced_unwind&) {

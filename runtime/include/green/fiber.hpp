@@ -41,6 +41,10 @@ struct FiberRecord;  // opaque; lives at the top of the fiber's stack
 struct TaskOps {
     void (*run)(void* payload);
     void (*destroy)(void* payload) noexcept;
+    // true: an exception escaping run() is not caught at all, so it
+    // terminates the process exactly as one escaping a thread function does
+    // (the shim's pthread fibers); false: join() rethrows it.
+    bool uncaught_terminates = false;
 };
 
 FiberRecord* fiber_create(const SpawnOptions& options, std::size_t payload_size,

@@ -1,0 +1,553 @@
+// The thread half of the differential probe: plain pthreads / std::thread
+// programs whose observable results (return values, errno names, orderings
+// forced by synchronisation) must be identical patched and unpatched, where
+// patched means every thread below is a fiber. Timings only as lower bounds.
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <latch>
+#include <mutex>
+#include <semaphore>
+#include <shared_mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* err(int e) {
+    switch (e) {
+        case 0: return "0";
+        case EBUSY: return "EBUSY";
+        case EDEADLK: return "EDEADLK";
+        case EPERM: return "EPERM";
+        case ETIMEDOUT: return "ETIMEDOUT";
+        case EINVAL: return "EINVAL";
+        case EAGAIN: return "EAGAIN";
+        case ESRCH: return "ESRCH";
+        case ERANGE: return "ERANGE";
+        default: return strerror(e);
+    }
+}
+
+timespec in_ms(clockid_t clock, int ms) {
+    timespec t{};
+    clock_gettime(clock, &t);
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    t.tv_sec += ms / 1000 + t.tv_nsec / 1000000000L;
+    t.tv_nsec %= 1000000000L;
+    return t;
+}
+
+long ms_since(Clock::time_point t0) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+}
+
+void* return_arg_plus_one(void* p) { return reinterpret_cast<void*>(reinterpret_cast<long>(p) + 1); }
+void* exit_with_42(void*) {
+    pthread_exit(reinterpret_cast<void*>(42));
+    return nullptr;
+}
+
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+int g_once_runs = 0;
+void once_body() { ++g_once_runs; }
+
+std::atomic<int> g_destructed{0};
+void key_destructor(void* v) {
+    if (v) ++g_destructed;
+}
+
+void case_lifecycle() {
+    pthread_t t;
+    void* ret = nullptr;
+    std::printf("create = %s\n", err(pthread_create(&t, nullptr, return_arg_plus_one, reinterpret_cast<void*>(41))));
+    int joined = pthread_join(t, &ret);
+    std::printf("join = %s, value %ld\n", err(joined), reinterpret_cast<long>(ret));
+    pthread_create(&t, nullptr, exit_with_42, nullptr);
+    pthread_join(t, &ret);
+    std::printf("pthread_exit value %ld\n", reinterpret_cast<long>(ret));
+    std::printf("join self = %s\n", err(pthread_join(pthread_self(), nullptr)));
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    std::atomic<bool> ran{false};
+    pthread_create(&t, &attr, [](void* p) -> void* {
+        static_cast<std::atomic<bool>*>(p)->store(true);
+        return nullptr;
+    }, &ran);
+    std::printf("join detached = %s\n", err(pthread_join(t, nullptr)));
+    while (!ran.load()) sched_yield();
+    std::printf("detached ran\n");
+    // Identity: distinct, stable, equal to itself.
+    pthread_t self_seen[2];
+    std::thread a([&] { self_seen[0] = pthread_self(); std::printf("stable %d\n", pthread_equal(self_seen[0], pthread_self()) != 0); });
+    a.join();
+    std::thread b([&] { self_seen[1] = pthread_self(); });
+    b.join();
+    std::printf("distinct from main %d\n", !pthread_equal(self_seen[0], pthread_self()));
+    std::printf("std::thread ids distinct %d\n", [] {
+        std::thread::id x, y;
+        std::thread t1([&] { x = std::this_thread::get_id(); });
+        std::thread t2([&] { y = std::this_thread::get_id(); });
+        t1.join();
+        t2.join();
+        return x != y && x != std::this_thread::get_id();
+    }());
+    std::printf("hardware_concurrency unchanged %d\n", std::thread::hardware_concurrency() == sysconf(_SC_NPROCESSORS_ONLN));
+    // Names.
+    char name[32];
+    std::thread n([&] {
+        std::printf("setname long = %s\n", err(pthread_setname_np(pthread_self(), "this-name-is-too-long")));
+        std::printf("setname = %s\n", err(pthread_setname_np(pthread_self(), "worker-7")));
+        std::printf("getname = %s %s\n", err(pthread_getname_np(pthread_self(), name, sizeof name)), name);
+        std::printf("getname small buffer = %s\n", err(pthread_getname_np(pthread_self(), name, 4)));
+    });
+    n.join();
+    // Attributes read back.
+    pthread_attr_t a2;
+    pthread_attr_init(&a2);
+    pthread_attr_setstacksize(&a2, 256 * 1024);
+    size_t got = 0;
+    pthread_attr_getstacksize(&a2, &got);
+    std::printf("attr stacksize %zu\n", got);
+    pthread_create(&t, &a2, [](void*) -> void* {
+        pthread_attr_t mine;
+        pthread_getattr_np(pthread_self(), &mine);
+        size_t size = 0;
+        pthread_attr_getstacksize(&mine, &size);
+        int detach = -1;
+        pthread_attr_getdetachstate(&mine, &detach);
+        std::printf("running thread: stack >= 128K %d, joinable %d\n", size >= 128 * 1024, detach == PTHREAD_CREATE_JOINABLE);
+        pthread_attr_destroy(&mine);
+        return nullptr;
+    }, nullptr);
+    pthread_join(t, nullptr);
+    // once, from many threads.
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 8; ++i) ts.emplace_back([] { pthread_once(&g_once, once_body); });
+    for (auto& x : ts) x.join();
+    std::printf("once ran %d time(s)\n", g_once_runs);
+    std::once_flag flag;
+    int calls = 0;
+    for (int i = 0; i < 3; ++i) {
+        try {
+            std::call_once(flag, [&] {
+                ++calls;
+                if (calls == 1) throw std::runtime_error("first attempt fails");
+            });
+        } catch (const std::exception& e) {
+            std::printf("call_once threw: %s\n", e.what());
+        }
+    }
+    std::printf("call_once calls %d\n", calls);
+    std::printf("sched_yield = %d\n", sched_yield());
+}
+
+void case_keys() {
+    pthread_key_t key;
+    std::printf("key_create = %s\n", err(pthread_key_create(&key, key_destructor)));
+    static int main_value = 1;
+    pthread_setspecific(key, &main_value);
+    std::vector<std::thread> ts;
+    std::atomic<int> own_seen{0};
+    for (int i = 0; i < 4; ++i)
+        ts.emplace_back([&, i] {
+            if (pthread_getspecific(key) == nullptr) ++own_seen;  // fresh thread: no value
+            static int values[4];
+            pthread_setspecific(key, &values[i]);
+            std::this_thread::yield();
+            if (pthread_getspecific(key) == &values[i]) ++own_seen;  // not disturbed by the others
+        });
+    for (auto& t : ts) t.join();
+    std::printf("each thread saw only its own value: %d\n", own_seen.load() == 8);
+    std::printf("destructors ran %d\n", g_destructed.load());
+    std::printf("main value kept %d\n", pthread_getspecific(key) == &main_value);
+    pthread_key_delete(key);
+    pthread_key_t key2;
+    pthread_key_create(&key2, nullptr);
+    std::printf("new key starts empty %d\n", pthread_getspecific(key2) == nullptr);
+    std::printf("setspecific deleted key = %s\n", err(pthread_setspecific(key, &main_value)));
+    thread_local int tl = 0;
+    std::printf("thread_local readable %d\n", ++tl);
+}
+
+void case_mutex_types() {
+    pthread_mutex_t normal = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t rec = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+    pthread_mutex_t chk = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+    int r1 = pthread_mutex_lock(&rec);
+    int r2 = pthread_mutex_lock(&rec);
+    std::printf("recursive lock x2 = %s %s\n", err(r1), err(r2));
+    std::thread([&] { std::printf("other trylock recursive = %s\n", err(pthread_mutex_trylock(&rec))); }).join();
+    r1 = pthread_mutex_unlock(&rec);
+    r2 = pthread_mutex_unlock(&rec);
+    std::printf("recursive unlock x2 = %s %s\n", err(r1), err(r2));
+    std::printf("recursive unlock again = %s\n", err(pthread_mutex_unlock(&rec)));
+    r1 = pthread_mutex_lock(&chk);
+    r2 = pthread_mutex_lock(&chk);
+    std::printf("errorcheck lock = %s, relock = %s\n", err(r1), err(r2));
+    std::thread([&] { std::printf("errorcheck unlock by other = %s\n", err(pthread_mutex_unlock(&chk))); }).join();
+    r1 = pthread_mutex_unlock(&chk);
+    r2 = pthread_mutex_unlock(&chk);
+    std::printf("errorcheck unlock = %s, again = %s\n", err(r1), err(r2));
+    pthread_mutex_lock(&normal);
+    std::thread([&] {
+        std::printf("trylock held normal = %s\n", err(pthread_mutex_trylock(&normal)));
+        auto t0 = Clock::now();
+        timespec ts = in_ms(CLOCK_REALTIME, 30);
+        std::printf("timedlock held = %s\n", err(pthread_mutex_timedlock(&normal, &ts)));
+        std::printf("timedlock waited >= 25ms %d\n", ms_since(t0) >= 25);
+        ts = in_ms(CLOCK_MONOTONIC, 20);
+        std::printf("clocklock held = %s\n", err(pthread_mutex_clocklock(&normal, CLOCK_MONOTONIC, &ts)));
+    }).join();
+    pthread_mutex_unlock(&normal);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_t m2;
+    pthread_mutex_init(&m2, &attr);
+    int type = -1;
+    pthread_mutexattr_gettype(&attr, &type);
+    r1 = pthread_mutex_lock(&m2);
+    r2 = pthread_mutex_lock(&m2);
+    std::printf("init errorcheck: type %d, lock %s relock %s\n", type, err(r1), err(r2));
+    std::printf("destroy locked = %s\n", err(pthread_mutex_destroy(&m2)));
+    pthread_mutex_unlock(&m2);
+    std::printf("destroy = %s\n", err(pthread_mutex_destroy(&m2)));
+    // Contended counter: exact.
+    std::mutex m;
+    long counter = 0;
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 50; ++i)
+        ts.emplace_back([&] {
+            for (int k = 0; k < 2000; ++k) {
+                std::lock_guard g(m);
+                long c = counter;
+                if (k % 500 == 0) std::this_thread::yield();  // hold the lock across a switch
+                counter = c + 1;
+            }
+        });
+    for (auto& t : ts) t.join();
+    std::printf("counter %ld\n", counter);
+    std::timed_mutex tm;
+    tm.lock();
+    std::thread([&] { std::printf("try_lock_for held %d\n", tm.try_lock_for(std::chrono::milliseconds(20))); }).join();
+    tm.unlock();
+    std::recursive_timed_mutex rtm;
+    bool l1 = rtm.try_lock();
+    bool l2 = rtm.try_lock();
+    std::printf("recursive_timed x2 %d %d\n", l1, l2);
+    rtm.unlock();
+    rtm.unlock();
+}
+
+void case_condvar() {
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    int ready = 0, woken = 0;
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 5; ++i)
+        ts.emplace_back([&] {
+            pthread_mutex_lock(&m);
+            while (!ready) pthread_cond_wait(&c, &m);
+            ++woken;
+            pthread_mutex_unlock(&m);
+        });
+    // The predicate loop makes the outcome independent of who waits first.
+    pthread_mutex_lock(&m);
+    ready = 1;
+    pthread_cond_broadcast(&c);
+    pthread_mutex_unlock(&m);
+    for (auto& t : ts) t.join();
+    std::printf("broadcast woke %d\n", woken);
+    pthread_mutex_lock(&m);
+    auto t0 = Clock::now();
+    timespec ts1 = in_ms(CLOCK_REALTIME, 30);
+    std::printf("timedwait = %s\n", err(pthread_cond_timedwait(&c, &m, &ts1)));
+    bool waited = ms_since(t0) >= 25;
+    std::printf("timedwait waited >= 25ms %d, mutex held after: trylock = %s\n", waited, err(pthread_mutex_trylock(&m)));
+    pthread_mutex_unlock(&m);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_t mono;
+    pthread_cond_init(&mono, &ca);
+    pthread_mutex_lock(&m);
+    timespec ts2 = in_ms(CLOCK_MONOTONIC, 20);
+    std::printf("monotonic timedwait = %s\n", err(pthread_cond_timedwait(&mono, &m, &ts2)));
+    ts2 = in_ms(CLOCK_MONOTONIC, 20);
+    std::printf("clockwait = %s\n", err(pthread_cond_clockwait(&mono, &m, CLOCK_MONOTONIC, &ts2)));
+    pthread_mutex_unlock(&m);
+    std::printf("signal with no waiter = %s\n", err(pthread_cond_signal(&c)));
+    // std::condition_variable with a predicate and a timeout.
+    std::mutex sm;
+    std::condition_variable cv;
+    bool flag = false;
+    std::thread setter([&] {
+        std::lock_guard g(sm);
+        flag = true;
+        cv.notify_one();
+    });
+    {
+        std::unique_lock l(sm);
+        std::printf("wait_for pred %d\n", cv.wait_for(l, std::chrono::seconds(10), [&] { return flag; }));
+        std::printf("wait_for timeout %d\n", cv.wait_for(l, std::chrono::milliseconds(20), [] { return false; }));
+        std::printf("wait_until timeout %d\n",
+                    static_cast<int>(cv.wait_until(l, std::chrono::steady_clock::now() + std::chrono::milliseconds(10))));
+    }
+    setter.join();
+}
+
+void case_rwlock() {
+    pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
+    std::printf("rdlock = %s\n", err(pthread_rwlock_rdlock(&l)));
+    std::thread([&] {
+        std::printf("second reader tryrdlock = %s\n", err(pthread_rwlock_tryrdlock(&l)));
+        std::printf("writer trywrlock while read-held = %s\n", err(pthread_rwlock_trywrlock(&l)));
+        timespec ts = in_ms(CLOCK_REALTIME, 20);
+        std::printf("timedwrlock = %s\n", err(pthread_rwlock_timedwrlock(&l, &ts)));
+        pthread_rwlock_unlock(&l);
+    }).join();
+    pthread_rwlock_unlock(&l);
+    std::printf("wrlock = %s\n", err(pthread_rwlock_wrlock(&l)));
+    std::printf("rdlock while writing self = %s\n", err(pthread_rwlock_rdlock(&l)));
+    std::thread([&] {
+        std::printf("tryrdlock while write-held = %s\n", err(pthread_rwlock_tryrdlock(&l)));
+        timespec ts = in_ms(CLOCK_REALTIME, 20);
+        std::printf("timedrdlock = %s\n", err(pthread_rwlock_timedrdlock(&l, &ts)));
+    }).join();
+    std::printf("unlock = %s\n", err(pthread_rwlock_unlock(&l)));
+    // Readers share, writers exclude: check with counters.
+    std::shared_mutex sm;
+    std::atomic<int> readers{0}, max_readers{0}, writers_inside{0};
+    bool writer_overlap = false;
+    std::latch all_readers_in(3);
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 3; ++i)
+        ts.emplace_back([&] {
+            std::shared_lock r(sm);
+            int now = ++readers;
+            int m = max_readers.load();
+            while (now > m && !max_readers.compare_exchange_weak(m, now)) {
+            }
+            all_readers_in.arrive_and_wait();  // all three inside at once
+            --readers;
+        });
+    for (auto& t : ts) t.join();
+    ts.clear();
+    for (int i = 0; i < 4; ++i)
+        ts.emplace_back([&] {
+            for (int k = 0; k < 100; ++k) {
+                std::unique_lock w(sm);
+                if (++writers_inside != 1 || readers.load() != 0) writer_overlap = true;
+                std::this_thread::yield();
+                --writers_inside;
+            }
+        });
+    for (auto& t : ts) t.join();
+    std::printf("max concurrent readers %d, writer overlap %d\n", max_readers.load(), writer_overlap);
+}
+
+void case_barrier_sem() {
+    pthread_barrier_t b;
+    std::printf("barrier init 0 = %s\n", err(pthread_barrier_init(&b, nullptr, 0)));
+    pthread_barrier_init(&b, nullptr, 4);
+    std::atomic<int> serial{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 4; ++i)
+        ts.emplace_back([&] {
+            if (pthread_barrier_wait(&b) == PTHREAD_BARRIER_SERIAL_THREAD) ++serial;
+        });
+    for (auto& t : ts) t.join();
+    std::printf("barrier serial threads %d\n", serial.load());
+    pthread_barrier_destroy(&b);
+    sem_t s;
+    sem_init(&s, 0, 2);
+    int v = -1;
+    sem_getvalue(&s, &v);
+    std::printf("sem value %d\n", v);
+    int w1 = sem_trywait(&s);
+    int w2 = sem_trywait(&s);
+    int w3 = sem_trywait(&s);
+    std::printf("trywait x3 = %d %d %d errno %s\n", w1, w2, w3, err(errno));
+    timespec ts1 = in_ms(CLOCK_REALTIME, 20);
+    int r = sem_timedwait(&s, &ts1);
+    std::printf("timedwait = %d %s\n", r, err(errno));
+    std::thread poster([&] { sem_post(&s); });
+    std::printf("wait posted = %d\n", sem_wait(&s));
+    poster.join();
+    sem_destroy(&s);
+    // futex-based std primitives
+    std::latch l(5);
+    std::vector<std::thread> ls;
+    for (int i = 0; i < 5; ++i) ls.emplace_back([&] { l.arrive_and_wait(); });
+    for (auto& t : ls) t.join();
+    std::printf("latch released\n");
+    std::counting_semaphore<8> cs(0);
+    std::thread rel([&] { cs.release(3); });
+    cs.acquire();
+    cs.acquire();
+    cs.acquire();
+    rel.join();
+    std::printf("counting_semaphore ok, try_acquire_for empty %d\n", cs.try_acquire_for(std::chrono::milliseconds(10)));
+    std::atomic<int> flag{0};
+    std::thread notifier([&] {
+        flag.store(1);
+        flag.notify_one();
+    });
+    flag.wait(0);
+    notifier.join();
+    std::printf("atomic wait saw %d\n", flag.load());
+}
+
+void case_process() {
+    std::fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        // Only the forking thread exists in the child: a new thread works.
+        std::thread t([] { std::printf("child thread ran\n"); });
+        t.join();
+        std::fflush(stdout);
+        _exit(7);
+    }
+    int status = 0;
+    std::printf("waitpid = %d\n", waitpid(child, &status, 0) == child);
+    std::printf("child exit %d\n", WEXITSTATUS(status));
+    std::printf("system = %d\n", WEXITSTATUS(system("exit 3")));
+    FILE* p = popen("echo from-popen", "r");
+    char line[64] = {};
+    if (std::fgets(line, sizeof line, p)) std::printf("popen: %s", line);
+    std::printf("pclose = %d\n", WEXITSTATUS(pclose(p)));
+    // fork while other threads exist: they do not exist in the child.
+    std::atomic<bool> stop{false};
+    std::thread busy([&] {
+        while (!stop.load()) std::this_thread::yield();
+    });
+    std::fflush(stdout);
+    child = fork();
+    if (child == 0) _exit(5);
+    waitpid(child, &status, 0);
+    std::printf("fork with a busy thread: child exit %d\n", WEXITSTATUS(status));
+    stop = true;
+    busy.join();
+}
+
+// The cases below end the process in ways the test compares too.
+
+void case_exit_from_thread() {
+    std::thread t([] {
+        std::printf("thread calls exit(7)\n");
+        std::exit(7);
+    });
+    t.join();  // never returns: the process ends from the thread
+    std::printf("not reached\n");
+}
+
+void case_uncaught_in_thread() {
+    std::printf("a thread throws\n");
+    std::thread t([] { throw std::runtime_error("escaped a thread"); });
+    t.join();
+    std::printf("not reached\n");
+}
+
+void case_main_pthread_exit() {
+    static std::atomic<bool> main_gone{false};
+    std::thread([] {
+        while (!main_gone.load()) std::this_thread::yield();
+        std::printf("thread outlived main\n");
+    }).detach();
+    std::printf("main calls pthread_exit\n");
+    main_gone = true;
+    pthread_exit(nullptr);
+}
+
+void case_main_returns_with_threads_blocked() {
+    static pthread_mutex_t never = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&never);
+    std::thread([] { pthread_mutex_lock(&never); }).detach();
+    std::this_thread::yield();
+    std::printf("main returns 4 while a thread is blocked\n");
+    std::exit(4);
+}
+
+// Not differential (unpatched it hangs forever): the shim must report it.
+void case_lock_cycle() {
+    static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER, b = PTHREAD_MUTEX_INITIALIZER;
+    static std::latch both_hold(2);
+    std::thread t1([] {
+        pthread_setname_np(pthread_self(), "locks-a-then-b");
+        pthread_mutex_lock(&a);
+        both_hold.arrive_and_wait();
+        pthread_mutex_lock(&b);
+    });
+    std::thread t2([] {
+        pthread_setname_np(pthread_self(), "locks-b-then-a");
+        pthread_mutex_lock(&b);
+        both_hold.arrive_and_wait();
+        pthread_mutex_lock(&a);
+    });
+    t1.join();
+    t2.join();
+}
+
+// Not differential: C++ thread_local is per OS thread, so under the shim two
+// "threads" (fibers) of one hub share it. Prints 1 if they saw one address.
+void case_thread_local_shared() {
+    static thread_local int tl = 0;
+    int* seen[2] = {};
+    std::latch both_alive(2);  // both threads exist when they look
+    std::thread a([&] {
+        seen[0] = &tl;
+        both_alive.arrive_and_wait();
+    });
+    std::thread b([&] {
+        seen[1] = &tl;
+        both_alive.arrive_and_wait();
+    });
+    a.join();
+    b.join();
+    std::printf("thread_local shared by two threads: %d\n", seen[0] == seen[1]);
+}
+
+struct Case {
+    const char* name;
+    void (*fn)();
+};
+const Case kCases[] = {
+    {"lifecycle", case_lifecycle}, {"keys", case_keys},   {"mutex_types", case_mutex_types},
+    {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem},
+    {"process", case_process},     {"exit_from_thread", case_exit_from_thread},
+    {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
+    {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
+    {"lock_cycle", case_lock_cycle}, {"thread_local_shared", case_thread_local_shared},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
+        for (const Case& c : kCases) std::printf("%s\n", c.name);
+        return 0;
+    }
+    for (const Case& c : kCases) {
+        if (argc == 2 && std::strcmp(argv[1], c.name) == 0) {
+            c.fn();
+            return 0;
+        }
+    }
+    std::fprintf(stderr, "usage: probe_threads --list | probe_threads CASE\n");
+    return 2;
+}
