@@ -32,6 +32,7 @@ struct Ctx {
     green::WaitGroup wg;
     SocketPair sp;
     green::Task<void> other;
+    green::WaitGroup others;  // `other` may have been detached by a cancelled join
     bool mutex_held_after_throw = false;
 
     Ctx() {
@@ -40,7 +41,15 @@ struct Ctx {
     }
     ~Ctx() {
         blocker.set();
+        others.wait();  // nothing may still use this Ctx afterwards
         if (other.joinable()) other.join();
+    }
+    void spawn_other() {
+        others.add(1);
+        other = green::spawn([this] {
+            blocker.wait();
+            others.done();
+        });
     }
 };
 
@@ -104,12 +113,12 @@ std::vector<Case> cases() {
              EXPECT_EQ(c.full.try_recv(), std::nullopt) << "the cancelled send must not have delivered";
          }},
         {"join", [](Ctx& c) -> R {
-             c.other = green::spawn([&c] { c.blocker.wait(); });
+             c.spawn_other();
              c.other.join();
              return {};
          }},
         {"Task_wait_until", [](Ctx& c) -> R {
-             c.other = green::spawn([&c] { c.blocker.wait(); });
+             c.spawn_other();
              c.other.wait_until(Clock::now() + 10s);
              return {};
          }},
