@@ -41,10 +41,15 @@ using detail::WakeReason;
 
 namespace {
 
+// owner word: the owning fiber's id, plus kWaiters while the waiter list is
+// non-empty (so the uncontended unlock is one compare-exchange, me -> 0, and
+// fails over to the slow path exactly when someone must be handed the lock).
+constexpr std::uint64_t kWaiters = std::uint64_t{1} << 63;
+
 struct PMutex {
     std::atomic<std::uint32_t> lock;
     std::uint32_t depth;             // recursion depth, touched by the owner only
-    std::atomic<std::uint64_t> owner;  // fiber id, 0 = free
+    std::atomic<std::uint64_t> owner;  // fiber id | kWaiters, 0 = free
     int kind;                        // glibc's __kind: PTHREAD_MUTEX_{NORMAL,RECURSIVE,ERRORCHECK,...}
     std::uint32_t unused;
     Waiter* head;
@@ -119,11 +124,11 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
     Hub& h = Hub::current();
     detail::FiberRecord* self = h.running();
     std::uint64_t expected = 0;
-    if (m->owner.compare_exchange_strong(expected, self->id, std::memory_order_acquire)) {
+    if (m->owner.compare_exchange_strong(expected, self->id, std::memory_order_acquire)) [[likely]] {
         m->depth = 1;
         return 0;
     }
-    if (expected == self->id) {
+    if ((expected & ~kWaiters) == self->id) {
         switch (type_of(m)) {
             case PTHREAD_MUTEX_RECURSIVE:
                 if (m->depth == UINT32_MAX) return EAGAIN;
@@ -135,7 +140,7 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
     }
     if (try_only) return EBUSY;
     if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return ETIMEDOUT;
-    count_call(Family::Lock);  // contended locks only: the uncontended path stays two atomics
+    count_call(Family::Lock);  // contended locks only
     Waiter w;
     w.fiber = self;
     w.what = "pthread_mutex";
@@ -143,32 +148,52 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
     w.holder = &m->owner;
     {
         SpinGuard g(m->lock);
-        std::uint64_t free = 0;
-        if (m->owner.compare_exchange_strong(free, self->id, std::memory_order_acquire)) {
-            m->depth = 1;
-            return 0;
+        // Take it if free; otherwise announce a waiter in the owner word
+        // before linking, so the owner's fast unlock fails and hands over.
+        std::uint64_t cur = m->owner.load(std::memory_order_relaxed);
+        for (;;) {
+            if (cur == 0) {
+                if (m->owner.compare_exchange_weak(cur, self->id, std::memory_order_acquire)) {
+                    m->depth = 1;
+                    return 0;
+                }
+                continue;
+            }
+            if (m->owner.compare_exchange_weak(cur, cur | kWaiters, std::memory_order_relaxed)) break;
         }
         detail::list_push_back(*m, w);
     }
     detail::HubCounters::bump(h.counters.sync_waits);
-    if (park_linked(h, m->lock, *m, w, deadline) != WakeReason::Woken) return ETIMEDOUT;
+    WakeReason r = h.park(w, ParkOptions{deadline, false, false});
+    if (r != WakeReason::Woken) {
+        SpinGuard g(m->lock);
+        if (w.list) {
+            detail::list_unlink(*m, w);
+            if (!m->head) m->owner.fetch_and(~kWaiters, std::memory_order_relaxed);
+        }
+        return ETIMEDOUT;
+    }
     m->depth = 1;  // ownership was handed over by the unlocker
     return 0;
 }
 
 int mutex_unlock(PMutex* m) {
-    const std::uint64_t self = me()->id;
+    const std::uint64_t self = Hub::current().running()->id;
     const int type = type_of(m);
-    if (m->owner.load(std::memory_order_relaxed) != self) {
+    std::uint64_t cur = m->owner.load(std::memory_order_relaxed);
+    if ((cur & ~kWaiters) != self) {
         // glibc checks ownership only for these types; a normal mutex is
         // simply released.
         if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) return EPERM;
-        if (m->owner.load(std::memory_order_relaxed) == 0) return 0;
+        if (cur == 0) return 0;
     }
     if (type == PTHREAD_MUTEX_RECURSIVE && --m->depth > 0) return 0;
+    if (!(cur & kWaiters) && m->owner.compare_exchange_strong(cur, 0, std::memory_order_release)) [[likely]]
+        return 0;
     SpinGuard g(m->lock);
     while (Waiter* w = detail::list_pop_front(*m)) {
-        m->owner.store(w->fiber->id, std::memory_order_release);  // hand over, then wake
+        // Hand over, then wake: the woken fiber finds itself the owner.
+        m->owner.store(w->fiber->id | (m->head ? kWaiters : 0), std::memory_order_release);
         if (Hub::wake(*w, WakeReason::Woken)) return 0;
     }
     m->owner.store(0, std::memory_order_release);
@@ -237,7 +262,8 @@ int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_onl
 int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
     Hub& h = Hub::current();
     detail::FiberRecord* self = h.running();
-    if (m->owner.load(std::memory_order_relaxed) != self->id && type_of(m) == PTHREAD_MUTEX_ERRORCHECK) return EPERM;
+    if ((m->owner.load(std::memory_order_relaxed) & ~kWaiters) != self->id && type_of(m) == PTHREAD_MUTEX_ERRORCHECK)
+        return EPERM;
     Waiter w;
     w.fiber = self;
     w.what = "pthread_cond";

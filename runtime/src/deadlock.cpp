@@ -227,7 +227,8 @@ void describe_wait(const FiberRecord* f, std::string& out, bool nested) {
         // Reports are built while every hub is stuck (registry lock held),
         // so the owner cannot change under us and the lock is alive as long
         // as a fiber is parked on it.
-        std::uint64_t holder = w->holder->load(std::memory_order_relaxed);
+        // Bit 63 is free for the lock's own flags (fiber ids never reach it).
+        std::uint64_t holder = w->holder->load(std::memory_order_relaxed) & ~(std::uint64_t{1} << 63);
         const FiberRecord* owner = find_fiber_locked(holder);
         std::snprintf(buf, sizeof buf, "waits for %s %p held by fiber %" PRIu64 " \"%s\"", w->what, w->object, holder,
                       owner ? owner->name : "?");

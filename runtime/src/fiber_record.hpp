@@ -62,7 +62,8 @@ struct Waiter {
     const void* object = nullptr;
     std::uintptr_t detail = 0;  // primitive-specific: fd events, fiber waited for, ...
     // For locks: where the owning fiber's id lives, so a deadlock report can
-    // say who holds what this fiber waits for.
+    // say who holds what this fiber waits for. Bit 63 of that word may be a
+    // flag of the lock's own and is ignored.
     const std::atomic<std::uint64_t>* holder = nullptr;
 };
 

@@ -97,7 +97,7 @@ double seconds_until(Clock::time_point deadline) noexcept {
 
 }  // namespace
 
-thread_local Hub* Hub::tls_hub_ = nullptr;
+thread_local Hub* Hub::tls_hub_ __attribute__((tls_model("initial-exec"))) = nullptr;
 
 // Owns the thread's hub and retires it when the thread ends.
 //
@@ -141,8 +141,7 @@ void fork_child() {
 }
 }  // namespace
 
-Hub& Hub::current() {
-    if (tls_hub_) return *tls_hub_;
+Hub& Hub::create_for_this_thread() {
     static std::atomic<bool> fork_handlers{false};
     if (!fork_handlers.exchange(true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
     Hub* h = new Hub();

@@ -37,7 +37,11 @@ struct ParkOptions {
 class Hub {
 public:
     // The calling thread's hub, created on first use.
-    static Hub& current();
+    static Hub& current() {
+        if (Hub* h = tls_hub_) [[likely]]
+            return *h;
+        return create_for_this_thread();
+    }
     static Hub* current_if_any() noexcept { return tls_hub_; }
     // The fiber running on this thread, or null if the thread has no hub.
     // Safe in a signal handler.
@@ -124,7 +128,11 @@ private:
     void link_live(FiberRecord* f) noexcept;
     void unlink_live(FiberRecord* f) noexcept;
 
-    static thread_local Hub* tls_hub_;
+    static Hub& create_for_this_thread();
+    // initial-exec: a load off the thread pointer, no __tls_get_addr call.
+    // The runtime is linked or preloaded at start-up, where static TLS is
+    // available (a later dlopen of it would still find surplus static TLS).
+    static thread_local Hub* tls_hub_ __attribute__((tls_model("initial-exec")));
 
     unsigned index_ = 0;
     struct ev_loop* loop_ = nullptr;
