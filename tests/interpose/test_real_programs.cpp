@@ -1,6 +1,8 @@
 // Real programs nobody here wrote, unpatched vs under the shim, against a
 // local server the test starts itself: curl, and Debian's python3 running a
 // client that uses sockets with timeouts, time.sleep and DNS for localhost.
+// And multi-threaded ones (pigz, xz -T4: pthread mutexes and condvars
+// between worker threads), whose threads become fibers under the shim.
 // The server is python3's http.server on an ephemeral port; the test learns
 // the port from the line the server prints once it listens (no sleeps).
 #include <gtest/gtest.h>
@@ -76,6 +78,62 @@ const Program kPrograms[] = {
 };
 
 class RealProgram : public ::testing::TestWithParam<Program> {};
+
+// A few MB of deterministic, moderately compressible text.
+std::string make_input_file() {
+    static std::string path = [] {
+        char p[] = "/tmp/green-input-XXXXXX";
+        int fd = mkstemp(p);
+        std::string text;
+        std::uint64_t x = 88172645463325252ull;
+        for (int line = 0; line < 60000; ++line) {
+            for (int w = 0; w < 8; ++w) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text += "word" + std::to_string(x % 5000) + ' ';
+            }
+            text += '\n';
+        }
+        if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::abort();
+        close(fd);
+        return std::string(p);
+    }();
+    return path;
+}
+
+struct Compressor {
+    const char* name;
+    std::vector<std::string> argv;
+    bool reports_stats;  // xz closes stderr before exiting
+};
+
+const Compressor kCompressors[] = {
+    {"pigz_4_threads", {"pigz", "-p", "4", "-b", "128", "-c"}, true},
+    {"xz_4_threads", {"xz", "-T4", "-1", "-c"}, false},
+};
+
+class ThreadedProgram : public ::testing::TestWithParam<Compressor> {};
+
+TEST_P(ThreadedProgram, SameBytesPatchedAndUnpatchedWithThreadsAsFibers) {
+    auto argv = GetParam().argv;
+    argv.push_back(make_input_file());
+    auto plain = run_capture(argv);
+    auto patched = run_capture(argv, {preload_env(), "GREEN_STATS=1"});
+    ASSERT_EQ(plain.status, 0) << plain.err;
+    EXPECT_EQ(patched.status, 0) << patched.err;
+    ASSERT_GT(plain.out.size(), 1000u);
+    EXPECT_TRUE(patched.out == plain.out) << "compressed output differs (" << patched.out.size() << " vs "
+                                           << plain.out.size() << " bytes)";
+    if (GetParam().reports_stats) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(patched.err, m, std::regex("fibers spawned ([0-9]+)"))) << patched.err;
+        EXPECT_GE(std::stoi(m[1]), 4) << "worker threads did not become fibers";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Programs, ThreadedProgram, ::testing::ValuesIn(kCompressors),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST_P(RealProgram, SameOutputPatchedAndUnpatched) {
     HttpServer server;
