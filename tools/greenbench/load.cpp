@@ -278,7 +278,7 @@ public:
             auto t1 = Clock::now();
             if (!by_count) counted = sh_.phase.load(std::memory_order_relaxed) == kMeasuring;
             if (counted) record(o, t1 - t0, t1);
-            if (o.error >= 0) c_.reset();
+            if (o.error >= 0 && o.error != kStatus) c_.reset();
             if (o.error == kConnect &&
                 green::wait_until(Clock::now() + 10ms) == green::WaitResult::Cancelled)
                 break;
@@ -311,7 +311,11 @@ private:
         if (io != Io::Ok) return io_error(io, kWrite, err, "sending the request");
         bool keep = false;
         Outcome o = read_http_response(c_, deadline, pt_.result.bytes_in, keep);
-        if (o.error < 0 && !o.cancelled && (!keep || sh_.spec.mode == Mode::Close)) c_.reset();
+        // A complete answer (ok or a bad status) leaves the connection usable
+        // unless the server or the mode closes it; run() closes it after any
+        // other error.
+        bool complete = !o.cancelled && (o.error < 0 || o.error == kStatus);
+        if (complete && (!keep || sh_.spec.mode == Mode::Close)) c_.reset();
         return o;
     }
 

@@ -5,8 +5,8 @@
 // Counting rules (tests/tools/test_greenbench.cpp checks each):
 //  - A request is "ok" when a complete response arrived in time with a 2xx
 //    status (HTTP) or the echoed bytes match what was sent (echo).
-//  - Otherwise exactly one error kind is counted and the connection is closed
-//    (the next request reconnects):
+//  - Otherwise exactly one error kind is counted and, except for status, the
+//    connection is closed (the next request reconnects):
 //      connect  the connection could not be opened (refused, unreachable...)
 //      read     the peer closed or reset before a complete response header
 //               (includes a reset or EOF on a reused keep-alive connection)

@@ -476,7 +476,7 @@ std::string svg_chart(const Comparison& c) {
         double y = legend_h + panel_h * static_cast<double>(pi);
         std::string what = c.mode == "echo" ? "TCP echo" : c.paths[pi];
         bar_panel(svg, c, c.paths[pi], 0, y, panel_w, panel_h, what + ": requests/s (higher is better)", false);
-        bar_panel(svg, c, c.paths[pi], panel_w, y, panel_w, panel_h, what + ": p99 latency, ms (log scale, lower is better)",
+        bar_panel(svg, c, c.paths[pi], panel_w, y, panel_w, panel_h, what + ": p99 ms, log scale (lower is better)",
                   true);
     }
     svg += "</svg>\n";

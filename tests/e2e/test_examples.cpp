@@ -1,0 +1,284 @@
+// End to end: each example server answers correctly run as it is and under
+// greenrun (loopback only, every wait bounded). Servers announce their port
+// with "listening on PORT"; nothing here sleeps to synchronise.
+//
+// Patched runs are checked to really have the shim mapped (/proc/PID/maps),
+// so a greenrun that silently ran the program unpatched would fail here.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "../interpose/run_capture.hpp"
+#include "server_child.hpp"
+
+using green::test::connect_to;
+using green::test::env_or_die;
+using green::test::run_capture;
+using green::test::send_all;
+using green::test::ServerChild;
+
+namespace {
+
+std::string example(const std::string& name) { return env_or_die("GREEN_EXAMPLES_DIR") + "/" + name; }
+
+struct Response {
+    int status = 0;
+    std::string body;
+    bool close = false;  // the server announced Connection: close
+};
+
+// A keep-alive HTTP connection that reads Content-Length framed responses.
+class Client {
+public:
+    explicit Client(int port) : fd_(connect_to(port)) {}
+    ~Client() {
+        if (fd_ >= 0) close(fd_);
+    }
+    bool ok() const { return fd_ >= 0; }
+    bool send(const std::string& raw) { return send_all(fd_, raw); }
+    bool get(const std::string& path, Response& r, const std::string& headers = "") {
+        return send("GET " + path + " HTTP/1.1\r\nHost: t\r\n" + headers + "\r\n") && read(r);
+    }
+    bool read(Response& r) {
+        size_t end;
+        while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
+            if (!more()) return false;
+        std::string head = buf_.substr(0, end);
+        r.status = std::atoi(head.c_str() + 9);
+        size_t cl = head.find("Content-Length: ");
+        size_t length = cl == std::string::npos ? 0 : std::strtoul(head.c_str() + cl + 16, nullptr, 10);
+        r.close = head.find("Connection: close") != std::string::npos;
+        while (buf_.size() < end + 4 + length)
+            if (!more()) return false;
+        r.body = buf_.substr(end + 4, length);
+        buf_.erase(0, end + 4 + length);
+        return true;
+    }
+    // True when the server closed the connection (EOF), within the timeout.
+    bool at_eof() {
+        char c;
+        return buf_.empty() && recv(fd_, &c, 1, 0) == 0;
+    }
+
+private:
+    bool more() {
+        char chunk[8192];
+        ssize_t n = recv(fd_, chunk, sizeof chunk, 0);
+        if (n <= 0) return false;
+        buf_.append(chunk, static_cast<size_t>(n));
+        return true;
+    }
+    int fd_;
+    std::string buf_;
+};
+
+// Unpatched or under greenrun.
+struct Variant {
+    const char* name;
+    bool patched;
+};
+
+std::vector<std::string> command(const Variant& v, std::vector<std::string> argv) {
+    if (v.patched) argv.insert(argv.begin(), {env_or_die("GREEN_GREENRUN"), "--"});
+    return argv;
+}
+
+class Examples : public ::testing::TestWithParam<Variant> {
+protected:
+    std::unique_ptr<ServerChild> start(const std::vector<std::string>& argv) {
+        auto s = std::make_unique<ServerChild>(command(GetParam(), argv));
+        EXPECT_GT(s->port(), 0) << "no 'listening on PORT' from " << argv[0] << "; output:\n" << s->output();
+        if (s->port() > 0) {
+            EXPECT_EQ(s->maps("libgreen-preload.so"), GetParam().patched);
+        }
+        return s;
+    }
+};
+
+TEST_P(Examples, EchoThreadsEchoesEveryByteOnConcurrentConnections) {
+    auto server = start({example("echo_threads"), "0"});
+    ASSERT_GT(server->port(), 0);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 8; ++t)
+        clients.emplace_back([&, t] {
+            int fd = connect_to(server->port());
+            if (fd < 0) {
+                ++failures;
+                return;
+            }
+            for (int i = 0; i < 20; ++i) {
+                std::string msg(1 + (t * 37 + i * 101) % 3000, static_cast<char>('a' + (t + i) % 26));
+                std::string got;
+                if (!send_all(fd, msg)) break;
+                char buf[4096];
+                while (got.size() < msg.size()) {
+                    ssize_t n = recv(fd, buf, sizeof buf, 0);
+                    if (n <= 0) break;
+                    got.append(buf, static_cast<size_t>(n));
+                }
+                if (got != msg) ++failures;
+            }
+            close(fd);
+        });
+    for (auto& c : clients) c.join();
+    EXPECT_EQ(failures.load(), 0);
+
+    // A large message, written while it is read back.
+    int fd = connect_to(server->port());
+    ASSERT_GE(fd, 0);
+    std::string big(1 << 20, '\0');
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + (i >> 10));
+    std::thread writer([&] { send_all(fd, big); });
+    std::string got;
+    char buf[65536];
+    while (got.size() < big.size()) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+    }
+    writer.join();
+    close(fd);
+    EXPECT_TRUE(got == big) << "1 MiB echo differs (got " << got.size() << " bytes)";
+}
+
+// The routes every HTTP example serves, checked on one server.
+void check_routes(int port) {
+    Client c(port);
+    ASSERT_TRUE(c.ok());
+    Response r;
+    // Keep-alive: several requests over one connection.
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(c.get("/hello", r));
+        EXPECT_EQ(r.status, 200);
+        EXPECT_EQ(r.body, "Hello, World!\n");
+        EXPECT_FALSE(r.close);
+    }
+    ASSERT_TRUE(c.get("/sleep?ms=20", r));
+    EXPECT_EQ(r.body, "slept 20 ms\n");
+    ASSERT_TRUE(c.get("/cpu?us=300", r));
+    EXPECT_EQ(r.body, "burned 300 us\n");
+    ASSERT_TRUE(c.get("/upstream?ms=5", r));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "upstream: delayed 5 ms\n");
+    ASSERT_TRUE(c.get("/missing", r));
+    EXPECT_EQ(r.status, 404);
+    // Two pipelined requests in one write: two answers, in order.
+    ASSERT_TRUE(c.send("GET /sleep?ms=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(c.read(r));
+    EXPECT_EQ(r.body, "slept 1 ms\n");
+    ASSERT_TRUE(c.read(r));
+    EXPECT_EQ(r.body, "Hello, World!\n");
+    // Connection: close is honoured.
+    ASSERT_TRUE(c.get("/hello", r, "Connection: close\r\n"));
+    EXPECT_TRUE(r.close);
+    EXPECT_TRUE(c.at_eof());
+
+    // HTTP/1.0 without keep-alive closes too; a malformed request gets 400.
+    Client c10(port);
+    ASSERT_TRUE(c10.send("GET /hello HTTP/1.0\r\n\r\n"));
+    ASSERT_TRUE(c10.read(r));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(c10.at_eof());
+    Client bad(port);
+    ASSERT_TRUE(bad.send("NONSENSE\r\n\r\n"));
+    ASSERT_TRUE(bad.read(r));
+    EXPECT_EQ(r.status, 400);
+}
+
+// The contended counter: concurrent increments all land, each value once.
+void check_counter(int port) {
+    constexpr int kThreads = 8, kEach = 25;
+    std::vector<std::vector<long>> seen(kThreads);
+    std::vector<std::thread> clients;
+    for (int t = 0; t < kThreads; ++t)
+        clients.emplace_back([&, t] {
+            Client c(port);
+            Response r;
+            for (int i = 0; i < kEach && c.get("/counter?us=50", r); ++i) seen[t].push_back(std::atol(r.body.c_str()));
+        });
+    for (auto& c : clients) c.join();
+    std::set<long> values;
+    for (const auto& v : seen) values.insert(v.begin(), v.end());
+    EXPECT_EQ(values.size(), static_cast<size_t>(kThreads * kEach));
+    EXPECT_EQ(*values.begin(), 1);
+    EXPECT_EQ(*values.rbegin(), kThreads * kEach);
+}
+
+class HttpExamples : public Examples {
+protected:
+    void SetUp() override {
+        // The delay server /upstream calls; it is a green program itself and
+        // runs unpatched in both variants.
+        delay_ = std::make_unique<ServerChild>(std::vector<std::string>{env_or_die("GREEN_GREENBENCH"), "delay-server"});
+        ASSERT_GT(delay_->port(), 0) << delay_->output();
+    }
+    std::unique_ptr<ServerChild> delay_;
+};
+
+TEST_P(HttpExamples, HttpThreadsServesEveryRoute) {
+    auto server = start({example("http_threads"), "0", std::to_string(delay_->port())});
+    ASSERT_GT(server->port(), 0);
+    check_routes(server->port());
+    check_counter(server->port());
+}
+
+TEST_P(HttpExamples, HttpPoolServesEveryRoute) {
+    auto server = start({example("http_pool"), "0", std::to_string(delay_->port())});
+    ASSERT_GT(server->port(), 0);
+    check_routes(server->port());
+    check_counter(server->port());
+}
+
+// The pool answers at most 4 requests at a time, patched or not: 8
+// concurrent 100 ms sleeps take two rounds. (Only a lower bound is asserted;
+// an upper bound would depend on the machine's load.)
+TEST_P(HttpExamples, HttpPoolRunsAtMostFourRequestsAtOnce) {
+    auto server = start({example("http_pool"), "0"});
+    ASSERT_GT(server->port(), 0);
+    auto t0 = std::chrono::steady_clock::now();
+    std::atomic<int> ok{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 8; ++i)
+        clients.emplace_back([&] {
+            Client c(server->port());
+            Response r;
+            if (c.get("/sleep?ms=100", r) && r.status == 200) ++ok;
+        });
+    for (auto& c : clients) c.join();
+    auto elapsed = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(ok.load(), 8);
+    EXPECT_GE(elapsed, std::chrono::milliseconds(200));
+}
+
+TEST_P(HttpExamples, ClientThreadsCountsEveryAnswer) {
+    // The server runs unpatched; the client is the program under test here.
+    ServerChild server({example("http_threads"), "0"});
+    ASSERT_GT(server.port(), 0) << server.output();
+    auto c = run_capture(command(GetParam(), {example("client_threads"), "-n", "200", "-t", "8",
+                                              std::to_string(server.port()), "/counter"}));
+    EXPECT_EQ(c.status, 0) << c.out << c.err;
+    EXPECT_NE(c.out.find("200 requests, 8 threads, 0 errors"), std::string::npos) << c.out;
+    // Every request reached the server exactly once.
+    Client check(server.port());
+    Response r;
+    ASSERT_TRUE(check.get("/counter", r));
+    EXPECT_EQ(r.body, "201\n");
+
+    // A route that fails is reported and sets the exit status.
+    auto bad = run_capture(command(GetParam(), {example("client_threads"), "-n", "10", "-t", "2", "--close",
+                                                std::to_string(server.port()), "/missing"}));
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.out.find("10 errors"), std::string::npos) << bad.out;
+}
+
+const Variant kVariants[] = {{"unpatched", false}, {"patched", true}};
+auto variant_name = [](const ::testing::TestParamInfo<Variant>& i) { return std::string(i.param.name); };
+
+INSTANTIATE_TEST_SUITE_P(Examples, Examples, ::testing::ValuesIn(kVariants), variant_name);
+INSTANTIATE_TEST_SUITE_P(Examples, HttpExamples, ::testing::ValuesIn(kVariants), variant_name);
+
+}  // namespace
