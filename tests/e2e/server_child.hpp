@@ -80,6 +80,30 @@ public:
 
     int port() const { return port_; }
     pid_t pid() const { return pid_; }
+
+    // Reads the server's output until it contains `needle` (true) or the
+    // server closes its output or `limit` passes (false).
+    bool wait_for_output(const std::string& needle, std::chrono::milliseconds limit) {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (output_.find(needle) == std::string::npos) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            pollfd p{fd_, POLLIN, 0};
+            if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+            char buf[512];
+            ssize_t n = read(fd_, buf, sizeof buf);
+            if (n <= 0) return output_.find(needle) != std::string::npos;
+            output_.append(buf, static_cast<size_t>(n));
+        }
+        return true;
+    }
+
+    // Waits for a server that ends by itself; its exit status, or -1.
+    int wait_exit() {
+        int status = 0;
+        if (pid_ <= 0 || waitpid(pid_, &status, 0) != pid_) return -1;
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
     const std::string& output() const { return output_; }
 
     // Is `library` mapped into the server? (Proof that a preload took effect.)
