@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <exception>
 
+#include "sanitizer.hpp"
 #include "stack_pool.hpp"
 
 namespace green::detail {
@@ -103,6 +104,7 @@ struct FiberRecord {
     void* payload = nullptr;
     std::exception_ptr error;
     Stack stack;
+    sanitizer::FiberState sanitizer;  // empty unless built with a fiber sanitizer
 };
 
 }  // namespace green::detail

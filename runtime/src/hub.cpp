@@ -171,6 +171,7 @@ Hub::Hub() {
     copy_name(&root_, "thread-root");
     ev_init(&root_.timer, &Hub::on_timer);
     root_.timer.data = &root_;
+    sanitizer::on_root(root_.sanitizer);
     current_ = &root_;
     link_live(&root_);
 
@@ -183,6 +184,7 @@ Hub::Hub() {
     rec->id = 0;
     rec->is_scheduler = true;
     rec->stack = s;
+    sanitizer::on_create(rec->sanitizer, s.base, s.size);
     copy_name(rec, "hub-scheduler");
     char* sp = reinterpret_cast<char*>(rec);
     boost::context::stack_context sctx;
@@ -258,6 +260,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     f->hub = owner ? owner : this;
     f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
     f->stack = s;
+    sanitizer::on_create(f->sanitizer, s.base, s.size);
     f->ops = ops;
     f->payload = p;
     if (options.name.empty()) {
@@ -301,6 +304,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
             h->current_ = next;
             next->state = FiberState::Running;
             HubCounters::bump(h->counters.switches);
+            sanitizer::before_switch(f->sanitizer, next->sanitizer, true);
             return std::move(next->ctx);
         });
     return f;
@@ -339,6 +343,7 @@ void Hub::release(FiberRecord* f) noexcept {
     Hub* owner = f->hub;
     Stack s = f->stack;
     if (!StackPool::canary_intact(s)) report_stack_overflow(f);
+    sanitizer::on_destroy(f->sanitizer);
     f->~FiberRecord();
     // Stacks go back to the pool of the thread releasing them only when that
     // is the owning hub; otherwise to the owner via the orphan list.
@@ -376,12 +381,14 @@ void Hub::switch_to(FiberRecord* next) noexcept {
     switch_from_ = self;
     next->state = FiberState::Running;
     HubCounters::bump(counters.switches);
+    sanitizer::before_switch(self->sanitizer, next->sanitizer, false);
     boost::context::fiber from = std::move(next->ctx).resume();
     after_switch(std::move(from));
 }
 
 void Hub::after_switch(boost::context::fiber&& from) noexcept {
     FiberRecord* prev = switch_from_;
+    sanitizer::after_switch(current_->sanitizer, prev ? &prev->sanitizer : nullptr);
     switch_from_ = nullptr;
     if (prev->state == FiberState::Done) {
         release(prev);  // the running fiber's own reference
