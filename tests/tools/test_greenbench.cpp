@@ -219,6 +219,17 @@ TEST(GreenbenchRun, StallsAreTimeouts) {
     EXPECT_EQ(j["error_total"], 4);
 }
 
+TEST(GreenbenchRun, AServerThatStallsIsReportedAsStalledNotAsFast) {
+    // Requests sent in the warm-up and never answered: no timeout has passed
+    // when the window closes, so they are not errors, but they are reported.
+    json j = run_bench({"-d", "0.3", "-w", "0.2", "-c", "2", "--timeout", "30", url("/stall")}, 1);
+    EXPECT_EQ(j["ok"], 0);
+    EXPECT_EQ(j["error_total"], 0);
+    EXPECT_EQ(j["stalled"], 2);
+    json fine = run_bench({"-d", "0.3", "-w", "0.1", "-c", "2", url("/ok")}, 0);
+    EXPECT_EQ(fine["stalled"], 0);
+}
+
 TEST(GreenbenchRun, MalformedAnswersAreBadPayloads) {
     json j = run_bench({"-n", "20", "-c", "2", url("/garbage")});
     EXPECT_EQ(err(j, "payload"), 20u);

@@ -1,8 +1,11 @@
 // See load.hpp for what is counted and how.
 #include "load.hpp"
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string_view>
 #include <thread>
@@ -42,6 +45,7 @@ struct Shared {
     std::string request;
     std::atomic<int> phase{kWarmup};
     std::atomic<std::int64_t> tickets{0};  // requests left to count (--requests)
+    std::atomic<Clock::rep> measure_start{std::numeric_limits<Clock::rep>::max()};
     green::Event stop;                     // set when fibers are to end now
 };
 
@@ -274,7 +278,11 @@ public:
             auto t0 = Clock::now();
             auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(spec.timeout_s));
             Outcome o = one_request(deadline);
-            if (o.cancelled) break;
+            if (o.cancelled) {
+                if (t0.time_since_epoch().count() < sh_.measure_start.load(std::memory_order_relaxed))
+                    ++pt_.result.stalled;
+                break;
+            }
             auto t1 = Clock::now();
             if (!by_count) counted = sh_.phase.load(std::memory_order_relaxed) == kMeasuring;
             if (counted) record(o, t1 - t0, t1);
@@ -358,30 +366,47 @@ private:
 };
 
 // One hub's share of the connections: runs until they end or `stop` is set.
+// The connections are waited for with a WaitGroup, not Task::join(): join()
+// empties its Task before waiting, and the canceller needs every handle.
 void hub_body(Shared& sh, PerThread& pt, int first_id, int count) {
+    green::WaitGroup running;
+    running.add(count);
     std::vector<green::Task<void>> tasks;
     tasks.reserve(static_cast<std::size_t>(count));
     for (int i = 0; i < count; ++i)
-        tasks.push_back(green::spawn([&sh, &pt, id = first_id + i] { Connection(sh, pt, id).run(); },
-                                     {"greenbench-conn", 128 * 1024}));
+        tasks.push_back(green::spawn([&sh, &pt, &running, id = first_id + i] {
+            struct Done {
+                green::WaitGroup& wg;
+                ~Done() { wg.done(); }
+            } done{running};
+            Connection(sh, pt, id).run();
+        }, {"greenbench-conn", 128 * 1024}));
     auto canceller = green::spawn([&] {
         sh.stop.wait();
         for (auto& t : tasks) t.cancel();
     }, {"greenbench-stop"});
-    for (auto& t : tasks) {
-        try {
-            t.join();
-        } catch (const green::Cancelled&) {
-        }
-    }
+    running.wait();
     canceller.cancel();
     try {
         canceller.join();
     } catch (const green::Cancelled&) {
     }
+    for (auto& t : tasks) {
+        try {
+            t.join();  // already finished: returns at once
+        } catch (const green::Cancelled&) {
+        }
+    }
 }
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double process_cpu_s() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    return s(u.ru_utime) + s(u.ru_stime);
+}
 
 }  // namespace
 
@@ -441,6 +466,8 @@ LoadResult run_load(const LoadSpec& spec, const LoadHooks& hooks) {
         sh.phase.store(kMeasuring);
     }
     auto measure_start = Clock::now();
+    sh.measure_start.store(measure_start.time_since_epoch().count());
+    double cpu_begin = process_cpu_s();
     if (hooks.on_measure_begin) hooks.on_measure_begin();
     if (by_count) {
         wait_phase({}, false, true);
@@ -450,6 +477,7 @@ LoadResult run_load(const LoadSpec& spec, const LoadHooks& hooks) {
     }
     sh.phase.store(kStopped);
     auto measure_end = Clock::now();
+    double cpu_end = process_cpu_s();
     if (hooks.on_measure_end) hooks.on_measure_end();
     sh.stop.set();
     done.wait();
@@ -466,12 +494,14 @@ LoadResult run_load(const LoadSpec& spec, const LoadHooks& hooks) {
             if (total.first_error[k].empty()) total.first_error[k] = r.first_error[k];
         }
         total.bytes_in += r.bytes_in;
+        total.stalled += r.stalled;
         total.latency_ns.merge(r.latency_ns);
         last = std::max(last, p->last_done);
     }
     // --requests: the window ends with the last counted answer.
     if (by_count && last > measure_start) measure_end = last;
     total.elapsed_s = std::chrono::duration<double>(measure_end - measure_start).count();
+    total.cpu_s = cpu_end - cpu_begin;
     return total;
 }
 

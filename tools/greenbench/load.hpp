@@ -63,6 +63,11 @@ struct LoadResult {
     std::uint64_t bytes_in = 0;
     double elapsed_s = 0;  // the measured window
     Histogram latency_ns;
+    // Requests still unanswered when the window closed although they were
+    // sent before it opened: a stalled server (duration mode; not an error
+    // kind, since their timeout had not passed).
+    std::uint64_t stalled = 0;
+    double cpu_s = 0;  // CPU time greenbench itself used in the window (all threads)
 
     std::uint64_t error_total() const;
     double rps() const { return elapsed_s > 0 ? static_cast<double>(ok) / elapsed_s : 0; }

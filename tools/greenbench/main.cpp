@@ -64,6 +64,8 @@ nlohmann::json run_json(const LoadSpec& spec, const std::string& url, const Load
             {"requests_per_s", r.rps()},
             {"elapsed_s", r.elapsed_s},
             {"bytes_in", r.bytes_in},
+            {"stalled", r.stalled},
+            {"cpu_s", r.cpu_s},
             {"latency_ms",
              {{"p50", q(0.5)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"max", static_cast<double>(r.latency_ns.max()) / 1e6}}}};
 }
@@ -80,6 +82,9 @@ void print_run(const LoadSpec& spec, const std::string& url, const LoadResult& r
     if (r.ok)
         std::printf("  latency   p50 %s ms  p90 %s ms  p99 %s ms  max %s ms\n", q(0.5).c_str(), q(0.9).c_str(),
                     q(0.99).c_str(), ms(static_cast<double>(r.latency_ns.max()) / 1e6).c_str());
+    if (r.stalled)
+        std::printf("  stalled   %llu requests sent before the window got no answer in it\n",
+                    static_cast<unsigned long long>(r.stalled));
     if (r.error_total() == 0) {
         std::printf("  errors    none\n");
         return;

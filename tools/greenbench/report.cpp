@@ -43,6 +43,8 @@ Point make_point(const std::string& path, int concurrency, const LoadResult& r) 
     p.p99_ms = ms(r.latency_ns.percentile(0.99));
     p.max_ms = ms(r.latency_ns.max());
     p.elapsed_s = r.elapsed_s;
+    p.stalled = r.stalled;
+    p.load_cpu_cores = r.elapsed_s > 0 ? r.cpu_s / r.elapsed_s : 0;
     return p;
 }
 
@@ -62,7 +64,9 @@ json to_json(const Comparison& c) {
                           {"ok", p.ok},
                           {"errors", errors},
                           {"latency_ms", {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
-                          {"elapsed_s", p.elapsed_s}};
+                          {"elapsed_s", p.elapsed_s},
+                          {"stalled", p.stalled},
+                          {"load_cpu_cores", p.load_cpu_cores}};
             if (!p.first_error.empty()) point["first_error"] = p.first_error;
             if (p.usage.sampled)
                 point["server"] = {{"rss_mib_peak", p.usage.rss_mib_peak},
@@ -114,6 +118,8 @@ Comparison from_json(const json& j) {
             p.p99_ms = lat.value("p99", 0.0);
             p.max_ms = lat.value("max", 0.0);
             p.elapsed_s = jp.value("elapsed_s", 0.0);
+            p.stalled = jp.value("stalled", std::uint64_t{0});
+            p.load_cpu_cores = jp.value("load_cpu_cores", 0.0);
             if (jp.contains("server")) {
                 const auto& u = jp["server"];
                 p.usage.sampled = true;
@@ -263,7 +269,9 @@ Table throughput_table(const Comparison& c, const std::string& path) {
                 any = true;
                 row.push_back(thousands(p->rps));
                 row.push_back(p->ok ? ms(p->p99_ms) : "-");
-                row.push_back(thousands(static_cast<double>(p->error_total())));
+                std::string errors = thousands(static_cast<double>(p->error_total()));
+                if (p->stalled) errors += "+" + thousands(static_cast<double>(p->stalled)) + " stalled";
+                row.push_back(errors);
             } else {
                 row.insert(row.end(), {"-", "-", "-"});
             }
@@ -287,6 +295,7 @@ Table usage_table(const Comparison& c, const std::string& path) {
         t.header.push_back(n + " RSS MiB");
         t.header.push_back("threads");
         t.header.push_back("CPU cores");
+        t.header.push_back("load CPU");
     }
     for (int level : c.levels) {
         std::vector<std::string> row{std::to_string(level)};
@@ -298,8 +307,9 @@ Table usage_table(const Comparison& c, const std::string& path) {
                 row.push_back(fmt::format("{:.1f}", p->usage.rss_mib_peak));
                 row.push_back(std::to_string(p->usage.threads_peak));
                 row.push_back(fmt::format("{:.2f}", p->usage.cpu_cores));
+                row.push_back(fmt::format("{:.2f}", p->load_cpu_cores));
             } else {
-                row.insert(row.end(), {"-", "-", "-"});
+                row.insert(row.end(), {"-", "-", "-", "-"});
             }
         }
         if (any) t.rows.push_back(row);
@@ -312,7 +322,12 @@ std::string error_notes(const Comparison& c, const std::string& path, bool markd
     for (const auto& s : c.series) {
         if (!s.note.empty()) out += (markdown ? "- " : "  ") + s.label() + ": " + s.note + "\n";
         for (const auto& p : s.points) {
-            if (p.path != path || !p.valid || p.error_total() == 0) continue;
+            if (p.path != path || !p.valid) continue;
+            if (p.stalled)
+                out += fmt::format("{}{} at {}: {} requests sent before the window got no answer in it "
+                                   "(the server stalled)\n",
+                                   markdown ? "- " : "  ", s.label(), p.concurrency, p.stalled);
+            if (p.error_total() == 0) continue;
             std::string kinds;
             for (int k = 0; k < kErrorKinds; ++k)
                 if (p.errors[k]) kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", kErrorNames[k], p.errors[k]);
@@ -332,7 +347,7 @@ std::string text_tables(const Comparison& c) {
         std::string notes = error_notes(c, path, false);
         if (!notes.empty()) out += "\n" + notes;
         Table u = usage_table(c, path);
-        if (!u.rows.empty()) out += "\nserver while loaded: peak RSS, peak OS threads, CPU cores busy\n\n" + u.text();
+        if (!u.rows.empty()) out += "\nserver while loaded: peak RSS, peak OS threads, CPU cores busy; load CPU: greenbench's own cores busy\n\n" + u.text();
         out += "\n";
     }
     return out;
@@ -345,7 +360,7 @@ std::string markdown_tables(const Comparison& c) {
         std::string notes = error_notes(c, path, true);
         if (!notes.empty()) out += "\n" + notes;
         Table u = usage_table(c, path);
-        if (!u.rows.empty()) out += "\nServer while loaded (peak RSS, peak OS threads, CPU cores busy):\n\n" + u.markdown();
+        if (!u.rows.empty()) out += "\nServer while loaded (peak RSS, peak OS threads, CPU cores busy; load CPU: greenbench's own cores busy):\n\n" + u.markdown();
         out += "\n";
     }
     return out;

@@ -33,6 +33,8 @@ struct Point {
     std::string first_error;  // one example message, when there were errors
     double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
     double elapsed_s = 0;
+    std::uint64_t stalled = 0;   // requests the server never answered in the window (load.hpp)
+    double load_cpu_cores = 0;   // greenbench's own CPU use: near its thread count, it was the bottleneck
     ServerUsage usage;
 
     std::uint64_t error_total() const;
