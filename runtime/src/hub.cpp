@@ -116,7 +116,10 @@ struct HubThreadExit {
         // A hub whose fibers all finished can go; one with parked fibers is
         // left in place (they can never run again, but their memory stays
         // valid for anyone still holding a Task).
-        if (hub->live_count_ == 0 && hub->current_ == &hub->root_) delete hub;
+        if (hub->live_count_ == 0 && hub->current_ == &hub->root_) {
+            while (hub->posts_in_flight_.load(std::memory_order_acquire) != 0) cpu_relax();
+            delete hub;
+        }
     }
     static thread_local bool tls_exit_done;
 };
@@ -434,7 +437,12 @@ WakeReason Hub::precheck(const ParkOptions& o) noexcept {
 
 WakeReason Hub::park(Waiter& w, const ParkOptions& o) noexcept {
     FiberRecord* self = current_;
-    w.fiber = self;
+    // w.fiber is set by the caller before w is linked anywhere: a waker on
+    // another thread may read it from then on, so writing it here would race.
+    if (w.fiber != self) {
+        os::write_stderr("green: internal error: Waiter parked without its fiber set\n");
+        std::abort();
+    }
     w.cancellable = o.cancellable;
     self->parked = &w;
     Clock::time_point scope = o.honour_scope ? self->scoped_deadline : Clock::time_point::max();
@@ -508,6 +516,10 @@ void Hub::deliver_cancel(FiberRecord* f) noexcept {
 }
 
 void Hub::post_remote(RemoteNode* node) noexcept {
+    // Once the node is pushed, the hub may run the woken fiber, finish, and
+    // its thread may exit and retire the hub while we still touch it below;
+    // the exiting thread waits for posts_in_flight_ to drain first.
+    posts_in_flight_.fetch_add(1, std::memory_order_seq_cst);
     RemoteNode* head = remote_head_.load(std::memory_order_relaxed);
     do {
         node->next = head;
@@ -516,6 +528,7 @@ void Hub::post_remote(RemoteNode* node) noexcept {
         hub_unstick(this);
         ev_async_send(loop_, &async_);
     }
+    posts_in_flight_.fetch_sub(1, std::memory_order_release);
 }
 
 void Hub::drain_remote() noexcept {

@@ -149,6 +149,7 @@ private:
     FiberRecord* live_head_ = nullptr;
     std::size_t live_count_ = 0;     // excluding root and scheduler
     std::atomic<RemoteNode*> remote_head_{nullptr};
+    std::atomic<int> posts_in_flight_{0};  // other threads inside post_remote()
     std::atomic<std::uint32_t> closing_lock_{0};
     std::vector<std::pair<int, std::uint32_t>> closing_;  // guarded by closing_lock_
     std::atomic<bool> closing_pending_{false};

@@ -147,6 +147,7 @@ WaitResult Hub::wait_fd(int fd, int events, Clock::time_point deadline) noexcept
     if (fd < 0 || events == 0) return WaitResult::Ready;  // the caller's syscall reports the error
     FdWatch* w = fd_watch(fd);
     Waiter me;
+    me.fiber = current_;
     me.what = "fd";
     me.object = reinterpret_cast<const void*>(static_cast<std::intptr_t>(fd));
     me.detail = static_cast<std::uintptr_t>(events);
@@ -207,6 +208,7 @@ WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_po
         watchers = heap_watchers.data();
     }
     Waiter me;
+    me.fiber = current_;
     me.what = "poll";
     me.detail = n;
     std::size_t armed = 0;
@@ -317,6 +319,7 @@ WaitResult wait_until(Clock::time_point deadline) noexcept {
                                           : WaitResult::Cancelled;
     }
     Waiter me;
+    me.fiber = h.running();
     me.what = "sleep";
     HubCounters::bump(h.counters.timer_waits);
     switch (h.park(me, o)) {

@@ -29,7 +29,7 @@ namespace {
 
 template <class Fn>
 void resolve(void* handle, const char* name, Fn& slot) noexcept {
-    void* sym = handle ? dlsym(handle, name) : nullptr;
+    void* sym = dlsym(handle, name);  // RTLD_DEFAULT is a null handle
     if (!sym) {
         static const char msg[] = "green: cannot resolve libc symbol; aborting\n";
         raw_syscall6(SYS_write, 2, reinterpret_cast<long>(msg), sizeof msg - 1, 0, 0, 0);
@@ -39,9 +39,20 @@ void resolve(void* handle, const char* name, Fn& slot) noexcept {
 }
 
 Libc load() noexcept {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    // Sanitizer builds (never preloaded) must go through the sanitizer's
+    // interceptors, or it loses track of the threads we start.
+    void* h = RTLD_DEFAULT;
+#else
     // RTLD_NOLOAD: libc is always mapped already; this never loads anything and
     // never allocates a new link map.
     void* h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    if (!h) {
+        static const char msg[] = "green: libc.so.6 is not loaded; aborting\n";
+        raw_syscall6(SYS_write, 2, reinterpret_cast<long>(msg), sizeof msg - 1, 0, 0, 0);
+        std::abort();
+    }
+#endif
     Libc l{};
     resolve(h, "pthread_create", l.pthread_create);
     resolve(h, "pthread_join", l.pthread_join);
