@@ -83,7 +83,7 @@ void print_run(const LoadSpec& spec, const std::string& url, const LoadResult& r
         std::printf("  latency   p50 %s ms  p90 %s ms  p99 %s ms  max %s ms\n", q(0.5).c_str(), q(0.9).c_str(),
                     q(0.99).c_str(), ms(static_cast<double>(r.latency_ns.max()) / 1e6).c_str());
     if (r.stalled)
-        std::printf("  stalled   %llu requests sent before the window got no answer in it\n",
+        std::printf("  stalled   %llu requests sent before the window got no answer in it (queued or stalled server)\n",
                     static_cast<unsigned long long>(r.stalled));
     if (r.error_total() == 0) {
         std::printf("  errors    none\n");

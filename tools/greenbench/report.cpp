@@ -148,6 +148,7 @@ Comparison merge(const std::vector<Comparison>& parts) {
         for (int l : c.levels)
             if (std::find(out.levels.begin(), out.levels.end(), l) == out.levels.end()) out.levels.push_back(l);
         for (const auto& s : c.series) out.series.push_back(s);
+        if (&c != &parts.front() && out.title.find(c.title) == std::string::npos) out.title += " / " + c.title;
     }
     std::sort(out.levels.begin(), out.levels.end());
     return out;
@@ -325,7 +326,7 @@ std::string error_notes(const Comparison& c, const std::string& path, bool markd
             if (p.path != path || !p.valid) continue;
             if (p.stalled)
                 out += fmt::format("{}{} at {}: {} requests sent before the window got no answer in it "
-                                   "(the server stalled)\n",
+                                   "(queued behind others, or the server stalled)\n",
                                    markdown ? "- " : "  ", s.label(), p.concurrency, p.stalled);
             if (p.error_total() == 0) continue;
             std::string kinds;
@@ -386,12 +387,13 @@ std::string esc(const std::string& s) {
     return o;
 }
 
-// A "nice" axis maximum: 1, 2 or 5 times a power of ten, at least v.
-double nice_ceiling(double v) {
+// A "nice" tick step (1, 2, 2.5 or 5 times a power of ten) giving at most 5
+// steps up to v.
+double nice_step(double v) {
     if (v <= 0) return 1;
-    double p = std::pow(10.0, std::floor(std::log10(v)));
-    for (double m : {1.0, 2.0, 5.0, 10.0})
-        if (m * p >= v) return m * p;
+    double raw = v / 5, p = std::pow(10.0, std::floor(std::log10(raw)));
+    for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+        if (m * p >= raw) return m * p;
     return 10 * p;
 }
 
@@ -419,7 +421,8 @@ void bar_panel(std::string& svg, const Comparison& c, const std::string& path, d
         return;
     }
     // Axis: linear from 0 for throughput; log10 over whole decades for latency.
-    double lo = 0, hi = nice_ceiling(vmax);
+    const double step = nice_step(vmax);
+    double lo = 0, hi = step * std::ceil(vmax / step);
     if (latency) {
         lo = std::pow(10.0, std::floor(std::log10(vmin)));
         hi = std::pow(10.0, std::ceil(std::log10(vmax)));
@@ -433,7 +436,7 @@ void bar_panel(std::string& svg, const Comparison& c, const std::string& path, d
     if (latency)
         for (double t = lo; t <= hi * 1.001; t *= 10) ticks.push_back(t);
     else
-        for (int i = 0; i <= 4; ++i) ticks.push_back(hi * i / 4);
+        for (double t = 0; t <= hi * 1.001; t += step) ticks.push_back(t);
     for (double t : ticks) {
         double y = ypos(latency ? t : std::max(t, 0.0));
         svg += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" class=\"g\"/>\n", x0 + left, y,
