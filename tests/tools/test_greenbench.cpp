@@ -269,7 +269,10 @@ TEST(GreenbenchRun, DurationBoundsTheRun) {
     json j = run_bench({"-d", "0.5", "-c", "4", "-t", "2", url("/ok")}, 0);
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_GT(j["ok"].get<std::uint64_t>(), 0u);
-    EXPECT_NEAR(j["elapsed_s"].get<double>(), 0.5, 0.1);
+    // The window closes when the controlling fiber wakes: never early, and
+    // late only by scheduling delay on a busy machine.
+    EXPECT_GE(j["elapsed_s"].get<double>(), 0.49);
+    EXPECT_LT(j["elapsed_s"].get<double>(), 1.5);
     EXPECT_LT(wall, 5.0);
     EXPECT_EQ(j["threads"], 2);
 }

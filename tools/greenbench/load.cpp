@@ -41,6 +41,7 @@ enum Phase : int { kWarmup, kMeasuring, kStopped };
 
 // State shared by every connection fiber, on every thread.
 struct Shared {
+    Shared(const LoadSpec& s, std::string req) : spec(s), request(std::move(req)) {}
     const LoadSpec& spec;
     std::string request;
     std::atomic<int> phase{kWarmup};
@@ -411,7 +412,7 @@ double process_cpu_s() {
 }  // namespace
 
 LoadResult run_load(const LoadSpec& spec, const LoadHooks& hooks) {
-    Shared sh{spec, http_request(spec.target.host, spec.path, spec.mode == Mode::Close), {}, {}, {}};
+    Shared sh(spec, http_request(spec.target.host, spec.path, spec.mode == Mode::Close));
     const int threads = std::max(1, std::min(spec.threads, spec.concurrency));
     std::vector<std::unique_ptr<PerThread>> per(static_cast<std::size_t>(threads));
     for (auto& p : per) p = std::make_unique<PerThread>();
