@@ -96,8 +96,6 @@ void* fiber_payload(FiberRecord* f) noexcept { return f->payload; }
 
 namespace this_fiber {
 
-void yield() { detail::Hub::current().yield(); }
-
 void sleep_until(Clock::time_point deadline) {
     switch (green::wait_until(deadline)) {
         case WaitResult::TimedOut: return;

@@ -80,6 +80,7 @@ public:
     static bool wake(Waiter& w, WakeReason reason) noexcept;
 
     void yield() noexcept;
+    void yield_inline() noexcept;  // hub.cpp only: the body, inlined into this_fiber::yield
     // Parks the running fiber for good (an idle hub thread's root, or a main
     // that called pthread_exit). Not reported as a deadlocked waiter.
     void park_idle() noexcept;
@@ -145,7 +146,7 @@ private:
     FiberRecord* run_tail_ = nullptr;
     std::size_t run_length_ = 0;
     std::size_t direct_budget_ = 0;  // direct fiber-to-fiber switches left in this tick
-    unsigned ticks_since_poll_ = 0;
+    std::size_t runs_since_poll_ = 0;
     FiberRecord* live_head_ = nullptr;
     std::size_t live_count_ = 0;     // excluding root and scheduler
     std::atomic<RemoteNode*> remote_head_{nullptr};
