@@ -11,7 +11,10 @@
 //    make it non-blocking itself (then EAGAIN is what it expects).
 #pragma once
 
+#include <green/blocking.hpp>
 #include <green/io.hpp>
+
+#include <time.h>
 
 #include <atomic>
 #include <cerrno>
@@ -42,6 +45,33 @@ inline Description* blocking_description(int fd) noexcept {
 // Counters for GREEN_STATS, by call family.
 enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Thread, Lock, Count };
 void count_call(Family f) noexcept;
+
+// An absolute timespec on `clock` (pthread_*timed*, sem_timedwait, futex
+// WAIT_BITSET) as a steady deadline; null means none.
+inline Clock::time_point deadline_at(clockid_t clock, const timespec* abstime) noexcept {
+    if (!abstime) return Clock::time_point::max();
+    timespec now{};
+    clock_gettime(clock, &now);
+    auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) + std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+}
+
+// Runs `f` on the blocking pool when called from a fiber (directly
+// otherwise), carrying errno to the pool thread and back: results such as
+// EAI_SYSTEM or waitpid's ECHILD are reported through it.
+template <class F>
+auto blocking_keep_errno(F&& f) {
+    if (!fiber_context()) return f();
+    int err = errno;
+    auto r = green::call_blocking([&] {
+        errno = err;
+        auto v = f();
+        err = errno;
+        return v;
+    });
+    errno = err;
+    return r;
+}
 
 inline Clock::time_point deadline_after_ns(std::int64_t ns) noexcept {
     return ns > 0 ? Clock::now() + std::chrono::nanoseconds(ns) : Clock::time_point::max();

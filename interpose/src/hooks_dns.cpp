@@ -27,21 +27,6 @@ green::Mutex& static_result_lock() {
     return *m;
 }
 
-// Runs f on a pool thread and carries errno (EAI_SYSTEM reports through it)
-// back to the calling thread.
-template <class F>
-auto on_pool(F&& f) {
-    int err = errno;
-    auto r = green::call_blocking([&] {
-        errno = err;
-        auto v = f();
-        err = errno;
-        return v;
-    });
-    errno = err;
-    return r;
-}
-
 }  // namespace
 
 extern "C" {
@@ -49,20 +34,20 @@ extern "C" {
 int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** res) {
     count_call(Family::Dns);
     if (!fiber_context()) return real_getaddrinfo()(node, service, hints, res);
-    return on_pool([&] { return real_getaddrinfo()(node, service, hints, res); });
+    return blocking_keep_errno([&] { return real_getaddrinfo()(node, service, hints, res); });
 }
 
 int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostlen, char* serv, socklen_t servlen,
                 int flags) {
     count_call(Family::Dns);
     if (!fiber_context()) return real_getnameinfo()(sa, salen, host, hostlen, serv, servlen, flags);
-    return on_pool([&] { return real_getnameinfo()(sa, salen, host, hostlen, serv, servlen, flags); });
+    return blocking_keep_errno([&] { return real_getnameinfo()(sa, salen, host, hostlen, serv, servlen, flags); });
 }
 
 int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, hostent** result, int* h_errnop) {
     count_call(Family::Dns);
     if (!fiber_context()) return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop);
-    return on_pool([&] { return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop); });
+    return blocking_keep_errno([&] { return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop); });
 }
 
 hostent* gethostbyname(const char* name) {
@@ -70,7 +55,7 @@ hostent* gethostbyname(const char* name) {
     if (!fiber_context()) return real_gethostbyname()(name);
     std::lock_guard guard(static_result_lock());
     int err = 0;
-    hostent* r = on_pool([&] {
+    hostent* r = blocking_keep_errno([&] {
         hostent* h = real_gethostbyname()(name);
         err = h_errno;  // thread-local: carry it back to the caller's thread
         return h;
@@ -84,7 +69,7 @@ hostent* gethostbyaddr(const void* addr, socklen_t len, int type) {
     if (!fiber_context()) return real_gethostbyaddr()(addr, len, type);
     std::lock_guard guard(static_result_lock());
     int err = 0;
-    hostent* r = on_pool([&] {
+    hostent* r = blocking_keep_errno([&] {
         hostent* h = real_gethostbyaddr()(addr, len, type);
         err = h_errno;
         return h;

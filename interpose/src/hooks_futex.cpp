@@ -30,13 +30,6 @@ Clock::time_point relative_deadline(const timespec* ts) {
     return Clock::now() + std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec);
 }
 
-Clock::time_point absolute_deadline(const timespec* ts, bool realtime) {
-    if (!ts) return Clock::time_point::max();
-    timespec now{};
-    clock_gettime(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, &now);
-    auto left = std::chrono::seconds(ts->tv_sec - now.tv_sec) + std::chrono::nanoseconds(ts->tv_nsec - now.tv_nsec);
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
-}
 
 long fail(int err) {
     errno = err;
@@ -71,7 +64,7 @@ extern "C" long syscall(long number, ...) {
         case FUTEX_WAIT_BITSET: {
             std::uint32_t bitset = cmd == FUTEX_WAIT ? kFutexMatchAny : static_cast<std::uint32_t>(a6);
             if (bitset == 0) return fail(EINVAL);
-            auto deadline = cmd == FUTEX_WAIT ? relative_deadline(ts) : absolute_deadline(ts, realtime);
+            auto deadline = cmd == FUTEX_WAIT ? relative_deadline(ts) : deadline_at(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
             int err = fiber_futex_wait(addr, static_cast<std::uint32_t>(a3), deadline, bitset);
             return err ? fail(err) : 0;
         }

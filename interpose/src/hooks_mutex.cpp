@@ -96,13 +96,6 @@ int type_of(const PMutex* m) { return m->kind & 3; }
 // so plain threads block in their own event loop, not in the kernel).
 detail::FiberRecord* me() { return Hub::current().running(); }
 
-Clock::time_point deadline_from(clockid_t clock, const timespec* abstime) {
-    if (!abstime) return Clock::time_point::max();
-    timespec now{};
-    clock_gettime(clock, &now);
-    auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) + std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
-}
 
 bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
 
@@ -307,12 +300,12 @@ int pthread_mutex_unlock(pthread_mutex_t* m) noexcept { return mutex_unlock(pm(m
 
 int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) noexcept {
     if (!valid_timespec(abstime)) return EINVAL;
-    return mutex_lock(pm(m), deadline_from(CLOCK_REALTIME, abstime), false);
+    return mutex_lock(pm(m), deadline_at(CLOCK_REALTIME, abstime), false);
 }
 
 int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) noexcept {
     if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
-    return mutex_lock(pm(m), deadline_from(clock, abstime), false);
+    return mutex_lock(pm(m), deadline_at(clock, abstime), false);
 }
 
 int pthread_mutex_consistent(pthread_mutex_t*) noexcept { return EINVAL; }  // robust mutexes are not supported
@@ -335,12 +328,12 @@ int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
 
 int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
     if (!valid_timespec(abstime)) return EINVAL;
-    return cond_wait(pc(c), pm(m), deadline_from(pc(c)->clock, abstime));
+    return cond_wait(pc(c), pm(m), deadline_at(pc(c)->clock, abstime));
 }
 
 int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
     if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
-    return cond_wait(pc(c), pm(m), deadline_from(clock, abstime));
+    return cond_wait(pc(c), pm(m), deadline_at(clock, abstime));
 }
 
 int pthread_cond_signal(pthread_cond_t* c) noexcept {
@@ -369,16 +362,16 @@ int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept { return rwlock_lock(prw
 int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept { return rwlock_lock(prw(l), false, Clock::time_point::max(), true); }
 int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept { return rwlock_lock(prw(l), true, Clock::time_point::max(), true); }
 int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_from(CLOCK_REALTIME, t), false) : EINVAL;
+    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_at(CLOCK_REALTIME, t), false) : EINVAL;
 }
 int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_from(CLOCK_REALTIME, t), false) : EINVAL;
+    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_at(CLOCK_REALTIME, t), false) : EINVAL;
 }
 int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_from(clock, t), false) : EINVAL;
+    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_at(clock, t), false) : EINVAL;
 }
 int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_from(clock, t), false) : EINVAL;
+    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_at(clock, t), false) : EINVAL;
 }
 
 int pthread_rwlock_unlock(pthread_rwlock_t* lock) noexcept {

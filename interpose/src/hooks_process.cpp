@@ -22,21 +22,6 @@ Fn next_fn(const char* name) {
     return reinterpret_cast<Fn>(resolve_next(name));
 }
 
-// Runs `f` on the pool when called from a fiber; errno travels back.
-template <class F>
-auto blocking(F&& f) {
-    if (!fiber_context()) return f();
-    int err = errno;
-    auto r = green::call_blocking([&] {
-        errno = err;
-        auto v = f();
-        err = errno;
-        return v;
-    });
-    errno = err;
-    return r;
-}
-
 }  // namespace
 
 extern "C" {
@@ -44,7 +29,7 @@ extern "C" {
 pid_t waitpid(pid_t pid, int* status, int options) {
     static auto real = next_fn<pid_t (*)(pid_t, int*, int)>("waitpid");
     if (options & WNOHANG) return real(pid, status, options);
-    return blocking([&] { return real(pid, status, options); });
+    return blocking_keep_errno([&] { return real(pid, status, options); });
 }
 
 pid_t wait(int* status) { return waitpid(-1, status, 0); }
@@ -52,24 +37,24 @@ pid_t wait(int* status) { return waitpid(-1, status, 0); }
 pid_t wait4(pid_t pid, int* status, int options, struct rusage* usage) noexcept {
     static auto real = next_fn<pid_t (*)(pid_t, int*, int, struct rusage*)>("wait4");
     if (options & WNOHANG) return real(pid, status, options, usage);
-    return blocking([&] { return real(pid, status, options, usage); });
+    return blocking_keep_errno([&] { return real(pid, status, options, usage); });
 }
 
 int waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
     static auto real = next_fn<int (*)(idtype_t, id_t, siginfo_t*, int)>("waitid");
     if (options & WNOHANG) return real(type, id, info, options);
-    return blocking([&] { return real(type, id, info, options); });
+    return blocking_keep_errno([&] { return real(type, id, info, options); });
 }
 
 int system(const char* command) {
     static auto real = next_fn<int (*)(const char*)>("system");
     if (!command) return real(command);
-    return blocking([&] { return real(command); });
+    return blocking_keep_errno([&] { return real(command); });
 }
 
 int pclose(FILE* stream) {
     static auto real = next_fn<int (*)(FILE*)>("pclose");
-    return blocking([&] { return real(stream); });
+    return blocking_keep_errno([&] { return real(stream); });
 }
 
 }  // extern "C"

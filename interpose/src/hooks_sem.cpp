@@ -76,12 +76,6 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
     return fail(ETIMEDOUT);
 }
 
-Clock::time_point deadline_from(clockid_t clock, const timespec* abstime) {
-    timespec now{};
-    clock_gettime(clock, &now);
-    auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) + std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
-}
 
 bool valid(const timespec* t) { return t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000; }
 
@@ -125,7 +119,7 @@ int sem_timedwait(sem_t* sem, const timespec* abstime) {
     PSem* s = ours(sem);
     if (!s) return real(sem, abstime);
     if (!valid(abstime)) return fail(EINVAL);
-    return sem_wait_until(s, deadline_from(CLOCK_REALTIME, abstime), false);
+    return sem_wait_until(s, deadline_at(CLOCK_REALTIME, abstime), false);
 }
 
 int sem_clockwait(sem_t* sem, clockid_t clock, const timespec* abstime) {
@@ -133,7 +127,7 @@ int sem_clockwait(sem_t* sem, clockid_t clock, const timespec* abstime) {
     PSem* s = ours(sem);
     if (!s) return real(sem, clock, abstime);
     if (!valid(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return fail(EINVAL);
-    return sem_wait_until(s, deadline_from(clock, abstime), false);
+    return sem_wait_until(s, deadline_at(clock, abstime), false);
 }
 
 int sem_post(sem_t* sem) noexcept {

@@ -199,14 +199,7 @@ int pthread_timedjoin_np(pthread_t t, void** ret, const struct timespec* abstime
     ThreadHandle* th = as_handle(t);
     if (!th) return REAL(pthread_timedjoin_np)(t, ret, abstime);
     if (th->state.load(std::memory_order_acquire) == 1) return EINVAL;
-    if (abstime) {
-        timespec now{};
-        clock_gettime(CLOCK_REALTIME, &now);
-        auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) +
-                    std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
-        if (!detail::fiber_join_until(th->fiber, Clock::now() + std::chrono::duration_cast<Clock::duration>(left)))
-            return ETIMEDOUT;
-    }
+    if (abstime && !detail::fiber_join_until(th->fiber, deadline_at(CLOCK_REALTIME, abstime))) return ETIMEDOUT;
     return pthread_join(t, ret);
 }
 
