@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probe_main.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -450,11 +452,7 @@ void case_thread_passthrough() {
     std::printf("thread read: %s\n", got.c_str());
 }
 
-struct Case {
-    const char* name;
-    void (*fn)();
-};
-const Case kCases[] = {
+const green::probe::Case kCases[] = {
     {"read_write", case_read_write},   {"vectors", case_vectors},       {"nonblocking_flags", case_nonblocking_flags},
     {"timeouts", case_timeouts},       {"connect_accept", case_connect_accept}, {"poll_select", case_poll_select},
     {"sleep", case_sleep},             {"dns", case_dns},               {"sendfile", case_sendfile},
@@ -463,18 +461,4 @@ const Case kCases[] = {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    setvbuf(stdout, nullptr, _IOLBF, 0);
-    if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
-        for (const Case& c : kCases) std::printf("%s\n", c.name);
-        return 0;
-    }
-    for (const Case& c : kCases) {
-        if (argc == 2 && std::strcmp(argv[1], c.name) == 0) {
-            c.fn();
-            return 0;
-        }
-    }
-    std::fprintf(stderr, "usage: probe --list | probe CASE\n");
-    return 2;
-}
+int main(int argc, char** argv) { return green::probe::main("probe", kCases, argc, argv); }

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "probe_main.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -521,11 +523,7 @@ void case_thread_local_shared() {
     std::printf("thread_local shared by two threads: %d\n", seen[0] == seen[1]);
 }
 
-struct Case {
-    const char* name;
-    void (*fn)();
-};
-const Case kCases[] = {
+const green::probe::Case kCases[] = {
     {"lifecycle", case_lifecycle}, {"keys", case_keys},   {"mutex_types", case_mutex_types},
     {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem},
     {"process", case_process},     {"exit_from_thread", case_exit_from_thread},
@@ -536,18 +534,4 @@ const Case kCases[] = {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    setvbuf(stdout, nullptr, _IOLBF, 0);
-    if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
-        for (const Case& c : kCases) std::printf("%s\n", c.name);
-        return 0;
-    }
-    for (const Case& c : kCases) {
-        if (argc == 2 && std::strcmp(argv[1], c.name) == 0) {
-            c.fn();
-            return 0;
-        }
-    }
-    std::fprintf(stderr, "usage: probe_threads --list | probe_threads CASE\n");
-    return 2;
-}
+int main(int argc, char** argv) { return green::probe::main("probe_threads", kCases, argc, argv); }
