@@ -4,6 +4,8 @@
 
 #include <new>
 
+#include "spinlock.hpp"
+
 namespace green::interpose {
 
 namespace {
@@ -27,14 +29,40 @@ std::atomic<Description*>* slot(int fd, bool create) noexcept {
     return &c[static_cast<unsigned>(fd) & ((1u << kChunkBits) - 1)];
 }
 
+// Descriptions are type-stable, like Go's poll descriptors: a dropped one
+// goes to a free list and is reused, never freed, because a fiber on another
+// hub may still be reading the one it looked up a moment before a close
+// (a racy program, but its race must not become a use-after-free of ours).
+std::atomic<std::uint32_t> g_free_lock{0};
+Description* g_free = nullptr;  // linked through `next_free`, guarded by g_free_lock
+
 void drop(Description* d) noexcept {
-    if (d && d->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete d;
+    if (!d || d->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    detail::SpinGuard g(g_free_lock);
+    d->next_free = g_free;
+    g_free = d;
+}
+
+Description* fresh(FdKind kind, bool user_nonblock) {
+    Description* d = nullptr;
+    {
+        detail::SpinGuard g(g_free_lock);
+        if ((d = g_free)) g_free = d->next_free;
+    }
+    if (!d) return new Description(kind, user_nonblock);
+    d->kind = kind;
+    d->user_nonblock.store(user_nonblock, std::memory_order_relaxed);
+    d->recv_timeout_ns.store(0, std::memory_order_relaxed);
+    d->send_timeout_ns.store(0, std::memory_order_relaxed);
+    d->next_free = nullptr;
+    d->refs.store(1, std::memory_order_release);
+    return d;
 }
 
 }  // namespace
 
 void fd_adopt(int fd, FdKind kind, bool user_nonblock) noexcept {
-    if (auto* s = slot(fd, true)) drop(s->exchange(new Description(kind, user_nonblock)));
+    if (auto* s = slot(fd, true)) drop(s->exchange(fresh(kind, user_nonblock)));
 }
 
 void fd_share(int oldfd, int newfd) noexcept {

@@ -12,7 +12,8 @@
 // share one Description, so F_SETFL(O_NONBLOCK) or SO_RCVTIMEO through one is
 // seen through the other, exactly as unpatched.
 //
-// Invariants: an fd maps to a Description while the fd is open; close and
+// Invariants: an fd maps to a Description while the fd is open (and a
+// Description's memory is never freed, only reused); close and
 // dup2/dup3 onto it first tell the runtime (notify_fd_closing, waking any
 // fiber waiting on it with EBADF), then unmap it, then really close.
 #pragma once
@@ -32,6 +33,7 @@ struct Description {
     // SO_RCVTIMEO / SO_SNDTIMEO as the program set them; 0 = none.
     std::atomic<std::int64_t> recv_timeout_ns{0};
     std::atomic<std::int64_t> send_timeout_ns{0};
+    Description* next_free = nullptr;  // while on the free list (fd_table.cpp)
 
     explicit Description(FdKind k, bool nonblock) : kind(k), user_nonblock(nonblock) {}
 };
