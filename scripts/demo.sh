@@ -2,12 +2,13 @@
 # Installs what is missing, builds, and answers "would this sync server be
 # faster under green?" for examples/http_threads (thread-per-connection,
 # plain sockets, no green headers): greenbench compare runs it unpatched and
-# under greenrun (1 and 2 hubs), loads /hello (static) and /upstream?ms=10
+# under greenrun, loads /hello (static) and /upstream?ms=10
 # (a blocking call to a delay server) at 16, 256 and 1000 connections, and
 # prints the side-by-side table. About two minutes after the build.
 #
 # Environment: GREEN_BUILD_DIR (default build), DEMO_LEVELS (default
-# 16,256,1000), DEMO_SECONDS per level (default 2).
+# 16,256,1000), DEMO_SECONDS per level (default 2), DEMO_HUBS (GREEN_HUBS
+# values for the patched runs, default 1; e.g. 1,2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -26,7 +27,7 @@ delay_port=${line##* }
 
 echo "green demo: examples/http_threads, unpatched vs greenrun (patched), on $(nproc) CPUs."
 echo "ratio > 1.00x: faster under green. The load generator, greenbench, is itself a green program."
-"$BUILD/tools/greenbench" compare --no-progress -c "${DEMO_LEVELS:-16,256,1000}" --hubs 1,2 \
+"$BUILD/tools/greenbench" compare --no-progress -c "${DEMO_LEVELS:-16,256,1000}" --hubs "${DEMO_HUBS:-1}" \
   -d "${DEMO_SECONDS:-2}" -w 0.5 -p /hello -p '/upstream?ms=10' \
   --title "http_threads: unpatched vs greenrun" \
   --json "$OUT/compare.json" --svg "$OUT/compare.svg" --markdown "$OUT/compare.md" \

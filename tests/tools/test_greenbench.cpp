@@ -423,6 +423,27 @@ TEST(GreenbenchCompare, ServerThatNeverAcceptsTimesOut) {
     EXPECT_LT(wall, 10.0) << "the server must be stopped, not waited for";
 }
 
+TEST(GreenbenchCompare, AServerThatStopsAnsweringEndsItsRun) {
+    // The delay server holds every request for a minute: the level sees only
+    // stalled requests, a lone request after it gets no answer either, and
+    // the remaining levels are skipped instead of measured as zeros.
+    TempDir dir;
+    auto t0 = std::chrono::steady_clock::now();
+    auto c = run_capture({greenbench(), "compare", "--only-unpatched", "-c", "2,4,8", "-d", "0.2", "-w", "0.1", "-p",
+                          "/delay?ms=60000", "--settle-timeout", "0.5", "--svg", "", "--json", dir / "h.json", "--",
+                          greenbench(), "delay-server"});
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(c.status, 1);
+    EXPECT_TRUE(has(c.err, "the server stopped answering")) << c.err;
+    EXPECT_TRUE(has(c.out, "stalled")) << c.out;
+    json j = json::parse(slurp(dir / "h.json"));
+    ASSERT_EQ(j["series"].size(), 1u);
+    EXPECT_EQ(j["series"][0]["points"].size(), 1u) << "levels after the hang are not measured";
+    EXPECT_EQ(j["series"][0]["points"][0]["stalled"], 2);
+    EXPECT_TRUE(has(j["series"][0]["note"].get<std::string>(), "stopped answering"));
+    EXPECT_LT(wall, 20.0);
+}
+
 TEST(GreenbenchCompare, PortAlreadyInUseIsRefused) {
     TempDir dir;
     int port = 0;

@@ -106,20 +106,23 @@ Point measure(ServerProcess& srv, const LoadSpec& spec, const std::string& path,
 
 // Work the server queued during a level (a pool with thousands of waiting
 // requests) must not be measured in the next one: wait until a fresh
-// connection gets an answer, as a lone client would.
-void settle(const LoadSpec& level, const std::string& what) {
+// connection gets an answer, as a lone client would. False when none came
+// within `timeout_s`: the server stopped answering.
+bool settle(const LoadSpec& level, double timeout_s, const std::string& what) {
     LoadSpec probe = level;
     probe.concurrency = 1;
     probe.threads = 1;
     probe.requests = 1;
     probe.warmup_s = 0;
-    probe.timeout_s = 120;
+    probe.timeout_s = timeout_s;
     auto t0 = Clock::now();
-    run_load(probe);
+    LoadResult r = run_load(probe);
     double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (r.ok + r.errors[kStatus] + r.errors[kPayload] == 0) return false;  // any answer will do
     if (waited > 1)
         std::fprintf(stderr, "greenbench: %s: the server answered a fresh request only %.1f s later (queued work)\n",
                      what.c_str(), waited);
+    return true;
 }
 
 }  // namespace
@@ -247,7 +250,15 @@ int run_compare(const CompareOptions& o) {
                              fmt::format("{:.0f}", p.rps).c_str(), p.p99_ms,
                              static_cast<unsigned long long>(p.error_total()));
                 s.points.push_back(p);
-                settle(ls, what);
+                if (!settle(ls, o.settle_timeout_s, what)) {
+                    s.note = fmt::format("the server stopped answering: after the level at {} connections a lone "
+                                         "request got no answer in {:g} s; the rest of this run was skipped",
+                                         level, o.settle_timeout_s);
+                    std::fprintf(stderr, "greenbench compare: %s: %s\n", v.name.c_str(), s.note.c_str());
+                    running = false;
+                    status = 1;
+                    break;
+                }
             }
             if (!running) break;
         }

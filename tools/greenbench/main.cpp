@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 65535));
     compare->add_option("--startup-timeout", co.startup_timeout_s, "Seconds to wait for the server to accept")
         ->check(CLI::PositiveNumber)->capture_default_str();
+    compare->add_option("--settle-timeout", co.settle_timeout_s,
+                        "After each level, seconds to wait for the server to answer a lone request (it may still "
+                        "be working off queued ones); none: it is taken as hung and its run ends")
+        ->check(CLI::PositiveNumber)->capture_default_str();
     compare->add_option("--label", co.label, "Name of the server in tables (default: the program's name)");
     compare->add_option("--title", co.title, "Title of the table and chart");
     compare->add_flag("--only-patched", only_patched, "Skip the unpatched run");
