@@ -325,9 +325,10 @@ std::string error_notes(const Comparison& c, const std::string& path, bool markd
         for (const auto& p : s.points) {
             if (p.path != path || !p.valid) continue;
             if (p.stalled)
-                out += fmt::format("{}{} at {}: {} requests sent before the window got no answer in it "
+                out += fmt::format("{}{} at {}: {} request{} sent before the window got no answer in it "
                                    "(queued behind others, or the server stalled)\n",
-                                   markdown ? "- " : "  ", s.label(), p.concurrency, p.stalled);
+                                   markdown ? "- " : "  ", s.label(), p.concurrency, p.stalled,
+                                   p.stalled == 1 ? "" : "s");
             if (p.error_total() == 0) continue;
             std::string kinds;
             for (int k = 0; k < kErrorKinds; ++k)
