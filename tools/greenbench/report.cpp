@@ -423,7 +423,7 @@ void bar_panel(std::string& svg, const Comparison& c, const std::string& path, d
     }
     // Axis: linear from 0 for throughput; log10 over whole decades for latency.
     const double step = nice_step(vmax);
-    double lo = 0, hi = step * std::ceil(vmax / step);
+    double lo = 0, hi = step * std::ceil(vmax * 1.08 / step);  // room for the value labels
     if (latency) {
         lo = std::pow(10.0, std::floor(std::log10(vmin)));
         hi = std::pow(10.0, std::ceil(std::log10(vmax)));
