@@ -30,14 +30,6 @@ std::string basename_of(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-bool write_file(const std::string& path, const std::string& text) {
-    std::ofstream f(path);
-    f << text;
-    f.close();
-    if (!f) std::fprintf(stderr, "greenbench: cannot write %s\n", path.c_str());
-    return static_cast<bool>(f);
-}
-
 std::vector<int> current_cpus() {
     cpu_set_t set;
     std::vector<int> cpus;

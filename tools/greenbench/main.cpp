@@ -44,8 +44,6 @@ std::string parse_target(const std::string& url, std::string& host, int& port, s
     return {};
 }
 
-std::string ms(double v) { return fmt::format(fmt::runtime(v >= 100 ? "{:.0f}" : v >= 10 ? "{:.1f}" : "{:.2f}"), v); }
-
 nlohmann::json run_json(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
     nlohmann::json errors = nlohmann::json::object(), first = nlohmann::json::object();
     for (int k = 0; k < kErrorKinds; ++k) {
@@ -78,10 +76,10 @@ void print_run(const LoadSpec& spec, const std::string& url, const LoadResult& r
     if (spec.warmup_s > 0) std::printf(" after %g s warm-up", spec.warmup_s);
     std::printf("\n  requests  %s ok in %.2f s = %s req/s  (%.1f MiB read)\n", fmt::format("{}", r.ok).c_str(),
                 r.elapsed_s, fmt::format("{:.1f}", r.rps()).c_str(), static_cast<double>(r.bytes_in) / 1048576.0);
-    auto q = [&](double f) { return ms(static_cast<double>(r.latency_ns.percentile(f)) / 1e6); };
+    auto q = [&](double f) { return format_ms(static_cast<double>(r.latency_ns.percentile(f)) / 1e6); };
     if (r.ok)
         std::printf("  latency   p50 %s ms  p90 %s ms  p99 %s ms  max %s ms\n", q(0.5).c_str(), q(0.9).c_str(),
-                    q(0.99).c_str(), ms(static_cast<double>(r.latency_ns.max()) / 1e6).c_str());
+                    q(0.99).c_str(), format_ms(static_cast<double>(r.latency_ns.max()) / 1e6).c_str());
     if (r.stalled)
         std::printf("  stalled   %llu requests sent before the window got no answer in it (queued or stalled server)\n",
                     static_cast<unsigned long long>(r.stalled));
@@ -252,7 +250,7 @@ int main(int argc, char** argv) {
                 std::printf("%s\n", run_json(spec, url, r).dump(2).c_str());
             } else {
                 print_run(spec, url, r);
-                if (!json_out.empty()) std::ofstream(json_out) << run_json(spec, url, r).dump(2) << "\n";
+                if (!json_out.empty() && !write_file(json_out, run_json(spec, url, r).dump(2) + "\n")) return 1;
             }
             return r.ok > 0 ? 0 : 1;
         });
@@ -284,10 +282,10 @@ int main(int argc, char** argv) {
         Comparison c = merge(parts);
         if (!report_title.empty()) c.title = report_title;
         std::printf("%s\n\n%s", c.title.c_str(), text_tables(c).c_str());
-        if (!report_svg.empty()) std::ofstream(report_svg) << svg_chart(c);
-        if (!report_md.empty()) std::ofstream(report_md) << markdown_tables(c);
-        if (!report_json.empty()) std::ofstream(report_json) << to_json(c).dump(2) << "\n";
-        return 0;
+        bool ok = (report_svg.empty() || write_file(report_svg, svg_chart(c))) &&
+                  (report_md.empty() || write_file(report_md, markdown_tables(c))) &&
+                  (report_json.empty() || write_file(report_json, to_json(c).dump(2) + "\n"));
+        return ok ? 0 : 1;
     }
     if (*delay) return green::run([&] { return run_delay_server(delay_port); });
     return 2;

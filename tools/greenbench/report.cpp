@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <map>
 
 namespace greenbench {
@@ -37,11 +39,11 @@ Point make_point(const std::string& path, int concurrency, const LoadResult& r) 
     p.errors = r.errors;
     for (int k = 0; k < kErrorKinds; ++k)
         if (r.errors[k] && p.first_error.empty()) p.first_error = std::string(kErrorNames[k]) + ": " + r.first_error[k];
-    auto ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
-    p.p50_ms = ms(r.latency_ns.percentile(0.50));
-    p.p90_ms = ms(r.latency_ns.percentile(0.90));
-    p.p99_ms = ms(r.latency_ns.percentile(0.99));
-    p.max_ms = ms(r.latency_ns.max());
+    auto to_ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
+    p.p50_ms = to_ms(r.latency_ns.percentile(0.50));
+    p.p90_ms = to_ms(r.latency_ns.percentile(0.90));
+    p.p99_ms = to_ms(r.latency_ns.percentile(0.99));
+    p.max_ms = to_ms(r.latency_ns.max());
     p.elapsed_s = r.elapsed_s;
     p.stalled = r.stalled;
     p.load_cpu_cores = r.elapsed_s > 0 ? r.cpu_s / r.elapsed_s : 0;
@@ -168,11 +170,15 @@ std::string thousands(double v) {
     return (n < 0 ? "-" : "") + out;
 }
 
-std::string ms(double v) {
+}  // namespace
+
+std::string format_ms(double v) {
     if (v >= 100) return fmt::format("{:.0f}", v);
     if (v >= 10) return fmt::format("{:.1f}", v);
     return fmt::format("{:.2f}", v);
 }
+
+namespace {
 
 // The series each ratio column compares: every series against the first one
 // of the same server (its unpatched run, as compare orders them).
@@ -250,72 +256,61 @@ struct Table {
     }
 };
 
-Table throughput_table(const Comparison& c, const std::string& path) {
+// Rows are concurrency levels; each series contributes the columns `names`
+// (the first prefixed with the series' name), filled by `cells` from its
+// point, or "-" where the point was not measured or `cells` gives nothing.
+// `extra` appends cells at the end of a row. Levels with no cell are left out.
+Table per_series_table(const Comparison& c, const std::string& path, const std::vector<std::string>& names,
+                       const std::function<std::vector<std::string>(const Point&)>& cells,
+                       const std::function<void(int level, std::vector<std::string>& row)>& extra = {}) {
     Table t;
     t.header.push_back("concurrency");
-    for (const auto& s : c.series) {
-        std::string n = series_name(c, s);
-        t.header.push_back(n + " req/s");
-        t.header.push_back("p99 ms");
-        t.header.push_back("errors");
-    }
-    auto ratios = ratio_columns(c);
-    for (const auto& r : ratios) t.header.push_back(ratio_name(c, r));
+    for (const auto& s : c.series)
+        for (std::size_t i = 0; i < names.size(); ++i) t.header.push_back(i == 0 ? series_name(c, s) + " " + names[i] : names[i]);
     for (int level : c.levels) {
         std::vector<std::string> row{std::to_string(level)};
         bool any = false;
         for (const auto& s : c.series) {
             const Point* p = s.find(path, level);
-            if (p && p->valid) {
-                any = true;
-                row.push_back(thousands(p->rps));
-                row.push_back(p->ok ? ms(p->p99_ms) : "-");
-                std::string errors = thousands(static_cast<double>(p->error_total()));
-                if (p->stalled) errors += "+" + thousands(static_cast<double>(p->stalled)) + " stalled";
-                row.push_back(errors);
-            } else {
-                row.insert(row.end(), {"-", "-", "-"});
-            }
+            std::vector<std::string> v = p && p->valid ? cells(*p) : std::vector<std::string>{};
+            any = any || !v.empty();
+            if (v.empty()) v.assign(names.size(), "-");
+            row.insert(row.end(), v.begin(), v.end());
         }
         if (!any) continue;
-        for (const auto& r : ratios) {
-            const Point* a = c.series[r.series].find(path, level);
-            const Point* b = c.series[r.base].find(path, level);
-            row.push_back(a && b && a->valid && b->valid && b->rps > 0 ? fmt::format("{:.2f}x", a->rps / b->rps) : "-");
-        }
+        if (extra) extra(level, row);
         t.rows.push_back(row);
     }
     return t;
 }
 
-Table usage_table(const Comparison& c, const std::string& path) {
-    Table t;
-    t.header.push_back("concurrency");
-    for (const auto& s : c.series) {
-        std::string n = series_name(c, s);
-        t.header.push_back(n + " RSS MiB");
-        t.header.push_back("threads");
-        t.header.push_back("CPU cores");
-        t.header.push_back("load CPU");
-    }
-    for (int level : c.levels) {
-        std::vector<std::string> row{std::to_string(level)};
-        bool any = false;
-        for (const auto& s : c.series) {
-            const Point* p = s.find(path, level);
-            if (p && p->valid && p->usage.sampled) {
-                any = true;
-                row.push_back(fmt::format("{:.1f}", p->usage.rss_mib_peak));
-                row.push_back(std::to_string(p->usage.threads_peak));
-                row.push_back(fmt::format("{:.2f}", p->usage.cpu_cores));
-                row.push_back(fmt::format("{:.2f}", p->load_cpu_cores));
-            } else {
-                row.insert(row.end(), {"-", "-", "-", "-"});
+Table throughput_table(const Comparison& c, const std::string& path) {
+    auto ratios = ratio_columns(c);
+    Table t = per_series_table(
+        c, path, {"req/s", "p99 ms", "errors"},
+        [](const Point& p) {
+            std::string errors = thousands(static_cast<double>(p.error_total()));
+            if (p.stalled) errors += "+" + thousands(static_cast<double>(p.stalled)) + " stalled";
+            return std::vector<std::string>{thousands(p.rps), p.ok ? format_ms(p.p99_ms) : "-", errors};
+        },
+        [&](int level, std::vector<std::string>& row) {
+            for (const auto& r : ratios) {
+                const Point* a = c.series[r.series].find(path, level);
+                const Point* b = c.series[r.base].find(path, level);
+                row.push_back(a && b && a->valid && b->valid && b->rps > 0 ? fmt::format("{:.2f}x", a->rps / b->rps)
+                                                                           : "-");
             }
-        }
-        if (any) t.rows.push_back(row);
-    }
+        });
+    for (const auto& r : ratios) t.header.push_back(ratio_name(c, r));
     return t;
+}
+
+Table usage_table(const Comparison& c, const std::string& path) {
+    return per_series_table(c, path, {"RSS MiB", "threads", "CPU cores", "load CPU"}, [](const Point& p) {
+        if (!p.usage.sampled) return std::vector<std::string>{};
+        return std::vector<std::string>{fmt::format("{:.1f}", p.usage.rss_mib_peak), std::to_string(p.usage.threads_peak),
+                                        fmt::format("{:.2f}", p.usage.cpu_cores), fmt::format("{:.2f}", p.load_cpu_cores)};
+    });
 }
 
 std::string error_notes(const Comparison& c, const std::string& path, bool markdown) {
@@ -443,7 +438,7 @@ void bar_panel(std::string& svg, const Comparison& c, const std::string& path, d
         svg += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" class=\"g\"/>\n", x0 + left, y,
                            x0 + left + pw, y);
         svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" class=\"s\" text-anchor=\"end\">{}</text>\n", x0 + left - 4,
-                           y + 4, latency ? ms(t) : short_number(t));
+                           y + 4, latency ? format_ms(t) : short_number(t));
     }
     const double group = pw / static_cast<double>(c.levels.size());
     const double bar = std::min(28.0, group * 0.8 / static_cast<double>(c.series.size()));
@@ -457,10 +452,10 @@ void bar_panel(std::string& svg, const Comparison& c, const std::string& path, d
                 "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"><title>{}: {} at "
                 "concurrency {}</title></rect>\n",
                 x, y, bar - 1, y0 + top + ph - y, kColors[si % 8], esc(c.series[si].label()),
-                latency ? ms(v) + " ms p99" : short_number(v) + " req/s", c.levels[li]);
+                latency ? format_ms(v) + " ms p99" : short_number(v) + " req/s", c.levels[li]);
             if (bar >= 14)
                 svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" class=\"v\" text-anchor=\"middle\">{}</text>\n",
-                                   x + bar / 2, y - 3, latency ? ms(v) : short_number(v));
+                                   x + bar / 2, y - 3, latency ? format_ms(v) : short_number(v));
         }
         svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" class=\"s\" text-anchor=\"middle\">{}</text>\n",
                            x0 + left + group * (static_cast<double>(li) + 0.5), y0 + top + ph + 16, c.levels[li]);
@@ -500,6 +495,14 @@ std::string svg_chart(const Comparison& c) {
     }
     svg += "</svg>\n";
     return svg;
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+    std::ofstream f(path);
+    f << text;
+    f.close();
+    if (!f) std::fprintf(stderr, "greenbench: cannot write %s\n", path.c_str());
+    return static_cast<bool>(f);
 }
 
 std::string machine_description() {

@@ -76,6 +76,10 @@ std::string text_tables(const Comparison& c);      // aligned, for a terminal
 std::string markdown_tables(const Comparison& c);  // GitHub-flavoured Markdown
 std::string svg_chart(const Comparison& c);
 
+std::string format_ms(double v);  // milliseconds with 3 significant digits or so
+// Writes `text` to `path`; false (and a message on stderr) when it cannot.
+bool write_file(const std::string& path, const std::string& text);
+
 std::string machine_description();
 std::string now_iso8601();
 
