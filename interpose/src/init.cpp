@@ -7,8 +7,12 @@
 // runtime's own atfork handlers (only the forking fiber lives on in the child). Priority 101 runs it
 // before the program's own constructors where the linker allows.
 //
-// GREEN_STATS=1 prints, at exit, that the shim was active and what it did.
+// GREEN_STATS=1 prints, at exit, that the shim was active and what it did,
+// to a copy of stderr taken at start (fd 100 or above, close-on-exec).
 #include <green/run.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -17,6 +21,7 @@
 #include "hook_context.hpp"
 #include "hubs.hpp"
 #include "os.hpp"
+#include "real.hpp"
 
 namespace green::interpose {
 
@@ -27,6 +32,8 @@ namespace {
 std::atomic<std::uint64_t> g_calls[static_cast<int>(Family::Count)];
 const char* const kFamilyNames[] = {"socket", "read", "write", "connect", "accept", "close",
                                     "poll", "sleep", "dns", "fcntl", "thread", "lock"};
+
+int g_stats_fd = -1;
 
 void print_stats() {
     Stats s = green::stats();
@@ -41,14 +48,24 @@ void print_stats() {
         n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " %s=%" PRIu64, kFamilyNames[i],
                            g_calls[i].load(std::memory_order_relaxed));
     if (n < static_cast<int>(sizeof buf) - 1) buf[n++] = '\n';
-    detail::os::write_stderr(buf, static_cast<std::size_t>(n));
+    // To the copy of stderr taken at start: programs such as coreutils close
+    // fd 2 in their own exit handler, which runs before this one.
+    int fd = g_stats_fd >= 0 ? g_stats_fd : 2;
+    for (std::size_t off = 0; off < static_cast<std::size_t>(n);) {
+        ssize_t w = real_write()(fd, buf + off, static_cast<std::size_t>(n) - off);
+        if (w <= 0) break;
+        off += static_cast<std::size_t>(w);
+    }
 }
 
 __attribute__((constructor(101))) void start_shim() {
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
     start_hub_threads(c.hubs);
-    if (c.stats) std::atexit(print_stats);
+    if (c.stats) {
+        g_stats_fd = real_fcntl()(2, F_DUPFD_CLOEXEC, 100);
+        std::atexit(print_stats);
+    }
     g_shim_ready.store(true, std::memory_order_release);
 }
 

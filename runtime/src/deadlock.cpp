@@ -191,6 +191,13 @@ void hub_unstick(Hub* h) noexcept {
     }
 }
 
+void hub_unstick_registry_locked(Hub* h) noexcept {
+    if (h->stuck.load(std::memory_order_seq_cst)) {
+        h->stuck = false;
+        --g_stuck;
+    }
+}
+
 std::string take_deadlock_report() {
     SpinGuard g(g_registry_lock);
     return g_deadlock_report ? *g_deadlock_report : std::string("green: deadlock");

@@ -92,7 +92,7 @@ public:
     WaitResult wait_fd(int fd, int events, Clock::time_point deadline) noexcept;
     WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept;
     void fd_closing_local(int fd, std::uint32_t generation) noexcept;
-    void post_fd_closing(int fd, std::uint32_t generation) noexcept;  // any thread
+    void post_fd_closing(int fd, std::uint32_t generation) noexcept;  // any thread, registry lock held
 
     // --- introspection ------------------------------------------------------
     void append_report(std::string& out) const;
@@ -176,6 +176,7 @@ void hub_registry_remove(Hub* h);
 // Called by a hub about to block with nothing of its own to wake it.
 void hub_became_stuck(Hub* h);
 void hub_unstick(Hub* h) noexcept;  // any thread, before posting work to h
+void hub_unstick_registry_locked(Hub* h) noexcept;  // the same, for callers holding the registry lock
 [[noreturn]] void report_stack_overflow(FiberRecord* f) noexcept;
 void report_uncaught(FiberRecord* f) noexcept;
 std::string take_deadlock_report();

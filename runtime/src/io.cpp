@@ -249,12 +249,15 @@ void Hub::fd_closing_local(int fd, std::uint32_t generation) noexcept {
 }
 
 void Hub::post_fd_closing(int fd, std::uint32_t generation) noexcept {
+    // Called from notify_fd_closing's walk over the hub registry, i.e. with
+    // the registry lock held (which also keeps this hub from being retired):
+    // unstick it without taking that lock again.
     {
         SpinGuard g(closing_lock_);
         closing_.emplace_back(fd, generation);
-        closing_pending_.store(true, std::memory_order_release);
+        closing_pending_.store(true, std::memory_order_seq_cst);
     }
-    hub_unstick(this);
+    hub_unstick_registry_locked(this);
     ev_async_send(loop_, &async_);
 }
 

@@ -307,6 +307,19 @@ TEST(Fiber, WaitForReportsCompletionWithoutConsumingTheResult) {
     });
 }
 
+TEST(Fiber, CancelThroughATaskThatIsBeingJoined) {
+    // join() used to clear the handle before waiting, so a cancel() through
+    // the same Task from another fiber did nothing and the join hung.
+    in_green([] {
+        green::Event never;
+        auto t = green::spawn([&] { never.wait(); }, {"waits-forever"});
+        auto canceller = green::spawn([&] { t.cancel(); });
+        EXPECT_THROW(t.join(), green::Cancelled);
+        EXPECT_FALSE(t.joinable());
+        canceller.join();
+    });
+}
+
 TEST(Fiber, JoiningItselfThrowsLogicError) {
     in_green([] {
         green::Task<void> self;

@@ -1,6 +1,7 @@
 // wait_fd: readiness, timeouts, many waiters, close-and-reuse of fd numbers.
 #include "test_util.hpp"
 
+#include <atomic>
 #include <latch>
 #include <thread>
 #include <vector>
@@ -318,6 +319,40 @@ TEST(WaitFd, CloseReachesWaitersOnOtherHubs) {
         other.join();
         EXPECT_EQ(other_second, WaitResult::Closed);
         EXPECT_EQ(other_tid_before, other_tid_after);
+    });
+}
+
+TEST(WaitFd, ClosingAnFdThatAnIdleHubOnceWatchedReturns) {
+    // Regression: notify_fd_closing walks the hub registry under its lock
+    // and used to unstick an idle hub by taking that same lock again: a
+    // self-deadlock (spinning forever) whenever a hub that had ever waited
+    // on the fd was idle at the time of the close. Seen as a server with
+    // GREEN_HUBS=2 that stopped answering. The other hub is made idle before
+    // each close; the race is hit often, never missed by a fixed runtime.
+    in_green([] {
+        constexpr int kRounds = 50;
+        std::atomic<int> fd_for_other{-1};
+        std::atomic<int> rounds_watched{0};
+        green::Semaphore next_round(0);
+        std::thread other([&] {
+            green::ExternalWaker keep;  // the test thread wakes us via next_round
+            for (int round = 0; round < kRounds; ++round) {
+                next_round.acquire();  // idle ("stuck") here until the next round
+                EXPECT_EQ(green::wait_fd(fd_for_other.load(), green::kWritable, Clock::now() + 20s), WaitResult::Ready);
+                rounds_watched.fetch_add(1);
+            }
+        });
+        for (int round = 0; round < kRounds; ++round) {
+            SocketPair sp;
+            fd_for_other = sp.a();
+            next_round.release();
+            ASSERT_TRUE(spin_until([&] { return rounds_watched.load() == round + 1; }));
+            for (int i = 0; i < 200; ++i) std::this_thread::yield();  // let the other hub go idle (not a sync point)
+            green::notify_fd_closing(sp.a());  // hung here before the fix
+            ::close(sp.a());
+            sp.fd[0] = -1;
+        }
+        other.join();
     });
 }
 

@@ -104,6 +104,10 @@ public:
 
     // Waits for the fiber to finish; returns its value or rethrows its exception.
     R join() {
+        // Wait with the handle still set, so cancel() through this Task keeps
+        // working while a fiber is inside join(); if the joiner itself is
+        // cancelled here, the Task stays joinable.
+        detail::fiber_join_until(fiber_, Clock::time_point::max());
         detail::FiberRecord* f = std::exchange(fiber_, nullptr);
         struct Release {
             detail::FiberRecord* f;
