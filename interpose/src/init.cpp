@@ -8,12 +8,15 @@
 // before the program's own constructors where the linker allows.
 //
 // GREEN_STATS=1 prints, at exit, that the shim was active and what it did,
-// to a copy of stderr taken at start (fd 100 or above, close-on-exec).
+// to a copy of stderr taken at start (at the top of the fd limit,
+// close-on-exec, so the program's own fd numbers do not move).
 #include <green/run.hpp>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -63,7 +66,11 @@ __attribute__((constructor(101))) void start_shim() {
     detail::Hub::current();
     start_hub_threads(c.hubs);
     if (c.stats) {
-        g_stats_fd = real_fcntl()(2, F_DUPFD_CLOEXEC, 100);
+        // The highest fd the limit allows: the program's own fd numbers
+        // (lowest free, or F_DUPFD from a small base) are left as they were.
+        rlimit lim{};
+        long top = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY ? static_cast<long>(lim.rlim_cur) - 1 : 1023;
+        g_stats_fd = real_fcntl()(2, F_DUPFD_CLOEXEC, std::min(top, 65535L));
         std::atexit(print_stats);
     }
     g_shim_ready.store(true, std::memory_order_release);
