@@ -69,6 +69,7 @@ Config load() {
     c.stack_guard = StackGuard::Auto;
     c.stats = false;
     c.hubs = 1;
+    c.blocked_ms = 2000;
     if (const char* v = std::getenv("GREEN_STACK_SIZE"))
         c.stack_size = parse_size("GREEN_STACK_SIZE", v, 16 * 1024, 1024ull * 1024 * 1024,
                                   "a stack size in bytes with optional K/M/G suffix, 16K to 1G (e.g. 256K)");
@@ -87,6 +88,9 @@ Config load() {
         else if (s == "0" || s.empty()) c.stats = false;
         else reject("GREEN_STATS", v, "0 or 1");
     }
+    if (const char* v = std::getenv("GREEN_BLOCKED_MS"))
+        c.blocked_ms = static_cast<unsigned>(
+            parse_count("GREEN_BLOCKED_MS", v, 0, 3600000, "milliseconds from 0 (off) to 3600000"));
     if (const char* v = std::getenv("GREEN_HUBS"))
         c.hubs = static_cast<unsigned>(parse_count("GREEN_HUBS", v, 1, 64, "a hub count from 1 to 64"));
     return c;

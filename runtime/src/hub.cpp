@@ -118,7 +118,7 @@ struct HubThreadExit {
         // A hub whose fibers all finished can go; one with parked fibers is
         // left in place (they can never run again, but their memory stays
         // valid for anyone still holding a Task).
-        if (hub->live_count_ == 0 && hub->current_ == &hub->root_) {
+        if (hub->live_count_.load(std::memory_order_relaxed) == 0 && hub->current_ == &hub->root_) {
             while (hub->posts_in_flight_.load(std::memory_order_acquire) != 0) cpu_relax();
             delete hub;
         }
@@ -153,6 +153,7 @@ Hub& Hub::create_for_this_thread() {
     tls_hub_ = h;
     if (!HubThreadExit::tls_exit_done) tls_exit.hub = h;
     hub_registry_add(h);
+    start_hub_monitor();
     return *h;
 }
 
@@ -303,10 +304,11 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
                 f->joiners.tail = nullptr;
             }
             h->unlink_live(f);
-            --h->live_count_;
+            h->live_count_.store(h->live_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
             FiberRecord* next = h->pick_next();
             h->switch_from_ = f;
             h->current_ = next;
+            h->running_published_.store(next, std::memory_order_release);
             next->state = FiberState::Running;
             HubCounters::bump(h->counters.switches);
             sanitizer::before_switch(f->sanitizer, next->sanitizer, true);
@@ -326,7 +328,7 @@ void Hub::start(FiberRecord* f) noexcept {
 
 void Hub::adopt(FiberRecord* f) noexcept {
     link_live(f);
-    ++live_count_;
+    live_count_.store(live_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     HubCounters::bump(counters.spawned);
     make_ready(f);
 }
@@ -387,6 +389,7 @@ __attribute__((always_inline)) inline void Hub::switch_to(FiberRecord* next) noe
     }
     if (!self->stack.guarded && self->stack.base && !StackPool::canary_intact(self->stack)) report_stack_overflow(self);
     current_ = next;
+    running_published_.store(next, std::memory_order_release);
     switch_from_ = self;
     next->state = FiberState::Running;
     HubCounters::bump(counters.switches);
@@ -460,14 +463,14 @@ WakeReason Hub::park(Waiter& w, const ParkOptions& o) noexcept {
         self->timer_deadline = deadline;
         ev_timer_set(&self->timer, seconds_until(deadline), 0.0);
         ev_timer_start(loop_, &self->timer);
-        ++parked_on_timer;
+        add(parked_on_timer, 1);
     }
     self->state = FiberState::Suspended;
     switch_to(pick_next());
     // Running again: exactly one waker won.
     if (timed) {
         ev_timer_stop(loop_, &self->timer);
-        --parked_on_timer;
+        add(parked_on_timer, -1);
     }
     self->parked = nullptr;
     WakeReason r = w.reason.load(std::memory_order_acquire);
@@ -596,9 +599,9 @@ void Hub::after_fork_in_child() noexcept {
     remote_head_.store(nullptr);
     closing_.clear();
     closing_pending_.store(false);
-    live_count_ = current_ == &root_ ? 0 : 1;
-    parked_on_io = 0;
-    parked_on_timer = 0;
+    live_count_.store(current_ == &root_ ? 0 : 1, std::memory_order_relaxed);
+    parked_on_io.store(0, std::memory_order_relaxed);
+    parked_on_timer.store(0, std::memory_order_relaxed);
     run_scope_depth = 0;
     drop_fd_waiters();
     ev_loop_fork(loop_);
@@ -625,11 +628,13 @@ void Hub::scheduler_loop() {
             runs_since_poll_ = 0;
             if (run_head_) {
                 ev_run(loop_, EVRUN_NOWAIT);
+                HubCounters::bump(loop_turns_);
                 continue;
             }
         }
         if (remote_head_.load(std::memory_order_acquire)) continue;
-        if (parked_on_io == 0 && parked_on_timer == 0 && pool_jobs_in_flight().load() == 0) {
+        if (parked_on_io.load(std::memory_order_relaxed) == 0 && parked_on_timer.load(std::memory_order_relaxed) == 0 &&
+            pool_jobs_in_flight().load() == 0) {
             // Nothing of ours can wake anyone here; only another thread can.
             hub_became_stuck(this);
             if (remote_head_.load(std::memory_order_seq_cst) || run_head_ ||
@@ -638,7 +643,10 @@ void Hub::scheduler_loop() {
                 continue;
             }
         }
+        in_poll_.store(true, std::memory_order_relaxed);
         ev_run(loop_, EVRUN_ONCE);
+        in_poll_.store(false, std::memory_order_relaxed);
+        HubCounters::bump(loop_turns_);
         hub_unstick(this);
     }
 }

@@ -58,6 +58,20 @@ public:
                closing_pending_.load(std::memory_order_seq_cst);
     }
     struct ev_loop* loop() const noexcept { return loop_; }
+    // For the monitor (monitor.cpp), from any thread: moves at every switch
+    // and loop turn; true while the hub waits in its event loop.
+    std::uint64_t progress() const noexcept {
+        return counters.switches.load(std::memory_order_relaxed) + loop_turns_.load(std::memory_order_relaxed);
+    }
+    bool waiting_for_events() const noexcept { return in_poll_.load(std::memory_order_relaxed); }
+    const FiberRecord* running_for_monitor() const noexcept { return running_published_.load(std::memory_order_acquire); }
+    // Is other work on this hub kept from running while the current fiber
+    // does not yield: fibers waiting for an fd or a deadline (which the loop
+    // would serve), or wakes posted from other threads?
+    bool others_depend_on_it() const noexcept {
+        return parked_on_io.load(std::memory_order_relaxed) > 0 || parked_on_timer.load(std::memory_order_relaxed) > 0 ||
+               remote_head_.load(std::memory_order_relaxed) != nullptr;
+    }
     unsigned index() const noexcept { return index_; }
 
     // --- fibers -----------------------------------------------------------
@@ -99,8 +113,13 @@ public:
     HubCounters counters;
     StackPool stacks;
     int run_scope_depth = 0;   // green::run() frames on this thread
-    std::uint64_t parked_on_io = 0;     // fibers in wait_fd
-    std::uint64_t parked_on_timer = 0;  // parked fibers with a deadline armed
+    // Fibers in wait_fd / parked with a deadline armed. Written by the hub's
+    // thread only (HubCounters::bump-style), read by the monitor.
+    std::atomic<std::uint64_t> parked_on_io{0};
+    std::atomic<std::uint64_t> parked_on_timer{0};
+    static void add(std::atomic<std::uint64_t>& c, long d) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d), std::memory_order_relaxed);
+    }
 
 private:
     Hub();
@@ -148,9 +167,15 @@ private:
     std::size_t direct_budget_ = 0;  // direct fiber-to-fiber switches left in this tick
     std::size_t runs_since_poll_ = 0;
     FiberRecord* live_head_ = nullptr;
-    std::size_t live_count_ = 0;     // excluding root and scheduler
+    // Fibers other than root and scheduler; written by the hub's thread only,
+    // read by the monitor.
+    std::atomic<std::size_t> live_count_{0};
     std::atomic<RemoteNode*> remote_head_{nullptr};
     std::atomic<int> posts_in_flight_{0};  // other threads inside post_remote()
+    std::atomic<std::uint64_t> loop_turns_{0};
+    std::atomic<bool> in_poll_{false};
+    // current_, published for the monitor (a plain mov on x86).
+    std::atomic<const FiberRecord*> running_published_{nullptr};
     std::atomic<std::uint32_t> closing_lock_{0};
     std::vector<std::pair<int, std::uint32_t>> closing_;  // guarded by closing_lock_
     std::atomic<bool> closing_pending_{false};
@@ -166,6 +191,7 @@ public:
 
 // Deadlock detection and reports (deadlock.cpp).
 void hub_registry_add(Hub* h);
+void start_hub_monitor() noexcept;
 void registry_fork_prepare() noexcept;
 void registry_fork_parent() noexcept;
 void registry_fork_child(Hub* survivor) noexcept;

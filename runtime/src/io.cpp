@@ -156,10 +156,10 @@ WaitResult Hub::wait_fd(int fd, int events, Clock::time_point deadline) noexcept
         w->armed |= events;
         rearm_fd(w);
     }
-    ++parked_on_io;
+    add(parked_on_io, 1);
     HubCounters::bump(counters.fd_waits);
     WakeReason r = park(me, o);
-    --parked_on_io;
+    add(parked_on_io, -1);
     if (me.list) list_unlink(w->waiters, me);
     return to_result(r);
 }
@@ -222,10 +222,10 @@ WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_po
         ev_io_start(loop_, &watchers[armed].io);
         ++armed;
     }
-    if (armed) ++parked_on_io;
+    if (armed) add(parked_on_io, 1);
     HubCounters::bump(counters.fd_waits);
     WakeReason r = park(me, o);
-    if (armed) --parked_on_io;
+    if (armed) add(parked_on_io, -1);
     for (std::size_t i = 0; i < armed; ++i) ev_io_stop(loop_, &watchers[i].io);
     return to_result(r);
 }

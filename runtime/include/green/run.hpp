@@ -23,6 +23,7 @@ struct Config {
     StackGuard stack_guard;   // GREEN_STACK_GUARD=auto|on|off (default auto, see stack_pool.hpp)
     bool stats;               // GREEN_STATS=0|1: counters on stderr at exit (default 0)
     unsigned hubs;            // GREEN_HUBS: hub threads the shim starts (default 1)
+    unsigned blocked_ms;      // GREEN_BLOCKED_MS: report a hub stuck in one fiber this long (default 2000, 0 = off)
 };
 
 // The configuration read from GREEN_* variables at first use. An unparsable
