@@ -255,6 +255,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     std::size_t size = options.stack_size ? options.stack_size : config().stack_size;
     size = std::max<std::size_t>(size, 16 * 1024);
     Stack s = stacks.get(size);
+    sanitizer::on_stack_taken(s.base, s.size);
     char* top = s.top();
     auto* f = new (top - ((sizeof(FiberRecord) + 63) & ~std::size_t{63})) FiberRecord();
     char* p = reinterpret_cast<char*>(f) - payload_size;
