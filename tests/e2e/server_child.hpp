@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ public:
         if (pipe2(out, O_CLOEXEC) != 0) std::abort();
         pid_ = fork();
         if (pid_ == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test that crashed or aborted
             dup2(out[1], 1);
             dup2(out[1], 2);
             for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));

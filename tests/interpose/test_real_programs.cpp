@@ -7,6 +7,7 @@
 // the port from the line the server prints once it listens (no sleeps).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <cstdio>
 #include <fstream>
@@ -30,6 +31,7 @@ public:
         if (pipe(out) != 0) std::abort();
         pid_ = fork();
         if (pid_ == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test that crashed or aborted
             dup2(out[1], 1);
             dup2(out[1], 2);
             close(out[0]);
