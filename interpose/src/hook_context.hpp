@@ -42,6 +42,12 @@ inline Description* blocking_description(int fd) noexcept {
     return (d && !d->user_nonblock.load(std::memory_order_relaxed)) ? d : nullptr;
 }
 
+// errno = err; -1: how a hooked call reports a failure it decided itself.
+inline int fail_with(int err) noexcept {
+    errno = err;
+    return -1;
+}
+
 // Counters for GREEN_STATS, by call family.
 enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Thread, Lock, Count };
 void count_call(Family f) noexcept;

@@ -103,8 +103,7 @@ int fcntl64(int fd, int cmd, ...) {
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
     va_end(ap);
-    static auto real64 = reinterpret_cast<int (*)(int, int, ...)>(resolve_next("fcntl64"));
-    return fcntl_impl(fd, cmd, arg, real64);
+    return fcntl_impl(fd, cmd, arg, GREEN_NEXT(fcntl64));
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {

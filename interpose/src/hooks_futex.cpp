@@ -18,23 +18,14 @@ using namespace green::interpose;
 
 namespace {
 
-using SyscallFn = long (*)(long, ...);
-
-SyscallFn real_syscall() {
-    static auto fn = reinterpret_cast<SyscallFn>(resolve_next("syscall"));
-    return fn;
-}
+// libc's syscall(), for every call this hook does not handle itself.
+auto real_syscall() { return GREEN_NEXT(syscall); }
 
 Clock::time_point relative_deadline(const timespec* ts) {
     if (!ts) return Clock::time_point::max();
     return Clock::now() + std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec);
 }
 
-
-long fail(int err) {
-    errno = err;
-    return -1;
-}
 
 }  // namespace
 
@@ -63,15 +54,15 @@ extern "C" long syscall(long number, ...) {
         case FUTEX_WAIT:
         case FUTEX_WAIT_BITSET: {
             std::uint32_t bitset = cmd == FUTEX_WAIT ? kFutexMatchAny : static_cast<std::uint32_t>(a6);
-            if (bitset == 0) return fail(EINVAL);
+            if (bitset == 0) return fail_with(EINVAL);
             auto deadline = cmd == FUTEX_WAIT ? relative_deadline(ts) : deadline_at(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
             int err = fiber_futex_wait(addr, static_cast<std::uint32_t>(a3), deadline, bitset);
-            return err ? fail(err) : 0;
+            return err ? fail_with(err) : 0;
         }
         case FUTEX_WAKE:
         case FUTEX_WAKE_BITSET: {
             std::uint32_t bitset = cmd == FUTEX_WAKE ? kFutexMatchAny : static_cast<std::uint32_t>(a6);
-            if (bitset == 0) return fail(EINVAL);
+            if (bitset == 0) return fail_with(EINVAL);
             return fiber_futex_wake(addr, static_cast<int>(a3), bitset);
         }
         default: return real_syscall()(number, a1, a2, a3, a4, a5, a6);

@@ -17,17 +17,13 @@ using namespace green::interpose;
 
 namespace {
 
-template <class Fn>
-Fn next_fn(const char* name) {
-    return reinterpret_cast<Fn>(resolve_next(name));
-}
 
 }  // namespace
 
 extern "C" {
 
 pid_t waitpid(pid_t pid, int* status, int options) {
-    static auto real = next_fn<pid_t (*)(pid_t, int*, int)>("waitpid");
+    auto real = GREEN_NEXT(waitpid);
     if (options & WNOHANG) return real(pid, status, options);
     return blocking_keep_errno([&] { return real(pid, status, options); });
 }
@@ -35,25 +31,25 @@ pid_t waitpid(pid_t pid, int* status, int options) {
 pid_t wait(int* status) { return waitpid(-1, status, 0); }
 
 pid_t wait4(pid_t pid, int* status, int options, struct rusage* usage) noexcept {
-    static auto real = next_fn<pid_t (*)(pid_t, int*, int, struct rusage*)>("wait4");
+    auto real = GREEN_NEXT(wait4);
     if (options & WNOHANG) return real(pid, status, options, usage);
     return blocking_keep_errno([&] { return real(pid, status, options, usage); });
 }
 
 int waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
-    static auto real = next_fn<int (*)(idtype_t, id_t, siginfo_t*, int)>("waitid");
+    auto real = GREEN_NEXT(waitid);
     if (options & WNOHANG) return real(type, id, info, options);
     return blocking_keep_errno([&] { return real(type, id, info, options); });
 }
 
 int system(const char* command) {
-    static auto real = next_fn<int (*)(const char*)>("system");
+    auto real = GREEN_NEXT(system);
     if (!command) return real(command);
     return blocking_keep_errno([&] { return real(command); });
 }
 
 int pclose(FILE* stream) {
-    static auto real = next_fn<int (*)(FILE*)>("pclose");
+    auto real = GREEN_NEXT(pclose);
     return blocking_keep_errno([&] { return real(stream); });
 }
 

@@ -42,15 +42,7 @@ PSem* ours(sem_t* s) {
     return p->magic == kSemMagic ? p : nullptr;
 }
 
-template <class Fn>
-Fn next_fn(const char* name) {
-    return reinterpret_cast<Fn>(resolve_next(name));
-}
 
-int fail(int err) {
-    errno = err;
-    return -1;
-}
 
 int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
     Hub& h = Hub::current();
@@ -61,8 +53,8 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
             --s->value;
             return 0;
         }
-        if (try_only) return fail(EAGAIN);
-        if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return fail(ETIMEDOUT);
+        if (try_only) return fail_with(EAGAIN);
+        if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return fail_with(ETIMEDOUT);
         w.fiber = h.running();
         w.what = "sem";
         w.object = s;
@@ -73,7 +65,7 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
     if (r == WakeReason::Woken) return 0;  // the poster handed its unit to us
     SpinGuard g(s->lock);
     if (w.list) detail::list_unlink(*s, w);
-    return fail(ETIMEDOUT);
+    return fail_with(ETIMEDOUT);
 }
 
 
@@ -84,9 +76,9 @@ bool valid(const timespec* t) { return t && t->tv_nsec >= 0 && t->tv_nsec < 1000
 extern "C" {
 
 int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
-    static auto real = next_fn<int (*)(sem_t*, int, unsigned)>("sem_init");
+    auto real = GREEN_NEXT(sem_init);
     if (pshared) return real(sem, pshared, value);
-    if (value > SEM_VALUE_MAX) return fail(EINVAL);
+    if (value > SEM_VALUE_MAX) return fail_with(EINVAL);
     std::memset(sem, 0, sizeof *sem);
     auto* s = reinterpret_cast<PSem*>(sem);
     s->value = value;
@@ -95,7 +87,7 @@ int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
 }
 
 int sem_destroy(sem_t* sem) noexcept {
-    static auto real = next_fn<int (*)(sem_t*)>("sem_destroy");
+    auto real = GREEN_NEXT(sem_destroy);
     PSem* s = ours(sem);
     if (!s) return real(sem);
     s->magic = 0;
@@ -103,46 +95,46 @@ int sem_destroy(sem_t* sem) noexcept {
 }
 
 int sem_wait(sem_t* sem) {
-    static auto real = next_fn<int (*)(sem_t*)>("sem_wait");
+    auto real = GREEN_NEXT(sem_wait);
     PSem* s = ours(sem);
     return s ? sem_wait_until(s, Clock::time_point::max(), false) : real(sem);
 }
 
 int sem_trywait(sem_t* sem) noexcept {
-    static auto real = next_fn<int (*)(sem_t*)>("sem_trywait");
+    auto real = GREEN_NEXT(sem_trywait);
     PSem* s = ours(sem);
     return s ? sem_wait_until(s, Clock::time_point::max(), true) : real(sem);
 }
 
 int sem_timedwait(sem_t* sem, const timespec* abstime) {
-    static auto real = next_fn<int (*)(sem_t*, const timespec*)>("sem_timedwait");
+    auto real = GREEN_NEXT(sem_timedwait);
     PSem* s = ours(sem);
     if (!s) return real(sem, abstime);
-    if (!valid(abstime)) return fail(EINVAL);
+    if (!valid(abstime)) return fail_with(EINVAL);
     return sem_wait_until(s, deadline_at(CLOCK_REALTIME, abstime), false);
 }
 
 int sem_clockwait(sem_t* sem, clockid_t clock, const timespec* abstime) {
-    static auto real = next_fn<int (*)(sem_t*, clockid_t, const timespec*)>("sem_clockwait");
+    auto real = GREEN_NEXT(sem_clockwait);
     PSem* s = ours(sem);
     if (!s) return real(sem, clock, abstime);
-    if (!valid(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return fail(EINVAL);
+    if (!valid(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return fail_with(EINVAL);
     return sem_wait_until(s, deadline_at(clock, abstime), false);
 }
 
 int sem_post(sem_t* sem) noexcept {
-    static auto real = next_fn<int (*)(sem_t*)>("sem_post");
+    auto real = GREEN_NEXT(sem_post);
     PSem* s = ours(sem);
     if (!s) return real(sem);
     SpinGuard g(s->lock);
     if (detail::list_wake_one(*s, WakeReason::Woken)) return 0;
-    if (s->value == SEM_VALUE_MAX) return fail(EOVERFLOW);
+    if (s->value == SEM_VALUE_MAX) return fail_with(EOVERFLOW);
     ++s->value;
     return 0;
 }
 
 int sem_getvalue(sem_t* sem, int* value) noexcept {
-    static auto real = next_fn<int (*)(sem_t*, int*)>("sem_getvalue");
+    auto real = GREEN_NEXT(sem_getvalue);
     PSem* s = ours(sem);
     if (!s) return real(sem, value);
     SpinGuard g(s->lock);

@@ -138,12 +138,7 @@ std::size_t stack_size_for(const pthread_attr_t* attr) {
     return std::clamp<std::size_t>(want, 16 * 1024, std::max<std::size_t>(def, 1024 * 1024));
 }
 
-// libc's definition of `name`, looked up once per call site.
-#define REAL(name)                                                                   \
-    ([] {                                                                            \
-        static auto fn = reinterpret_cast<decltype(&name)>(resolve_next(#name));     \
-        return fn;                                                                   \
-    }())
+#define REAL(name) GREEN_NEXT(name)
 
 }  // namespace
 

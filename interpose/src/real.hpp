@@ -74,4 +74,12 @@ GREEN_REAL(hostent*, gethostbyaddr, (const void*, socklen_t, int))
 
 #undef GREEN_REAL
 
+// The next definition of `name` (libc's), for hooks whose real function
+// has no slot above; looked up once per call site.
+#define GREEN_NEXT(name)                                                              \
+    ([] {                                                                             \
+        static auto fn = reinterpret_cast<decltype(&name)>(::green::interpose::resolve_next(#name)); \
+        return fn;                                                                    \
+    }())
+
 }  // namespace green::interpose
