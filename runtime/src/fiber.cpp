@@ -63,11 +63,8 @@ FiberRecord* fiber_create(const SpawnOptions& options, std::size_t payload_size,
 void fiber_start(FiberRecord* f) noexcept { f->hub->start(f); }
 
 void fiber_join(FiberRecord* f) {
-    for (;;) {
-        WakeReason r = wait_done(f, Clock::time_point::max(), true);
-        if (r == WakeReason::Woken) break;
-        if (r != WakeReason::TimedOut) throw_for(r);
-    }
+    // No deadline of its own, so only a cancel or a scope can end it early.
+    if (WakeReason r = wait_done(f, Clock::time_point::max(), true); r != WakeReason::Woken) throw_for(r);
     if (f->error) {
         f->error_observed = true;
         std::rethrow_exception(f->error);
