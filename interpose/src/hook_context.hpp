@@ -26,6 +26,8 @@
 namespace green::interpose {
 
 extern std::atomic<bool> g_shim_ready;
+// Thread-fibers get TLS of their own (GREEN_THREAD_LOCALS, init.cpp).
+extern bool g_thread_locals_per_thread;
 
 inline detail::Hub* fiber_context() noexcept {
     if (!g_shim_ready.load(std::memory_order_acquire)) return nullptr;

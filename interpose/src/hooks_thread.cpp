@@ -8,9 +8,9 @@
 // real OS threads (the main thread, hub threads, threads started before the
 // shim) keep their real pthread_t and get the real functions.
 //
-// Thread-specific data (pthread_key_*) is per fiber; C++ thread_local and
-// __thread are per OS thread, i.e. shared by all fibers of one hub — that
-// cannot be changed by a preload (the compiler addresses them directly).
+// Thread-specific data (pthread_key_*) is per fiber. C++ thread_local and
+// __thread are per fiber too: each thread-fiber runs on a TLS block of its
+// own (runtime/src/fiber_tls.hpp), unless GREEN_THREAD_LOCALS=hub.
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "fiber_futex.hpp"
+#include "fiber_tls.hpp"
 #include "hook_context.hpp"
 #include "hubs.hpp"
 #include "os.hpp"
@@ -121,6 +122,8 @@ void run_thread(ThreadHandle* th) {
     } catch (const ThreadExit& e) {
         th->result = e.value;
     }
+    // glibc's order at thread exit: thread_local destructors, then keys.
+    if (detail::Hub::current().running()->tls) detail::fiber_tls_run_destructors();
     run_key_destructors(th->keys);
     if (th->state.exchange(2, std::memory_order_acq_rel) == 1) release_handle(th);  // detached: nobody joins
 }
@@ -157,7 +160,8 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     void* payload = nullptr;
     detail::FiberRecord* f;
     try {
-        f = here.create_fiber(SpawnOptions{{}, stack_size_for(attr)}, sizeof(ThreadHandle*), alignof(ThreadHandle*),
+        SpawnOptions options{.stack_size = stack_size_for(attr), .own_thread_locals = g_thread_locals_per_thread};
+        f = here.create_fiber(options, sizeof(ThreadHandle*), alignof(ThreadHandle*),
                               &kThreadOps, &payload, place_new_thread());
     } catch (...) {
         delete th;

@@ -20,7 +20,9 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
+#include "fiber_tls.hpp"
 #include "hook_context.hpp"
 #include "hubs.hpp"
 #include "os.hpp"
@@ -29,8 +31,41 @@
 namespace green::interpose {
 
 std::atomic<bool> g_shim_ready{false};
+bool g_thread_locals_per_thread = false;
 
 namespace {
+
+// GREEN_THREAD_LOCALS: `thread` (the default) gives every thread-fiber its
+// own thread_local / __thread variables, as unpatched; `hub` shares them
+// among the fibers of a hub (the only choice where per-fiber TLS cannot be
+// verified, e.g. sanitizer builds). Asking for `thread` where it cannot be
+// had is refused at start rather than run with shared state.
+void choose_thread_locals() {
+    const char* v = std::getenv("GREEN_THREAD_LOCALS");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    const char* fallback = "hub";
+#else
+    const char* fallback = "thread";
+#endif
+    std::string_view want = v ? v : fallback;
+    if (want == "hub") return;
+    if (want != "thread") {
+        char line[256];
+        int n = std::snprintf(line, sizeof line, "green: GREEN_THREAD_LOCALS='%.64s' is invalid: expected thread or hub\n", v);
+        detail::os::write_stderr(line, static_cast<std::size_t>(std::min(n, static_cast<int>(sizeof line) - 1)));
+        _exit(2);
+    }
+    if (const char* why = detail::fiber_tls_unavailable_reason()) {
+        char line[512];
+        int n = std::snprintf(line, sizeof line,
+                              "green: GREEN_THREAD_LOCALS=thread cannot be honoured: %s; set GREEN_THREAD_LOCALS=hub to "
+                              "share thread_local variables among the fibers of a hub\n",
+                              why);
+        detail::os::write_stderr(line, static_cast<std::size_t>(std::min(n, static_cast<int>(sizeof line) - 1)));
+        _exit(2);
+    }
+    g_thread_locals_per_thread = true;
+}
 
 std::atomic<std::uint64_t> g_calls[static_cast<int>(Family::Count)];
 const char* const kFamilyNames[] = {"socket", "read", "write", "connect", "accept", "close",
@@ -64,6 +99,7 @@ void print_stats() {
 __attribute__((constructor(101))) void start_shim() {
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
+    choose_thread_locals();
     start_hub_threads(c.hubs);
     if (c.stats) {
         // The highest fd the limit allows: the program's own fd numbers

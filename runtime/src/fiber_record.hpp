@@ -24,6 +24,7 @@
 #include <exception>
 
 #include "sanitizer.hpp"
+#include "thread_state.hpp"
 #include "stack_pool.hpp"
 
 namespace green::detail {
@@ -103,6 +104,14 @@ struct FiberRecord {
     const TaskOps* ops = nullptr;
     void* payload = nullptr;
     std::exception_ptr error;
+
+    // Per-thread state (thread_state.hpp). A fiber with its own TLS block
+    // (tls != null: its thread pointer) keeps errno and the exception state
+    // there; any other fiber shares its hub thread's TLS, and the switch
+    // path saves and restores these two for it.
+    void* tls = nullptr;
+    int saved_errno = 0;
+    EhGlobals saved_eh{};
     Stack stack;
     sanitizer::FiberState sanitizer;  // empty unless built with a fiber sanitizer
 };

@@ -48,6 +48,7 @@
 #include <cstring>
 #include <new>
 
+#include "fiber_tls.hpp"
 #include "os.hpp"
 #include "spinlock.hpp"
 
@@ -160,6 +161,9 @@ Hub& Hub::create_for_this_thread() {
 Hub::Hub() {
     index_ = g_next_hub_index.fetch_add(1);
     tid_ = os::gettid();
+    thread_tp_ = current_thread_pointer();
+    errno_slot_ = errno_slot();
+    eh_slot_ = eh_globals_slot();
     loop_ = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (!loop_) {
         os::write_stderr("green: ev_loop_new failed (out of file descriptors?)\n");
@@ -239,21 +243,29 @@ void fiber_entry_body(FiberRecord* f) {
         // and std::terminate reports the exception ("terminate called after
         // throwing..."), without unwinding, as for a thread.
         f->ops->run(f->payload);
-        return;
+    } else {
+        try {
+            f->ops->run(f->payload);
+        } catch (const boost::context::detail::forced_unwind&) {
+            throw;
+        } catch (...) {
+            f->error = std::current_exception();
+        }
     }
-    try {
-        f->ops->run(f->payload);
-    } catch (const boost::context::detail::forced_unwind&) {
-        throw;
-    } catch (...) {
-        f->error = std::current_exception();
-    }
+    // Its thread_local objects die with it, as at a thread's exit.
+    if (f->tls) fiber_tls_run_destructors();
 }
 
 FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_size, std::size_t payload_align,
                                const TaskOps* ops, void** payload, Hub* owner) {
     std::size_t size = options.stack_size ? options.stack_size : config().stack_size;
     size = std::max<std::size_t>(size, 16 * 1024);
+    Hub* runs_on = owner ? owner : this;
+    void* tls = nullptr;
+    if (options.own_thread_locals && fiber_tls_available()) {
+        tls = fiber_tls_create(runs_on->thread_tp_);
+        if (!tls) throw std::bad_alloc();
+    }
     Stack s = stacks.get(size);
     sanitizer::on_stack_taken(s.base, s.size);
     char* top = s.top();
@@ -264,7 +276,8 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     char* sp = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63});
     // The stack comes from this hub's pool even when another hub will own
     // the fiber; it returns to the owner's pool when the fiber is released.
-    f->hub = owner ? owner : this;
+    f->hub = runs_on;
+    f->tls = tls;
     f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
     f->stack = s;
     sanitizer::on_create(f->sanitizer, s.base, s.size);
@@ -313,6 +326,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
             next->state = FiberState::Running;
             HubCounters::bump(h->counters.switches);
             sanitizer::before_switch(f->sanitizer, next->sanitizer, true);
+            if (next->tls != f->tls) set_thread_pointer(next->tls ? next->tls : h->thread_tp_);
             return std::move(next->ctx);
         });
     return f;
@@ -348,6 +362,7 @@ void Hub::release(FiberRecord* f) noexcept {
         if (!cancelled) report_uncaught(f);
     }
     f->ops->destroy(f->payload);
+    if (f->tls) fiber_tls_destroy(f->tls);  // never the running context's: f is done
     Hub* owner = f->hub;
     Stack s = f->stack;
     if (!StackPool::canary_intact(s)) report_stack_overflow(f);
@@ -395,8 +410,27 @@ __attribute__((always_inline)) inline void Hub::switch_to(FiberRecord* next) noe
     next->state = FiberState::Running;
     HubCounters::bump(counters.switches);
     sanitizer::before_switch(self->sanitizer, next->sanitizer, false);
+    leave_thread_state(self, next);
     boost::context::fiber from = std::move(next->ctx).resume();
     after_switch(std::move(from));
+}
+
+// Per-thread state across a switch (thread_state.hpp, fiber_tls.hpp). From
+// here to the jump nothing may touch TLS: the thread pointer may already be
+// the next fiber's.
+__attribute__((always_inline)) inline void Hub::leave_thread_state(FiberRecord* from, FiberRecord* to) noexcept {
+    if (!from->tls) {
+        from->saved_errno = *errno_slot_;
+        from->saved_eh = *eh_slot_;
+    }
+    if (to->tls != from->tls) set_thread_pointer(to->tls ? to->tls : thread_tp_);
+}
+
+__attribute__((always_inline)) inline void Hub::enter_thread_state(FiberRecord* f) noexcept {
+    if (!f->tls) {
+        *errno_slot_ = f->saved_errno;
+        *eh_slot_ = f->saved_eh;
+    }
 }
 
 __attribute__((always_inline)) inline void Hub::after_switch(boost::context::fiber&& from) noexcept {
@@ -408,6 +442,7 @@ __attribute__((always_inline)) inline void Hub::after_switch(boost::context::fib
     } else {
         prev->ctx = std::move(from);
     }
+    enter_thread_state(current_);  // last: release() may have changed errno
 }
 
 __attribute__((always_inline)) inline void Hub::make_ready(FiberRecord* f) noexcept {

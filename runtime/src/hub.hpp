@@ -43,6 +43,12 @@ public:
         return create_for_this_thread();
     }
     static Hub* current_if_any() noexcept { return tls_hub_; }
+    // An address inside the runtime's own TLS block (fiber_tls.cpp copies
+    // that block into fibers with TLS of their own).
+    static const void* tls_anchor() noexcept { return &tls_hub_; }
+    // The hub thread's own thread pointer (fibers without TLS of their own
+    // run with it).
+    void* thread_pointer() const noexcept { return thread_tp_; }
     // The fiber running on this thread, or null if the thread has no hub.
     // Safe in a signal handler.
     static FiberRecord* running_fiber_if_any() noexcept { return tls_hub_ ? tls_hub_->current_ : nullptr; }
@@ -135,6 +141,8 @@ private:
     void deliver_cancel(FiberRecord* f) noexcept;
     FiberRecord* pick_next() noexcept;
     void switch_to(FiberRecord* next) noexcept;
+    void leave_thread_state(FiberRecord* from, FiberRecord* to) noexcept;
+    void enter_thread_state(FiberRecord* f) noexcept;
     void after_switch(boost::context::fiber&& from) noexcept;
     void scheduler_loop();
     bool nothing_can_wake_us() const noexcept;
@@ -181,6 +189,11 @@ private:
     std::atomic<bool> closing_pending_{false};
     std::vector<FdWatch*> fds_;
     pid_t tid_ = 0;
+    // This thread's TLS: its thread pointer and where errno and the C++
+    // exception globals live in it (thread_state.hpp).
+    void* thread_tp_ = nullptr;
+    int* errno_slot_ = nullptr;
+    EhGlobals* eh_slot_ = nullptr;
 
 public:
     // Deadlock detector's view (guarded by the global hub registry lock).

@@ -506,30 +506,13 @@ void case_lock_cycle() {
 
 // Not differential: C++ thread_local is per OS thread, so under the shim two
 // "threads" (fibers) of one hub share it. Prints 1 if they saw one address.
-void case_thread_local_shared() {
-    static thread_local int tl = 0;
-    int* seen[2] = {};
-    std::latch both_alive(2);  // both threads exist when they look
-    std::thread a([&] {
-        seen[0] = &tl;
-        both_alive.arrive_and_wait();
-    });
-    std::thread b([&] {
-        seen[1] = &tl;
-        both_alive.arrive_and_wait();
-    });
-    a.join();
-    b.join();
-    std::printf("thread_local shared by two threads: %d\n", seen[0] == seen[1]);
-}
-
 const green::probe::Case kCases[] = {
     {"lifecycle", case_lifecycle}, {"keys", case_keys},   {"mutex_types", case_mutex_types},
     {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem},
     {"process", case_process},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
-    {"lock_cycle", case_lock_cycle}, {"thread_local_shared", case_thread_local_shared},
+    {"lock_cycle", case_lock_cycle},
 };
 
 }  // namespace

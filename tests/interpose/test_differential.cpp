@@ -28,7 +28,10 @@ const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types
                                                "uncaught_in_thread", "main_pthread_exit",
                                                "main_returns_with_threads_blocked"};
 // Listed by the probe but checked by their own tests below.
-const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "thread_local_shared"};
+const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle"};
+// Cases of the per-thread state probe (probe_thread_state.cpp).
+const std::vector<std::string> kStateCases = {"errno", "exceptions", "thread_locals", "thread_local_connection",
+                                              "dlopen_tls"};
 
 // Exit statuses the cases end with unpatched (0 unless listed); the patched
 // run must end the same way.
@@ -56,17 +59,23 @@ TEST(DifferentialSetup, EveryProbeCaseIsTested) {
     std::vector<std::string> all = kThreadCases;
     all.insert(all.end(), kThreadOnlyPatched.begin(), kThreadOnlyPatched.end());
     EXPECT_EQ(threads.out, joined(all)) << "thread probe cases and this test's list differ";
+    auto state = run_capture({env_or_die("GREEN_PROBE_THREAD_STATE"), "--list"});
+    ASSERT_EQ(state.status, 0);
+    EXPECT_EQ(state.out, joined(kStateCases)) << "thread-state probe cases and this test's list differ";
 }
 
-// "io/<case>" runs probe, "threads/<case>" runs probe_threads; "threads2/"
-// runs the thread probe with GREEN_HUBS=2 (fibers on two OS threads).
+// "io/<case>" runs probe, "threads/<case>" runs probe_threads, "state/<case>"
+// runs probe_thread_state; "threads2/" and "state2/" run with GREEN_HUBS=2
+// (fibers on two OS threads).
 TEST_P(Differential, PatchedOutputMatchesUnpatched) {
     const std::string param = GetParam();
     const std::string kind = param.substr(0, param.find('/'));
     const std::string name = param.substr(param.find('/') + 1);
-    const std::string probe = env_or_die(kind == "io" ? "GREEN_PROBE" : "GREEN_PROBE_THREADS");
+    const std::string probe = env_or_die(kind == "io"                        ? "GREEN_PROBE"
+                                         : kind.rfind("state", 0) == 0 ? "GREEN_PROBE_THREAD_STATE"
+                                                                       : "GREEN_PROBE_THREADS");
     std::vector<std::string> env = {preload_env(), "GREEN_STATS=1"};
-    if (kind == "threads2") env.push_back("GREEN_HUBS=2");
+    if (kind == "threads2" || kind == "state2") env.push_back("GREEN_HUBS=2");
     auto plain = run_capture({probe, name});
     auto patched = run_capture({probe, name}, env);
     ASSERT_EQ(plain.status, expected_status(name)) << plain.err;
@@ -94,13 +103,16 @@ TEST(ShimReports, PthreadMutexCycleNamesBothThreadsAndExits3) {
         << r.err;
 }
 
-TEST(ShimLimits, ThreadLocalIsSharedByTheFibersOfOneHub) {
-    // Documented limitation (ARCHITECTURE.md): the compiler addresses
-    // thread_local directly, so no preload can make it per fiber.
-    const std::string probe = env_or_die("GREEN_PROBE_THREADS");
-    EXPECT_EQ(run_capture({probe, "thread_local_shared"}).out, "thread_local shared by two threads: 0\n");
-    EXPECT_EQ(run_capture({probe, "thread_local_shared"}, {preload_env(), "GREEN_HUBS=1"}).out,
-              "thread_local shared by two threads: 1\n");
+// GREEN_THREAD_LOCALS=hub is the documented way back to thread_local shared
+// by the fibers of a hub; the default gives each thread its own.
+TEST(ShimThreadLocals, HubModeSharesThemAndThreadModeDoesNot) {
+    const std::string probe = env_or_die("GREEN_PROBE_THREAD_STATE");
+    auto plain = run_capture({probe, "thread_locals"});
+    auto shared = run_capture({probe, "thread_locals"}, {preload_env(), "GREEN_THREAD_LOCALS=hub"});
+    auto own = run_capture({probe, "thread_locals"}, {preload_env(), "GREEN_THREAD_LOCALS=thread"});
+    ASSERT_EQ(plain.status, 0);
+    EXPECT_EQ(own.out, plain.out);
+    EXPECT_NE(shared.out, plain.out) << "with GREEN_THREAD_LOCALS=hub the fibers of a hub share thread_local";
 }
 
 // A GREEN_* value that does not parse stops the program at start with one
@@ -129,7 +141,9 @@ INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
                                            BadConfig{"GREEN_STATS=yes", "GREEN_STATS", "0 or 1"},
                                            BadConfig{"GREEN_HUBS=-1", "GREEN_HUBS", "1 to 64"},
                                            BadConfig{"GREEN_BLOCKED_MS=soon", "GREEN_BLOCKED_MS",
-                                                     "milliseconds from 0 (off) to 3600000"}),
+                                                     "milliseconds from 0 (off) to 3600000"},
+                                           BadConfig{"GREEN_THREAD_LOCALS=fiber", "GREEN_THREAD_LOCALS",
+                                                     "thread or hub"}),
                          [](const auto& info) {
                              std::string n = info.param.assignment;
                              for (char& c : n)
@@ -142,6 +156,8 @@ std::vector<std::string> all_cases() {
     for (const auto& c : kCases) out.push_back("io/" + c);
     for (const auto& c : kThreadCases) out.push_back("threads/" + c);
     for (const auto& c : kThreadCases) out.push_back("threads2/" + c);
+    for (const auto& c : kStateCases) out.push_back("state/" + c);
+    for (const auto& c : kStateCases) out.push_back("state2/" + c);
     return out;
 }
 

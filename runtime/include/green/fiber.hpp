@@ -28,6 +28,11 @@ namespace green {
 struct SpawnOptions {
     std::string_view name = {};   // shown in deadlock and overflow reports; copied (31 chars kept)
     std::size_t stack_size = 0;   // 0: the configured default (GREEN_STACK_SIZE)
+    // true: the fiber gets its own thread_local / __thread variables (fresh
+    // initial values, destructors run when it ends), as a new thread would.
+    // false: it shares its hub thread's. errno and the C++ exception state
+    // are the fiber's own either way.
+    bool own_thread_locals = false;
 };
 
 using Clock = std::chrono::steady_clock;
