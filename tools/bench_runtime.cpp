@@ -10,6 +10,7 @@
 //                             hub's run queue                    target <= 3x raw
 //   BM_ThreadSpawnJoin        pthread_create + pthread_join
 //   BM_FiberSpawnJoin         green::spawn + join, trivial body  target >= 100x cheaper
+//   BM_OwnTls*                the same two with own_thread_locals (the shim's thread-fibers)
 //   BM_ThreadCondvarPingPong  two std::threads, std::mutex + condition_variable
 //   BM_FiberEventPingPong     two fibers on one hub, two green::Events
 //   BM_CrossHubPingPong       two fibers on two hubs (two OS threads running
@@ -81,6 +82,28 @@ void BM_FiberYieldRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_FiberYieldRoundTrip)->Unit(benchmark::kNanosecond)->UseRealTime();
 
+// The same between two fibers with TLS blocks of their own (the shim's
+// thread-fibers): every switch also moves the thread pointer.
+void BM_OwnTlsYieldRoundTrip(benchmark::State& state) {
+    green::SpawnOptions own;
+    own.own_thread_locals = true;
+    bool stop = false;
+    auto b = green::spawn(
+        [&] {
+            while (!stop) green::this_fiber::yield();
+        },
+        own);
+    auto a = green::spawn(
+        [&] {
+            for (auto _ : state) green::this_fiber::yield();
+            stop = true;
+        },
+        own);
+    a.join();
+    b.join();
+}
+BENCHMARK(BM_OwnTlsYieldRoundTrip)->Unit(benchmark::kNanosecond)->UseRealTime();
+
 // --- Spawn + join ------------------------------------------------------------
 
 void* trivial_thread(void*) { return nullptr; }
@@ -105,6 +128,16 @@ void BM_FiberSpawnJoin(benchmark::State& state) {
     }).join();
 }
 BENCHMARK(BM_FiberSpawnJoin)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// A thread-fiber's spawn + join: the fiber also gets and frees a TLS block.
+void BM_OwnTlsSpawnJoin(benchmark::State& state) {
+    green::SpawnOptions own;
+    own.own_thread_locals = true;
+    green::spawn([&] {
+        for (auto _ : state) green::spawn([] {}, own).join();
+    }).join();
+}
+BENCHMARK(BM_OwnTlsSpawnJoin)->Unit(benchmark::kNanosecond)->UseRealTime();
 
 // --- Ping-pong -----------------------------------------------------------------
 
@@ -273,6 +306,10 @@ int main(int argc, char** argv) {
                 [](double r) { return r <= 3.0; });
     print_ratio(reporter, "BM_ThreadSpawnJoin", "BM_FiberSpawnJoin", ">= 100x (fiber spawn+join cheaper)",
                 [](double r) { return r >= 100.0; });
+    print_ratio(reporter, "BM_OwnTlsYieldRoundTrip", "BM_FiberYieldRoundTrip", "<= 1.3x (thread pointer switch)",
+                [](double r) { return r <= 1.3; });
+    print_ratio(reporter, "BM_ThreadSpawnJoin", "BM_OwnTlsSpawnJoin", ">= 50x (thread-fiber spawn+join cheaper)",
+                [](double r) { return r >= 50.0; });
     print_ratio(reporter, "BM_ThreadCondvarPingPong", "BM_FiberEventPingPong", nullptr, nullptr);
     print_ratio(reporter, "BM_CrossHubPingPong", "BM_FiberEventPingPong", nullptr, nullptr);
     print_ratio(reporter, "BM_ThreadCondvarPingPong", "BM_CrossHubPingPong", nullptr, nullptr);

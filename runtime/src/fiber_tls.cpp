@@ -66,6 +66,7 @@ namespace green::detail {
 namespace {
 
 using AllocateTls = void* (*)(void*);
+using InitTls = void* (*)(void*, bool);
 using DeallocateTls = void (*)(void*, bool);
 using GetStaticInfo = void (*)(std::size_t*, std::size_t*);
 using VoidFn = void (*)();
@@ -79,6 +80,7 @@ struct Module {
 
 struct TlsLayout {
     AllocateTls allocate = nullptr;
+    InitTls init = nullptr;
     DeallocateTls deallocate = nullptr;
     VoidFn call_tls_dtors = nullptr;
     VoidFn ctype_init = nullptr;
@@ -180,11 +182,12 @@ const char* check() noexcept {
     auto* get_info = reinterpret_cast<GetStaticInfo>(dlvsym(ld, "_dl_get_tls_static_info", "GLIBC_PRIVATE"));
     g_layout.allocate = reinterpret_cast<AllocateTls>(dlvsym(ld, "_dl_allocate_tls", "GLIBC_PRIVATE"));
     g_layout.deallocate = reinterpret_cast<DeallocateTls>(dlvsym(ld, "_dl_deallocate_tls", "GLIBC_PRIVATE"));
+    g_layout.init = reinterpret_cast<InitTls>(dlvsym(ld, "_dl_allocate_tls_init", "GLIBC_PRIVATE"));
     g_layout.call_tls_dtors = reinterpret_cast<VoidFn>(dlvsym(libc, "__call_tls_dtors", "GLIBC_PRIVATE"));
     g_layout.ctype_init = reinterpret_cast<VoidFn>(dlvsym(libc, "__ctype_init", "GLIBC_PRIVATE"));
     auto* sizeof_pthread = static_cast<const std::uint32_t*>(dlvsym(libc, "_thread_db_sizeof_pthread", "GLIBC_PRIVATE"));
     auto* resp = static_cast<void**>(dlvsym(libc, "__resp", "GLIBC_PRIVATE"));
-    if (!get_info || !g_layout.allocate || !g_layout.deallocate || !g_layout.call_tls_dtors || !g_layout.ctype_init ||
+    if (!get_info || !g_layout.allocate || !g_layout.deallocate || !g_layout.init || !g_layout.call_tls_dtors || !g_layout.ctype_init ||
         !sizeof_pthread || !resp)
         return "a private glibc symbol it needs is missing";
     get_info(&g_layout.static_size, &g_layout.static_align);
@@ -250,14 +253,11 @@ void set_thread_pointer(void* tp) noexcept {
     else raw_set_fs(tp);
 }
 
-void* fiber_tls_create(void* owner_tp) noexcept {
-    void* raw = std::calloc(1, raw_size());
-    if (!raw) return nullptr;
-    void* tp = lay_out(raw);
-    if (!g_layout.allocate(tp)) {
-        std::free(raw);
-        return nullptr;
-    }
+namespace {
+
+// What a fresh block needs from the OS thread that will run it, once ld.so
+// has laid out the initial images and the DTV.
+void adopt_thread(void* tp, void* owner_tp) noexcept {
     copy_descriptor(tp, owner_tp);
     unsigned char* libc_block = block_of(tp, g_layout.libc);
     const unsigned char* owner_libc = block_of(owner_tp, g_layout.libc);
@@ -278,6 +278,40 @@ void* fiber_tls_create(void* owner_tp) noexcept {
     set_thread_pointer(tp);
     g_layout.ctype_init();
     set_thread_pointer(here);
+}
+
+// glibc's dtv_t: slot -1 holds the DTV's length, slots 1.. a module's block
+// and what to free for it (set by __tls_get_addr for dynamic modules).
+union DtvSlot {
+    std::size_t counter;
+    struct {
+        void* val;
+        void* to_free;
+    } pointer;
+};
+
+}  // namespace
+
+void* fiber_tls_create(void* owner_tp) noexcept {
+    void* raw = std::calloc(1, raw_size());
+    if (!raw) return nullptr;
+    void* tp = lay_out(raw);
+    if (!g_layout.allocate(tp)) {
+        std::free(raw);
+        return nullptr;
+    }
+    adopt_thread(tp, owner_tp);
+    return tp;
+}
+
+void* fiber_tls_recycle(void* tp, void* owner_tp) noexcept {
+    auto* dtv = static_cast<DtvSlot**>(tp)[1];
+    for (std::size_t i = 1; i <= dtv[-1].counter; ++i) {
+        std::free(dtv[i].pointer.to_free);
+        dtv[i].pointer.to_free = nullptr;
+    }
+    g_layout.init(tp, true);
+    adopt_thread(tp, owner_tp);
     return tp;
 }
 

@@ -28,6 +28,11 @@ const char* fiber_tls_unavailable_reason() noexcept;
 // pointer is `owner_thread_tp`. Returns the fiber's thread pointer, or null
 // when out of memory. Any thread.
 void* fiber_tls_create(void* owner_thread_tp) noexcept;
+// Makes a block that a finished fiber used fresh again for a new fiber on
+// `owner_thread_tp`'s thread, as glibc reuses a cached thread stack: what
+// the old fiber allocated through its DTV is freed, every module's initial
+// image is laid out again. Returns `tp`.
+void* fiber_tls_recycle(void* tp, void* owner_thread_tp) noexcept;
 // Runs the thread_local destructors registered by the calling fiber, as a
 // thread's exit does. Call on the fiber itself; idempotent.
 void fiber_tls_run_destructors() noexcept;

@@ -59,6 +59,9 @@ namespace {
 constexpr std::size_t kMinDirectSwitches = 64;
 constexpr std::size_t kPollEveryRuns = 256;
 constexpr std::size_t kSchedulerStack = 256 * 1024;
+// Finished thread-fibers' TLS blocks a hub keeps for its next ones (about
+// 4 KiB each here): spawn then skips allocating and freeing the block.
+constexpr std::size_t kTlsCacheSize = 64;
 
 std::atomic<std::uint64_t> g_next_fiber_id{1};
 std::atomic<unsigned> g_next_hub_index{0};
@@ -164,6 +167,7 @@ Hub::Hub() {
     thread_tp_ = current_thread_pointer();
     errno_slot_ = errno_slot();
     eh_slot_ = eh_globals_slot();
+    tls_cache_.reserve(kTlsCacheSize);
     loop_ = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (!loop_) {
         os::write_stderr("green: ev_loop_new failed (out of file descriptors?)\n");
@@ -217,6 +221,7 @@ Hub::~Hub() {
     // dropped without resuming it and its stack goes back to the pool.
     new boost::context::fiber(std::move(scheduler_->ctx));  // deliberately leaked (8 bytes)
     stacks.put(scheduler_->stack);
+    for (void* tls : tls_cache_) fiber_tls_destroy(tls);
     destroy_fd_watches();
     ev_loop_destroy(loop_);
 }
@@ -263,8 +268,13 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     Hub* runs_on = owner ? owner : this;
     void* tls = nullptr;
     if (options.own_thread_locals && fiber_tls_available()) {
-        tls = fiber_tls_create(runs_on->thread_tp_);
-        if (!tls) throw std::bad_alloc();
+        if (runs_on == this && !tls_cache_.empty()) {
+            tls = fiber_tls_recycle(tls_cache_.back(), thread_tp_);
+            tls_cache_.pop_back();
+        } else {
+            tls = fiber_tls_create(runs_on->thread_tp_);
+            if (!tls) throw std::bad_alloc();
+        }
     }
     Stack s = stacks.get(size);
     sanitizer::on_stack_taken(s.base, s.size);
@@ -362,7 +372,13 @@ void Hub::release(FiberRecord* f) noexcept {
         if (!cancelled) report_uncaught(f);
     }
     f->ops->destroy(f->payload);
-    if (f->tls) fiber_tls_destroy(f->tls);  // never the running context's: f is done
+    if (f->tls) {
+        // f is done, so its block is not the running context's. Kept for
+        // the owner's next thread-fiber when released on the owner's thread.
+        Hub* here = tls_hub_;
+        if (here == f->hub && here->tls_cache_.size() < kTlsCacheSize) here->tls_cache_.push_back(f->tls);
+        else fiber_tls_destroy(f->tls);
+    }
     Hub* owner = f->hub;
     Stack s = f->stack;
     if (!StackPool::canary_intact(s)) report_stack_overflow(f);

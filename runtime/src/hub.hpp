@@ -194,6 +194,7 @@ private:
     void* thread_tp_ = nullptr;
     int* errno_slot_ = nullptr;
     EhGlobals* eh_slot_ = nullptr;
+    std::vector<void*> tls_cache_;  // fiber_tls blocks of finished fibers (hub thread only)
 
 public:
     // Deadlock detector's view (guarded by the global hub registry lock).

@@ -408,12 +408,49 @@ void case_dlopen_tls() {
     std::printf("main's counter starts fresh: %d\n", bump());
 }
 
+// Threads that each use thread_local objects, malloc, and a dlopen'ed
+// library's __thread, created and joined one after another: memory must
+// follow the live threads (one), not the number ever created.
+long rss_kib() {
+    FILE* f = std::fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        std::fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+void churn(long n) {
+    for (long i = 0; i < n; ++i) {
+        std::thread t([] {
+            tl_context.request = 1;
+            tl_context.trace.assign(64, 'x');  // heap, freed by the destructor
+            void* p = std::malloc(200);
+            std::free(p);
+        });
+        t.join();
+    }
+}
+
+void case_thread_churn() {
+    const long n = std::getenv("GREEN_CHURN") ? std::atol(std::getenv("GREEN_CHURN")) : 50000;
+    churn(n / 10);  // warm: caches, pools, arenas reach their steady size
+    const long before = rss_kib();
+    churn(n);
+    const long after = rss_kib();
+    std::printf("threads created and joined: %ld, resident memory grew by more than 1 MiB: %s\n", n + n / 10,
+                after - before > 1024 ? "yes" : "no");
+    if (std::getenv("GREEN_CHURN")) std::fprintf(stderr, "rss %ld KiB -> %ld KiB\n", before, after);
+}
+
 const green::probe::Case kCases[] = {
     {"errno", case_errno},
     {"exceptions", case_exceptions},
     {"thread_locals", case_thread_locals},
     {"thread_local_connection", case_thread_local_connection},
     {"dlopen_tls", case_dlopen_tls},
+    {"thread_churn", case_thread_churn},
 };
 
 }  // namespace

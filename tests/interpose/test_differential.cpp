@@ -31,7 +31,7 @@ const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle"};
 // Cases of the per-thread state probe (probe_thread_state.cpp).
 const std::vector<std::string> kStateCases = {"errno", "exceptions", "thread_locals", "thread_local_connection",
-                                              "dlopen_tls"};
+                                              "dlopen_tls", "thread_churn"};
 
 // Exit statuses the cases end with unpatched (0 unless listed); the patched
 // run must end the same way.
