@@ -63,12 +63,13 @@ int fiber_futex_wake(const std::atomic<std::uint32_t>* addr, int count, std::uin
     Bucket& b = bucket_for(addr);
     int woken = 0;
     {
+        WakesAfterUnlock wakes;
         SpinGuard g(b.lock);
         for (Waiter* w = b.head; w && woken < count;) {
             Waiter* next = w->next;
             if (w->object == addr && (static_cast<std::uint32_t>(w->detail) & bitset)) {
                 list_unlink(b, *w);
-                if (Hub::wake(*w, WakeReason::Woken)) ++woken;
+                if (wakes.claim(*w, WakeReason::Woken)) ++woken;
             }
             w = next;
         }

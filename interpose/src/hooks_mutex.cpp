@@ -183,11 +183,12 @@ int mutex_unlock(PMutex* m) {
     if (type == PTHREAD_MUTEX_RECURSIVE && --m->depth > 0) return 0;
     if (!(cur & kWaiters) && m->owner.compare_exchange_strong(cur, 0, std::memory_order_release)) [[likely]]
         return 0;
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(m->lock);
     while (Waiter* w = detail::list_pop_front(*m)) {
         // Hand over, then wake: the woken fiber finds itself the owner.
         m->owner.store(w->fiber->id | (m->head ? kWaiters : 0), std::memory_order_release);
-        if (Hub::wake(*w, WakeReason::Woken)) return 0;
+        if (wakes.claim(*w, WakeReason::Woken)) return 0;
     }
     m->owner.store(0, std::memory_order_release);
     return 0;
@@ -197,7 +198,7 @@ int mutex_unlock(PMutex* m) {
 
 // Caller holds l->lock and has just released: hand the lock on. Reader
 // preference, as glibc's default: all waiting readers, else one writer.
-void rwlock_grant(PRwlock* l) {
+void rwlock_grant(PRwlock* l, detail::WakesAfterUnlock& wakes) {
     if (l->writer.load(std::memory_order_relaxed) != 0) return;
     bool readers_waiting = false;
     for (Waiter* w = l->head; w; w = w->next) readers_waiting |= (w->detail == 0);
@@ -207,7 +208,7 @@ void rwlock_grant(PRwlock* l) {
             if (w->detail == 0) {
                 detail::list_unlink(*l, *w);
                 ++l->readers;
-                if (!Hub::wake(*w, WakeReason::Woken)) --l->readers;
+                if (!wakes.claim(*w, WakeReason::Woken)) --l->readers;
             }
             w = next;
         }
@@ -216,7 +217,7 @@ void rwlock_grant(PRwlock* l) {
     if (l->readers != 0) return;
     while (Waiter* w = detail::list_pop_front(*l)) {
         l->writer.store(w->fiber->id, std::memory_order_release);
-        if (Hub::wake(*w, WakeReason::Woken)) return;
+        if (wakes.claim(*w, WakeReason::Woken)) return;
     }
     l->writer.store(0, std::memory_order_release);
 }
@@ -337,14 +338,16 @@ int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t cloc
 }
 
 int pthread_cond_signal(pthread_cond_t* c) noexcept {
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(pc(c)->lock);
-    detail::list_wake_one(*pc(c), WakeReason::Woken);
+    detail::list_wake_one(*pc(c), WakeReason::Woken, wakes);
     return 0;
 }
 
 int pthread_cond_broadcast(pthread_cond_t* c) noexcept {
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(pc(c)->lock);
-    detail::list_wake_all(*pc(c), WakeReason::Woken);
+    detail::list_wake_all(*pc(c), WakeReason::Woken, wakes);
     return 0;
 }
 
@@ -377,6 +380,7 @@ int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const times
 int pthread_rwlock_unlock(pthread_rwlock_t* lock) noexcept {
     PRwlock* l = prw(lock);
     const std::uint64_t self = me()->id;
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(l->lock);
     if (l->writer.load(std::memory_order_relaxed) == self) {
         l->writer.store(0, std::memory_order_release);
@@ -385,7 +389,7 @@ int pthread_rwlock_unlock(pthread_rwlock_t* lock) noexcept {
     } else {
         return EPERM;
     }
-    rwlock_grant(l);
+    rwlock_grant(l, wakes);
     return 0;
 }
 
@@ -405,10 +409,11 @@ int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
     Hub& h = Hub::current();
     Waiter w;
     {
+        detail::WakesAfterUnlock wakes;
         SpinGuard g(b->lock);
         if (++b->arrived == b->count) {
             b->arrived = 0;
-            detail::list_wake_all(*b, WakeReason::Woken);
+            detail::list_wake_all(*b, WakeReason::Woken, wakes);
             return PTHREAD_BARRIER_SERIAL_THREAD;
         }
         w.fiber = h.running();

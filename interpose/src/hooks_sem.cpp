@@ -126,8 +126,9 @@ int sem_post(sem_t* sem) noexcept {
     auto real = GREEN_NEXT(sem_post);
     PSem* s = ours(sem);
     if (!s) return real(sem);
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(s->lock);
-    if (detail::list_wake_one(*s, WakeReason::Woken)) return 0;
+    if (detail::list_wake_one(*s, WakeReason::Woken, wakes)) return 0;
     if (s->value == SEM_VALUE_MAX) return fail_with(EOVERFLOW);
     ++s->value;
     return 0;

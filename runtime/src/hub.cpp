@@ -531,9 +531,12 @@ WakeReason Hub::park(Waiter& w, const ParkOptions& o) noexcept {
     return r;
 }
 
-bool Hub::wake(Waiter& w, WakeReason reason) noexcept {
+bool Hub::claim(Waiter& w, WakeReason reason) noexcept {
     WakeReason expected = WakeReason::Waiting;
-    if (!w.reason.compare_exchange_strong(expected, reason, std::memory_order_acq_rel)) return false;
+    return w.reason.compare_exchange_strong(expected, reason, std::memory_order_acq_rel);
+}
+
+void Hub::schedule(Waiter& w) noexcept {
     FiberRecord* f = w.fiber;
     Hub* owner = f->hub;
     if (owner == tls_hub_) {
@@ -543,6 +546,11 @@ bool Hub::wake(Waiter& w, WakeReason reason) noexcept {
         w.remote.owner = &w;
         owner->post_remote(&w.remote);
     }
+}
+
+bool Hub::wake(Waiter& w, WakeReason reason) noexcept {
+    if (!claim(w, reason)) return false;
+    schedule(w);
     return true;
 }
 

@@ -98,6 +98,11 @@ public:
     WakeReason park(Waiter& w, const ParkOptions& options) noexcept;
     // Any thread: wake `w` for `reason` unless someone else already did.
     static bool wake(Waiter& w, WakeReason reason) noexcept;
+    // wake() in two steps, for wakes decided under a lock (WakesAfterUnlock):
+    // claim() wins the wait (the fiber cannot run until scheduled, so `w`
+    // stays valid); schedule() makes it runnable.
+    static bool claim(Waiter& w, WakeReason reason) noexcept;
+    static void schedule(Waiter& w) noexcept;
 
     void yield() noexcept;
     void yield_inline() noexcept;  // hub.cpp only: the body, inlined into this_fiber::yield

@@ -121,7 +121,10 @@ FdWatch* Hub::fd_watch(int fd) noexcept {
     } else if (w->generation != gen) {
         // Closed and reused since this hub last used the number: whatever
         // libev and epoll knew belongs to the old file.
-        list_wake_all(w->waiters, WakeReason::Closed);
+        {
+            WakesAfterUnlock wakes;  // a list private to this hub: no lock to leave first
+            list_wake_all(w->waiters, WakeReason::Closed, wakes);
+        }
         ev_io_stop(loop_, &w->io);
         ev_io_set(&w->io, fd, 0);
         w->armed = 0;
@@ -234,7 +237,10 @@ void Hub::fd_closing_local(int fd, std::uint32_t generation) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
     FdWatch* w = fds_[static_cast<std::size_t>(fd)];
     if (!w || w->generation >= generation) return;  // already handled or newer
-    list_wake_all(w->waiters, WakeReason::Closed);
+    {
+        WakesAfterUnlock wakes;  // a list private to this hub: no lock to leave first
+        list_wake_all(w->waiters, WakeReason::Closed, wakes);
+    }
     if (w->armed) {
         // epoll watches the open file description, not the number: with a dup
         // of the fd still open, the kernel keeps the registration after

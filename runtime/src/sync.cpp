@@ -81,8 +81,9 @@ std::uint64_t current_fiber_id() { return Hub::current().running()->id; }
 
 void Event::set() noexcept {
     set_.store(true, std::memory_order_release);
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(waiters_.lock);
-    detail::list_wake_all(waiters_, WakeReason::Woken);
+    detail::list_wake_all(waiters_, WakeReason::Woken, wakes);
 }
 
 void Event::reset() noexcept { set_.store(false, std::memory_order_release); }
@@ -116,9 +117,10 @@ bool Semaphore::acquire_until(Clock::time_point deadline) {
 }
 
 void Semaphore::release(std::size_t n) noexcept {
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(waiters_.lock);
     for (; n > 0; --n) {
-        if (!detail::list_wake_one(waiters_, WakeReason::Woken)) ++count_;
+        if (!detail::list_wake_one(waiters_, WakeReason::Woken, wakes)) ++count_;
     }
 }
 
@@ -156,10 +158,11 @@ void Mutex::unlock() {
     const std::uint64_t me = current_fiber_id();
     if (owner_.load(std::memory_order_relaxed) != me)
         throw std::system_error(EPERM, std::generic_category(), "green::Mutex unlocked by a fiber that does not own it");
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(waiters_.lock);
     while (Waiter* w = detail::list_pop_front(waiters_)) {
         owner_.store(w->fiber->id, std::memory_order_release);  // hand over before the wake is visible
-        if (Hub::wake(*w, WakeReason::Woken)) return;
+        if (wakes.claim(*w, WakeReason::Woken)) return;
     }
     owner_.store(0, std::memory_order_release);
 }
@@ -235,13 +238,15 @@ bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
 }
 
 void CondVar::notify_one() noexcept {
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(waiters_.lock);
-    detail::list_wake_one(waiters_, WakeReason::Woken);
+    detail::list_wake_one(waiters_, WakeReason::Woken, wakes);
 }
 
 void CondVar::notify_all() noexcept {
+    detail::WakesAfterUnlock wakes;
     SpinGuard g(waiters_.lock);
-    detail::list_wake_all(waiters_, WakeReason::Woken);
+    detail::list_wake_all(waiters_, WakeReason::Woken, wakes);
 }
 
 // --- WaitGroup ---------------------------------------------------------------
@@ -253,8 +258,9 @@ void WaitGroup::add(std::ptrdiff_t n) noexcept {
         std::abort();
     }
     if (now == 0) {
+        detail::WakesAfterUnlock wakes;
         SpinGuard g(waiters_.lock);
-        detail::list_wake_all(waiters_, WakeReason::Woken);
+        detail::list_wake_all(waiters_, WakeReason::Woken, wakes);
     }
 }
 

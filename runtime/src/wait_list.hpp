@@ -39,10 +39,7 @@ inline Waiter* list_pop_front(L& l) noexcept {
     return w;
 }
 
-// Pops waiters until one accepts `reason` (a waiter that already timed out or
-// was cancelled refuses). Returns the winner, or null if none accepted.
-template <class L>
-inline Waiter* list_wake_one(L& l, WakeReason reason);
+class WakesAfterUnlock;
 
 }  // namespace green::detail
 
@@ -50,17 +47,54 @@ inline Waiter* list_wake_one(L& l, WakeReason reason);
 
 namespace green::detail {
 
+// Wakes decided under a lock, delivered once the lock is released. A fiber
+// woken on another hub may run at once and free the object that holds the
+// lock (a mutex inside a reference-counted object, a condition variable the
+// woken thread destroys, as POSIX allows), so the waker must not touch that
+// lock, not even to release it, after a wake is delivered. Declare it before
+// the SpinGuard: locals are destroyed in reverse order, so the lock is
+// released first and the wakes delivered after.
+class WakesAfterUnlock {
+public:
+    WakesAfterUnlock() = default;
+    WakesAfterUnlock(const WakesAfterUnlock&) = delete;
+    WakesAfterUnlock& operator=(const WakesAfterUnlock&) = delete;
+    ~WakesAfterUnlock() {
+        for (Waiter* w = head_; w;) {
+            Waiter* next = w->next;  // read first: once scheduled, w may be gone
+            Hub::schedule(*w);
+            w = next;
+        }
+    }
+    // Wins `w` (already unlinked from its list) for `reason`; false if a
+    // timeout or cancel won it first.
+    bool claim(Waiter& w, WakeReason reason) noexcept {
+        if (!Hub::claim(w, reason)) return false;
+        w.next = nullptr;
+        if (tail_) tail_->next = &w;
+        else head_ = &w;
+        tail_ = &w;
+        return true;
+    }
+
+private:
+    Waiter* head_ = nullptr;
+    Waiter* tail_ = nullptr;
+};
+
+// Pops waiters until one accepts `reason` (a waiter that already timed out or
+// was cancelled refuses). Returns the winner, or null if none accepted.
 template <class L>
-inline Waiter* list_wake_one(L& l, WakeReason reason) {
+inline Waiter* list_wake_one(L& l, WakeReason reason, WakesAfterUnlock& wakes) noexcept {
     while (Waiter* w = list_pop_front(l)) {
-        if (Hub::wake(*w, reason)) return w;
+        if (wakes.claim(*w, reason)) return w;
     }
     return nullptr;
 }
 
 template <class L>
-inline void list_wake_all(L& l, WakeReason reason) noexcept {
-    while (Waiter* w = list_pop_front(l)) Hub::wake(*w, reason);
+inline void list_wake_all(L& l, WakeReason reason, WakesAfterUnlock& wakes) noexcept {
+    while (Waiter* w = list_pop_front(l)) wakes.claim(*w, reason);
 }
 
 }  // namespace green::detail

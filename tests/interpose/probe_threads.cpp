@@ -4,6 +4,7 @@
 // patched means every thread below is a fiber. Timings only as lower bounds.
 #include <pthread.h>
 #include <semaphore.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -414,6 +415,58 @@ void case_barrier_sem() {
     std::printf("atomic wait saw %d\n", flag.load());
 }
 
+// POSIX lets the last user of an object free it right after unlocking its
+// mutex, even while the thread that handed the mutex over is still inside
+// pthread_mutex_unlock / pthread_cond_signal. Each object sits alone in a
+// page that its last user unmaps, so any late touch by the waker faults.
+struct Shared {
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    sem_t sem;
+    bool ready = false;
+    int refs = 2;
+};
+
+void drop(Shared* s) {
+    pthread_mutex_lock(&s->m);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&s->m);
+    if (last) {
+        sem_destroy(&s->sem);
+        s->~Shared();
+        munmap(s, 4096);
+    }
+}
+
+void* free_after_wake_waiter(void* p) {
+    auto* s = static_cast<Shared*>(p);
+    sem_wait(&s->sem);  // the poster may be inside sem_post still
+    pthread_mutex_lock(&s->m);
+    while (!s->ready) pthread_cond_wait(&s->c, &s->m);
+    pthread_mutex_unlock(&s->m);
+    drop(s);
+    return nullptr;
+}
+
+void case_free_after_wake() {
+    constexpr int kObjects = 3000;
+    std::vector<pthread_t> waiters(kObjects);
+    for (int i = 0; i < kObjects; ++i) {
+        void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        auto* s = new (page) Shared();
+        sem_init(&s->sem, 0, 0);
+        pthread_create(&waiters[static_cast<std::size_t>(i)], nullptr, free_after_wake_waiter, s);
+        sem_post(&s->sem);
+        pthread_mutex_lock(&s->m);
+        s->ready = true;
+        pthread_cond_signal(&s->c);
+        pthread_mutex_unlock(&s->m);
+        drop(s);
+    }
+    for (pthread_t t : waiters) pthread_join(t, nullptr);
+    std::printf("objects freed by their last user while being woken: %d\n", kObjects);
+}
+
 void case_process() {
     std::fflush(stdout);
     pid_t child = fork();
@@ -509,7 +562,7 @@ void case_lock_cycle() {
 const green::probe::Case kCases[] = {
     {"lifecycle", case_lifecycle}, {"keys", case_keys},   {"mutex_types", case_mutex_types},
     {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem},
-    {"process", case_process},     {"exit_from_thread", case_exit_from_thread},
+    {"process", case_process},     {"free_after_wake", case_free_after_wake},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
     {"lock_cycle", case_lock_cycle},
