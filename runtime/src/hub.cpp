@@ -263,7 +263,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     *payload = p;
     char* sp = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63});
     // The stack comes from this hub's pool even when another hub will own
-    // the fiber; it returns to the owner's pool when the fiber is released.
+    // the fiber; it returns to this pool when the fiber is released.
     f->hub = owner ? owner : this;
     f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
     f->stack = s;
@@ -348,18 +348,16 @@ void Hub::release(FiberRecord* f) noexcept {
         if (!cancelled) report_uncaught(f);
     }
     f->ops->destroy(f->payload);
-    Hub* owner = f->hub;
     Stack s = f->stack;
     if (!StackPool::canary_intact(s)) report_stack_overflow(f);
     sanitizer::on_destroy(f->sanitizer);
     f->~FiberRecord();
-    // Stacks go back to the pool of the thread releasing them only when that
-    // is the owning hub; otherwise to the owner via the orphan list.
-    if (Hub* here = tls_hub_; here == owner) {
+    // A stack goes back to the pool it came from (the creating hub's, which
+    // may not be the owner's), so no pool grows at another's expense.
+    if (Hub* here = tls_hub_; here && here->stacks.owns(s)) {
         here->stacks.put(s);
     } else {
-        StackPool orphan_carrier;
-        orphan_carrier.put(s);  // its destructor hands the stack to the orphan list
+        StackPool::recycle(s);
     }
 }
 
