@@ -632,6 +632,12 @@ void Hub::scheduler_loop() {
             }
         }
         if (remote_head_.load(std::memory_order_acquire)) continue;
+        if (stacks.trim_some()) {
+            // About to idle: release idle stacks' pages a few at a time,
+            // looking at I/O in between.
+            ev_run(loop_, EVRUN_NOWAIT);
+            continue;
+        }
         if (parked_on_io.load(std::memory_order_relaxed) == 0 && parked_on_timer.load(std::memory_order_relaxed) == 0 &&
             pool_jobs_in_flight().load() == 0) {
             // Nothing of ours can wake anyone here; only another thread can.

@@ -58,6 +58,7 @@ struct Shard {
     std::atomic<bool> owned{false};
     std::vector<SizeClass> classes;  // only the owner touches these
     std::atomic<FreeStackNode*> remote{nullptr};
+    bool trim_pending = false;  // some class holds more than kHotStacks untrimmed
 };
 
 Shard* shards() noexcept {
@@ -177,12 +178,12 @@ SizeClass& class_for(Shard& sh, std::size_t size) {
 void put_local(Shard& sh, const Stack& s) noexcept {
     SizeClass& cls = class_for(sh, s.size);
     cls.free.push_back(s);
-    // Stacks that fell out of the hot end are trimmed, once each.
-    while (cls.free.size() - cls.trimmed > kHotStacks) trim(cls.free[cls.trimmed++]);
+    if (cls.free.size() - cls.trimmed > kHotStacks) sh.trim_pending = true;
     if (cls.free.size() > kMaxCachedStacks) {
-        // The oldest half goes to the shared spare list (all trimmed: at
-        // most kHotStacks are not, and they are at the back).
+        // A hub too busy to idle: trim here, then hand the oldest half to
+        // the shared spare list.
         const std::size_t n = cls.free.size() - kMaxCachedStacks / 2;
+        while (cls.trimmed < n) trim(cls.free[cls.trimmed++]);
         SpinGuard g(g_spare_lock);
         if (!g_spare) g_spare = new std::vector<Stack>();
         g_spare->insert(g_spare->end(), cls.free.begin(), cls.free.begin() + static_cast<std::ptrdiff_t>(n));
@@ -268,6 +269,21 @@ Stack StackPool::get(std::size_t size) {
 }
 
 void StackPool::put(const Stack& stack) noexcept { put_local(shards()[shard_], stack); }
+
+bool StackPool::trim_some() noexcept {
+    Shard& sh = shards()[shard_];
+    if (sh.remote.load(std::memory_order_relaxed)) drain_remote(sh);
+    if (!sh.trim_pending) return false;
+    std::size_t budget = kTrimBatch;
+    for (auto& cls : sh.classes) {
+        while (budget > 0 && cls.free.size() - cls.trimmed > kHotStacks) {
+            trim(cls.free[cls.trimmed++]);
+            --budget;
+        }
+    }
+    if (budget > 0) sh.trim_pending = false;  // every class is down to its hot stacks
+    return true;
+}
 
 __attribute__((no_sanitize("address"))) void StackPool::recycle(const Stack& stack) noexcept {
     Shard& sh = shards()[stack.shard];

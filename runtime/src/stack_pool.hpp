@@ -23,10 +23,13 @@
 //   with its cache.
 // - A shard keeps its most recently freed stacks (kHotStacks per size) as
 //   they are; older ones are trimmed (MADV_DONTNEED of all but the top page)
-//   and beyond kMaxCachedStacks per size handed to a process-wide spare list
-//   that every shard takes from before mapping more. Resident memory thus
-//   follows the live fibers, not the peak; the address space and page tables
-//   of the peak stay reserved (slabs are never unmapped).
+//   when the hub is about to idle, kTrimBatch at a time between polls (a
+//   trim costs tens of microseconds, too much for the spawn/exit path), or
+//   at once when a busy hub's cache passes kMaxCachedStacks per size, whose
+//   oldest half then goes to a process-wide spare list that every shard
+//   takes from before mapping more. Resident memory thus follows the live
+//   fibers, not the peak; the address space and page tables of the peak
+//   stay reserved (slabs are never unmapped).
 // - The SIGSEGV handler runs on a per-hub alternate stack and recognises a
 //   fault in any guard region: the running fiber's own (stack overflow) or
 //   another stack's (reported as such), both with the running fiber's name.
@@ -52,6 +55,7 @@ constexpr std::uint64_t kStackCanary = 0x6772656e43616e79ULL;  // "grenCany"
 constexpr std::size_t kGuardBytes = 1024 * 1024;
 constexpr std::size_t kHotStacks = 16;
 constexpr std::size_t kMaxCachedStacks = 256;
+constexpr std::size_t kTrimBatch = 4;
 
 // One hub's view of its shard. Only the owning thread calls get/put.
 class StackPool {
@@ -67,6 +71,10 @@ public:
     // From the owning thread only; other threads use recycle().
     void put(const Stack& stack) noexcept;
     bool owns(const Stack& stack) const noexcept { return stack.shard == shard_; }
+
+    // Idle work: takes stacks other threads returned, and trims up to
+    // kTrimBatch cached stacks. True if more may be left to trim.
+    bool trim_some() noexcept;
 
     // Returns a stack to its shard from any thread.
     static void recycle(const Stack& stack) noexcept;
