@@ -156,6 +156,10 @@ void carve_slab(SizeClass& cls, std::uint16_t shard) {
                      -1, 0);
     if (mem == MAP_FAILED) die_out_of_stacks(cls.size, errno);
     char* slab = static_cast<char*>(mem);
+    // With transparent huge pages set to `always`, touching a stack's top
+    // would fault in 2 MiB; every slab carries the same flag, so adjacent
+    // slabs still merge into one mapping.
+    madvise(slab, stride * slots, MADV_NOHUGEPAGE);
     register_slab(slab, stride, slots);
     cls.free.reserve(cls.free.size() + slots);
     for (std::size_t i = slots; i-- > 0;) {

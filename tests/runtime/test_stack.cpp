@@ -1,6 +1,7 @@
 // Fiber stacks: overflow is reported with the fiber's name, both when it
-// hits the guard page and (GREEN_STACK_GUARD=off) when it overwrites the
-// canary; stack sizes come from SpawnOptions or GREEN_STACK_SIZE.
+// hits the guard region and (GREEN_STACK_GUARD=off) when it overwrites the
+// canary; a stray write into another stack's guard names the writer; stack
+// sizes come from SpawnOptions or GREEN_STACK_SIZE.
 #include "test_util.hpp"
 
 #include <gmock/gmock.h>
@@ -75,7 +76,35 @@ void clear_green_env() {
     std::_Exit(0);  // not reached
 }
 
+[[noreturn]] void foreign_guard_child() {
+    clear_green_env();
+    // A stray write into the guard region below another fiber's stack: the
+    // guard is 1 MiB below a stack of 64 KiB, so 576 KiB below a local of
+    // that fiber is inside it whatever the local's depth.
+    green::Event parked, release;
+    volatile char* local_of_other = nullptr;
+    auto other = green::spawn(
+        [&] {
+            volatile char x = 1;
+            local_of_other = &x;
+            parked.set();
+            release.wait();
+        },
+        {"victim", 64 * 1024});
+    parked.wait();
+    auto stray = green::spawn([&] { *(local_of_other - 576 * 1024) = 1; }, {"stray"});
+    stray.join();
+    std::_Exit(0);  // not reached
+}
+
 }  // namespace
+
+TEST(StackDeathTest, AStrayWriteIntoAnotherStacksGuardNamesTheWriter) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(foreign_guard_child(), testing::KilledBySignal(SIGABRT),
+                ContainsRegex("fiber [0-9]+ \"stray\" \\(stack of [0-9]+ bytes\\) touched 0x[0-9a-f]+ in the guard "
+                              "region below another fiber's stack"));
+}
 
 TEST(StackDeathTest, OtherFaultsInAFiberAreNotReportedAsOverflow) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
