@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include <csignal>
+#include <thread>
 #include <cstdlib>
 
 using namespace green_test;
@@ -151,4 +152,48 @@ TEST(Stack, StacksAreReusedAcrossSizes) {
             t.join();
         }
     });
+}
+
+namespace {
+
+long vm_size_kib() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmSize:", 0) == 0) return std::atol(line.c_str() + 7);
+    return -1;
+}
+
+}  // namespace
+
+TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
+    // Fibers spawned on this hub and released (their last reference
+    // dropped) on another thread's hub. Their stacks must come back to this
+    // hub's pool; if they stayed with the releasing hub, this one would map a
+    // new 64 MiB slab every few dozen fibers until the other's cache spills
+    // into the shared spare list.
+    constexpr int kFibers = 2000;
+    // Each side waits for the other thread, which may not have a hub yet.
+    green::ExternalWaker two_threads;
+    green::Channel<green::Task<int>> handoff(1);
+    std::thread joiner([&] {
+        green::run([&] {
+            while (auto t = handoff.recv()) EXPECT_EQ(t->join(), 7);  // the last reference: released here
+            return 0;
+        });
+    });
+    long after_warmup = 0;
+    in_green([&] {
+        for (int i = 0; i < kFibers; ++i) {
+            if (i == 200) after_warmup = vm_size_kib();
+            auto t = green::spawn([] { return 7; });
+            // Ended and switched away from: only `t` holds it now.
+            ASSERT_TRUE(t.wait_until(green::Clock::time_point::max()));
+            handoff.send(std::move(t));
+        }
+        handoff.close();
+    });
+    joiner.join();
+    const long at_end = vm_size_kib();
+    EXPECT_LE(at_end - after_warmup, 100 * 1024) << "VmSize " << after_warmup << " -> " << at_end << " KiB";
 }
