@@ -11,12 +11,15 @@
 //   BM_ThreadSpawnJoin        pthread_create + pthread_join
 //   BM_FiberSpawnJoin         green::spawn + join, trivial body  target >= 100x cheaper
 //   BM_OwnTls*                the same two with own_thread_locals (the shim's thread-fibers)
+//   BM_FiberSpawnJoinThreadStack  the same with an 8 MiB stack (a thread's default)
+//   BM_ThreadBurst64K<N>      N threads at once, each using 64 KiB of stack
+//   BM_FiberBurst64K<N>       the same as fibers with 8 MiB stacks (N=1024: recycling trims)
 //   BM_ThreadCondvarPingPong  two std::threads, std::mutex + condition_variable
 //   BM_FiberEventPingPong     two fibers on one hub, two green::Events
 //   BM_CrossHubPingPong       two fibers on two hubs (two OS threads running
 //                             green::run), two green::Semaphores
 //
-// One iteration is always one full round trip (or one spawn+join).
+// One iteration is always one full round trip (or one spawn+join, or one burst).
 //
 // Benchmarks run inside a hub: the benchmark thread's own stack is its hub's
 // root fiber, so each benchmark spawns the fibers it needs, runs the
@@ -138,6 +141,59 @@ void BM_OwnTlsSpawnJoin(benchmark::State& state) {
     }).join();
 }
 BENCHMARK(BM_OwnTlsSpawnJoin)->Unit(benchmark::kNanosecond)->UseRealTime();
+// The stack a thread gets by default (8 MiB here), as the shim gives its
+// thread-fibers: only the touched top pages cost, so spawn+join from the warm
+// pool should cost what the default size does.
+void BM_FiberSpawnJoinThreadStack(benchmark::State& state) {
+    green::SpawnOptions opts;
+    opts.stack_size = 8 * 1024 * 1024;
+    green::spawn([&] {
+        for (auto _ : state) green::spawn([] {}, opts).join();
+    }).join();
+}
+BENCHMARK(BM_FiberSpawnJoinThreadStack)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+// Bursts: N threads (fibers) alive at once, each using 64 KiB of its stack,
+// then all joined; one iteration is one burst. 128 stays within the stacks a
+// hub caches untrimmed while it never idles (runtime/src/stack_pool.hpp);
+// 1024 goes past that, so the fiber version includes releasing the touched
+// pages of recycled stacks and faulting them in again, as glibc does for
+// thread stacks.
+__attribute__((noinline)) int use_64k() {
+    volatile char frame[64 * 1024];
+    for (std::size_t i = 0; i < sizeof frame; i += 512) frame[i] = static_cast<char>(i);
+    return frame[4096];
+}
+
+void* use_64k_thread(void*) { return reinterpret_cast<void*>(static_cast<long>(use_64k())); }
+
+template <int N>
+void BM_ThreadBurst64K(benchmark::State& state) {
+    std::vector<pthread_t> ts(N);
+    for (auto _ : state) {
+        for (auto& t : ts) pthread_create(&t, nullptr, &use_64k_thread, nullptr);
+        for (auto& t : ts) pthread_join(t, nullptr);
+    }
+}
+BENCHMARK_TEMPLATE(BM_ThreadBurst64K, 128)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_ThreadBurst64K, 1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+template <int N>
+void BM_FiberBurst64K(benchmark::State& state) {
+    green::SpawnOptions opts;
+    opts.stack_size = 8 * 1024 * 1024;
+    green::spawn([&] {
+        std::vector<green::Task<int>> ts;
+        ts.reserve(N);
+        for (auto _ : state) {
+            for (int i = 0; i < N; ++i) ts.push_back(green::spawn([] { return use_64k(); }, opts));
+            for (auto& t : ts) t.join();
+            ts.clear();
+        }
+    }).join();
+}
+BENCHMARK_TEMPLATE(BM_FiberBurst64K, 128)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_FiberBurst64K, 1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // --- Ping-pong -----------------------------------------------------------------
 
@@ -310,6 +366,9 @@ int main(int argc, char** argv) {
                 [](double r) { return r <= 1.3; });
     print_ratio(reporter, "BM_ThreadSpawnJoin", "BM_OwnTlsSpawnJoin", ">= 50x (thread-fiber spawn+join cheaper)",
                 [](double r) { return r >= 50.0; });
+    print_ratio(reporter, "BM_FiberSpawnJoinThreadStack", "BM_FiberSpawnJoin", nullptr, nullptr);
+    print_ratio(reporter, "BM_ThreadBurst64K<128>", "BM_FiberBurst64K<128>", nullptr, nullptr);
+    print_ratio(reporter, "BM_ThreadBurst64K<1024>", "BM_FiberBurst64K<1024>", nullptr, nullptr);
     print_ratio(reporter, "BM_ThreadCondvarPingPong", "BM_FiberEventPingPong", nullptr, nullptr);
     print_ratio(reporter, "BM_CrossHubPingPong", "BM_FiberEventPingPong", nullptr, nullptr);
     print_ratio(reporter, "BM_ThreadCondvarPingPong", "BM_CrossHubPingPong", nullptr, nullptr);

@@ -132,13 +132,22 @@ void run_payload(void* payload) { run_thread(*static_cast<ThreadHandle**>(payloa
 void destroy_payload(void*) noexcept {}
 constexpr detail::TaskOps kThreadOps{&run_payload, &destroy_payload, true};
 
+// The stack a thread would get unpatched: its attribute's size, else the
+// process default (glibc's, from RLIMIT_STACK, or pthread_setattr_default_np),
+// which GREEN_STACK_SIZE replaces. Only touched pages cost memory
+// (runtime/src/stack_pool.hpp). glibc reports the default for an attribute
+// whose size was never set, so a size equal to the default counts as unset.
 std::size_t stack_size_for(const pthread_attr_t* attr) {
-    std::size_t def = config().stack_size;
+    std::size_t def = 0;
+    pthread_attr_t defaults;
+    if (pthread_getattr_default_np(&defaults) == 0) {
+        pthread_attr_getstacksize(&defaults, &def);
+        pthread_attr_destroy(&defaults);
+    }
     std::size_t want = 0;
-    if (!attr || pthread_attr_getstacksize(attr, &want) != 0 || want == 0) return def;
-    // Honour the program's request within bounds: glibc reports its 8 MiB
-    // default for any initialised attr, which would be wasted on a fiber.
-    return std::clamp<std::size_t>(want, 16 * 1024, std::max<std::size_t>(def, 1024 * 1024));
+    if (attr && pthread_attr_getstacksize(attr, &want) == 0 && want != 0 && want != def) return want;
+    if (config().stack_size_set || def == 0) return config().stack_size;
+    return def;
 }
 
 #define REAL(name) GREEN_NEXT(name)

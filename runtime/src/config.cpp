@@ -70,9 +70,12 @@ Config load() {
     c.stats = false;
     c.hubs = 1;
     c.blocked_ms = 2000;
-    if (const char* v = std::getenv("GREEN_STACK_SIZE"))
+    c.stack_size_set = false;
+    if (const char* v = std::getenv("GREEN_STACK_SIZE")) {
         c.stack_size = parse_size("GREEN_STACK_SIZE", v, 16 * 1024, 1024ull * 1024 * 1024,
                                   "a stack size in bytes with optional K/M/G suffix, 16K to 1G (e.g. 256K)");
+        c.stack_size_set = true;
+    }
     if (const char* v = std::getenv("GREEN_POOL_SIZE"))
         c.pool_size = parse_count("GREEN_POOL_SIZE", v, 1, 1024, "a thread count from 1 to 1024");
     if (const char* v = std::getenv("GREEN_STACK_GUARD")) {

@@ -285,7 +285,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
     *payload = p;
     char* sp = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63});
     // The stack comes from this hub's pool even when another hub will own
-    // the fiber; it returns to the owner's pool when the fiber is released.
+    // the fiber; it returns to this pool when the fiber is released.
     f->hub = runs_on;
     f->tls = tls;
     f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
@@ -379,18 +379,16 @@ void Hub::release(FiberRecord* f) noexcept {
         if (here == f->hub && here->tls_cache_.size() < kTlsCacheSize) here->tls_cache_.push_back(f->tls);
         else fiber_tls_destroy(f->tls);
     }
-    Hub* owner = f->hub;
     Stack s = f->stack;
     if (!StackPool::canary_intact(s)) report_stack_overflow(f);
     sanitizer::on_destroy(f->sanitizer);
     f->~FiberRecord();
-    // Stacks go back to the pool of the thread releasing them only when that
-    // is the owning hub; otherwise to the owner via the orphan list.
-    if (Hub* here = tls_hub_; here == owner) {
+    // A stack goes back to the pool it came from (the creating hub's, which
+    // may not be the owner's), so no pool grows at another's expense.
+    if (Hub* here = tls_hub_; here && here->stacks.owns(s)) {
         here->stacks.put(s);
     } else {
-        StackPool orphan_carrier;
-        orphan_carrier.put(s);  // its destructor hands the stack to the orphan list
+        StackPool::recycle(s);
     }
 }
 
@@ -693,6 +691,12 @@ void Hub::scheduler_loop() {
             }
         }
         if (remote_head_.load(std::memory_order_acquire)) continue;
+        if (stacks.trim_some()) {
+            // About to idle: release idle stacks' pages a few at a time,
+            // looking at I/O in between.
+            ev_run(loop_, EVRUN_NOWAIT);
+            continue;
+        }
         if (parked_on_io.load(std::memory_order_relaxed) == 0 && parked_on_timer.load(std::memory_order_relaxed) == 0 &&
             pool_jobs_in_flight().load() == 0) {
             // Nothing of ours can wake anyone here; only another thread can.

@@ -1,6 +1,7 @@
 // Fiber stacks: overflow is reported with the fiber's name, both when it
-// hits the guard page and (GREEN_STACK_GUARD=off) when it overwrites the
-// canary; stack sizes come from SpawnOptions or GREEN_STACK_SIZE.
+// hits the guard region and (GREEN_STACK_GUARD=off) when it overwrites the
+// canary; a stray write into another stack's guard names the writer; stack
+// sizes come from SpawnOptions or GREEN_STACK_SIZE.
 #include "test_util.hpp"
 
 #include <gmock/gmock.h>
@@ -8,6 +9,7 @@
 #include <sys/mman.h>
 
 #include <csignal>
+#include <thread>
 #include <cstdlib>
 
 using namespace green_test;
@@ -75,7 +77,35 @@ void clear_green_env() {
     std::_Exit(0);  // not reached
 }
 
+[[noreturn]] void foreign_guard_child() {
+    clear_green_env();
+    // A stray write into the guard region below another fiber's stack: the
+    // guard is 1 MiB below a stack of 64 KiB, so 576 KiB below a local of
+    // that fiber is inside it whatever the local's depth.
+    green::Event parked, release;
+    volatile char* local_of_other = nullptr;
+    auto other = green::spawn(
+        [&] {
+            volatile char x = 1;
+            local_of_other = &x;
+            parked.set();
+            release.wait();
+        },
+        {"victim", 64 * 1024});
+    parked.wait();
+    auto stray = green::spawn([&] { *(local_of_other - 576 * 1024) = 1; }, {"stray"});
+    stray.join();
+    std::_Exit(0);  // not reached
+}
+
 }  // namespace
+
+TEST(StackDeathTest, AStrayWriteIntoAnotherStacksGuardNamesTheWriter) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(foreign_guard_child(), testing::KilledBySignal(SIGABRT),
+                ContainsRegex("fiber [0-9]+ \"stray\" \\(stack of [0-9]+ bytes\\) touched 0x[0-9a-f]+ in the guard "
+                              "region below another fiber's stack"));
+}
 
 TEST(StackDeathTest, OtherFaultsInAFiberAreNotReportedAsOverflow) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
@@ -122,4 +152,48 @@ TEST(Stack, StacksAreReusedAcrossSizes) {
             t.join();
         }
     });
+}
+
+namespace {
+
+long vm_size_kib() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmSize:", 0) == 0) return std::atol(line.c_str() + 7);
+    return -1;
+}
+
+}  // namespace
+
+TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
+    // Fibers spawned on this hub and released (their last reference
+    // dropped) on another thread's hub. Their stacks must come back to this
+    // hub's pool; if they stayed with the releasing hub, this one would map a
+    // new 64 MiB slab every few dozen fibers until the other's cache spills
+    // into the shared spare list.
+    constexpr int kFibers = 2000;
+    // Each side waits for the other thread, which may not have a hub yet.
+    green::ExternalWaker two_threads;
+    green::Channel<green::Task<int>> handoff(1);
+    std::thread joiner([&] {
+        green::run([&] {
+            while (auto t = handoff.recv()) EXPECT_EQ(t->join(), 7);  // the last reference: released here
+            return 0;
+        });
+    });
+    long after_warmup = 0;
+    in_green([&] {
+        for (int i = 0; i < kFibers; ++i) {
+            if (i == 200) after_warmup = vm_size_kib();
+            auto t = green::spawn([] { return 7; });
+            // Ended and switched away from: only `t` holds it now.
+            ASSERT_TRUE(t.wait_until(green::Clock::time_point::max()));
+            handoff.send(std::move(t));
+        }
+        handoff.close();
+    });
+    joiner.join();
+    const long at_end = vm_size_kib();
+    EXPECT_LE(at_end - after_warmup, 100 * 1024) << "VmSize " << after_warmup << " -> " << at_end << " KiB";
 }

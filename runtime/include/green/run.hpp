@@ -19,6 +19,7 @@ enum class StackGuard { Auto, On, Off };
 
 struct Config {
     std::size_t stack_size;   // GREEN_STACK_SIZE: bytes, K/M suffix accepted (default 256K)
+    bool stack_size_set;      // GREEN_STACK_SIZE was given: it also replaces the shim's default thread stack size
     std::size_t pool_size;    // GREEN_POOL_SIZE: blocking-pool threads (default 16)
     StackGuard stack_guard;   // GREEN_STACK_GUARD=auto|on|off (default auto, see stack_pool.hpp)
     bool stats;               // GREEN_STATS=0|1: counters on stderr at exit (default 0)
