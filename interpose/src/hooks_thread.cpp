@@ -24,7 +24,7 @@
 
 #include "fiber_futex.hpp"
 #include "hook_context.hpp"
-#include "hubs.hpp"
+#include "placement.hpp"
 #include "os.hpp"
 #include "real.hpp"
 #include "spinlock.hpp"
@@ -122,6 +122,7 @@ void run_thread(ThreadHandle* th) {
         th->result = e.value;
     }
     run_key_destructors(th->keys);
+    placement_thread_ended();
     if (th->state.exchange(2, std::memory_order_acq_rel) == 1) release_handle(th);  // detached: nobody joins
 }
 
@@ -156,10 +157,12 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     th->state.store(detach == PTHREAD_CREATE_DETACHED ? 1 : 0, std::memory_order_relaxed);
     void* payload = nullptr;
     detail::FiberRecord* f;
+    detail::Hub* where = place_new_thread();
     try {
         f = here.create_fiber(SpawnOptions{{}, stack_size_for(attr)}, sizeof(ThreadHandle*), alignof(ThreadHandle*),
-                              &kThreadOps, &payload, place_new_thread());
+                              &kThreadOps, &payload, where);
     } catch (...) {
+        placement_thread_not_started(where);
         delete th;
         return EAGAIN;
     }
