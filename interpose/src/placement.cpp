@@ -2,8 +2,13 @@
 // placement.hpp for why it matters).
 //
 // Power of two choices: two distinct hubs drawn at random, the less loaded one
-// wins. Load is the number of thread-fibers placed on a hub and not yet ended
-// (the main thread counts on hub 0). Sampling two hubs instead of all keeps
+// wins. Load is the number of thread-fibers placed on a hub and not yet ended.
+// On a tie the hub that is not the creator's wins: the creator (typically an
+// accept loop) has its own work on its hub. main() itself is not counted: an
+// accepting or joining main is parked nearly always, and counting it would
+// leave main's hub one connection short, which with few connections (a
+// server with 4 keep-alive clients on 2 hubs) is the difference between 2/2
+// and 1/3. Sampling two hubs instead of all keeps
 // the cost flat in the hub count and, with many creators, avoids them all
 // piling onto the one hub that was least loaded a moment ago; the expected
 // largest imbalance stays O(log log n).
@@ -20,9 +25,11 @@
 // fields are hints written racily by whichever thread places; a torn or stale
 // sample can only cost one unbalanced choice, never correctness (placement
 // only picks among live hubs). The caller's own hub is never busy to itself:
-// its running fiber is the creator, which will yield.
+// its running fiber is the creator, which will yield. After fork() the child
+// places everything on its one surviving hub.
 #include "placement.hpp"
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,18 +117,27 @@ bool busy(Slot& s, const detail::Hub* caller) noexcept {
 }
 
 // Does `b` beat `a`?
-bool better(Slot& a, bool a_busy, Slot& b, bool b_busy) noexcept {
+bool better(Slot& a, bool a_busy, Slot& b, bool b_busy, const detail::Hub* caller) noexcept {
     if (a_busy != b_busy) return a_busy;
-    return b.live.load(std::memory_order_relaxed) < a.live.load(std::memory_order_relaxed);
+    long la = a.live.load(std::memory_order_relaxed), lb = b.live.load(std::memory_order_relaxed);
+    if (la != lb) return lb < la;
+    return a.hub == caller;
 }
 
 }  // namespace
 
+// In the child of fork() only the forking thread's hub exists: placing a
+// thread on any other would leave it never started.
+void after_fork_in_child() noexcept {
+    g_slots[0].hub = detail::Hub::current_if_any();
+    g_count.store(1, std::memory_order_release);
+}
+
 void placement_add_hub(detail::Hub* hub) noexcept {
     unsigned i = g_count.load(std::memory_order_relaxed);
+    if (i == 0) pthread_atfork(nullptr, nullptr, after_fork_in_child);
     if (i >= kMaxSlots) return;
     g_slots[i].hub = hub;
-    if (i == 0) g_slots[0].live.store(1, std::memory_order_relaxed);  // main()
     g_count.store(i + 1, std::memory_order_release);
 }
 
@@ -137,7 +153,7 @@ detail::Hub* place_new_thread() noexcept {
     if (ib >= ia) ++ib;
     Slot& a = g_slots[ia];
     Slot& b = g_slots[ib];
-    Slot& pick = better(a, busy(a, caller), b, busy(b, caller)) ? b : a;
+    Slot& pick = better(a, busy(a, caller), b, busy(b, caller), caller) ? b : a;
     pick.live.fetch_add(1, std::memory_order_relaxed);
     return pick.hub;
 }

@@ -11,7 +11,7 @@ class Hub;
 namespace green::interpose {
 
 // Start-up (hubs.cpp): the hubs new threads may go to, in slot order; slot 0
-// is the main thread's hub, and main() itself counts as its first thread.
+// is the main thread's hub.
 void placement_add_hub(detail::Hub* hub) noexcept;
 // On each hub's own thread, once, so that a thread-fiber ending there finds
 // its slot without a search.

@@ -6,7 +6,9 @@
 //   probe_placement spread N   N threads, created by main, all alive at once
 //   probe_placement busy N     the same while one thread computes without ever
 //                              blocking; counts only the N created after it
-//                              has been computing for a while
+//                              has been computing for a while (the spinner is
+//                              the first thread: placement puts it off the
+//                              creator's hub when loads tie)
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
