@@ -128,6 +128,7 @@ INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
                                            BadConfig{"GREEN_STACK_GUARD=maybe", "GREEN_STACK_GUARD", "auto, on, off"},
                                            BadConfig{"GREEN_STATS=yes", "GREEN_STATS", "0 or 1"},
                                            BadConfig{"GREEN_HUBS=-1", "GREEN_HUBS", "1 to 64"},
+                                           BadConfig{"GREEN_HUBS=all", "GREEN_HUBS", "1 to 64, or auto"},
                                            BadConfig{"GREEN_BLOCKED_MS=soon", "GREEN_BLOCKED_MS",
                                                      "milliseconds from 0 (off) to 3600000"}),
                          [](const auto& info) {
