@@ -4,7 +4,11 @@
 // each TID. Run patched with several hubs; unpatched every thread has its own.
 //
 //   probe_placement spread N   N threads, created by main, all alive at once
-//   probe_placement busy N     the same while one thread computes without ever
+//   probe_placement alternate N  N long-lived threads as in spread, each
+//                              followed by a short one that is joined at once
+//                              (a blind round-robin puts every long one on the
+//                              same hubs); counts the long-lived ones
+//   probe_placement busy N     the same as spread while one thread computes without ever
 //                              blocking; counts only the N created after it
 //                              has been computing for a while (the spinner is
 //                              the first thread: placement puts it off the
@@ -66,19 +70,25 @@ void* record_and_wait(void* p) {
     return nullptr;
 }
 
-std::vector<pthread_t> create(std::size_t n, std::vector<pid_t>& tids, std::vector<Slot>& slots, Gate& gate) {
+pthread_t create_one(Slot* slot) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_t t;
+    if (int e = pthread_create(&t, &attr, record_and_wait, slot); e != 0) {
+        std::fprintf(stderr, "pthread_create: %s\n", std::strerror(e));
+        std::exit(1);
+    }
+    pthread_attr_destroy(&attr);
+    return t;
+}
+
+std::vector<pthread_t> create(std::size_t n, std::vector<pid_t>& tids, std::vector<Slot>& slots, Gate& gate) {
     std::vector<pthread_t> threads(n);
     for (std::size_t i = 0; i < n; ++i) {
         slots[i] = Slot{&tids[i], &gate};
-        if (int e = pthread_create(&threads[i], &attr, record_and_wait, &slots[i]); e != 0) {
-            std::fprintf(stderr, "pthread_create: %s\n", std::strerror(e));
-            std::exit(1);
-        }
+        threads[i] = create_one(&slots[i]);
     }
-    pthread_attr_destroy(&attr);
     return threads;
 }
 
@@ -107,6 +117,25 @@ int spread(std::size_t n) {
     std::vector<Slot> slots(n);
     Gate gate;
     auto threads = create(n, tids, slots, gate);
+    gate.release();
+    join_all(threads);
+    print_counts(tids, kernel_tid(), 0, "");
+    return 0;
+}
+
+int alternate(std::size_t n) {
+    std::vector<pid_t> tids(n, 0);
+    std::vector<Slot> slots(n);
+    Gate gate, open_gate;
+    open_gate.release();
+    std::vector<pthread_t> threads(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        slots[i] = Slot{&tids[i], &gate};
+        threads[i] = create_one(&slots[i]);
+        pid_t short_tid = 0;
+        Slot short_slot{&short_tid, &open_gate};
+        pthread_join(create_one(&short_slot), nullptr);
+    }
     gate.release();
     join_all(threads);
     print_counts(tids, kernel_tid(), 0, "");
@@ -157,7 +186,8 @@ int busy(std::size_t n) {
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     if (argc == 3 && std::strcmp(argv[1], "spread") == 0) return spread(std::strtoul(argv[2], nullptr, 10));
+    if (argc == 3 && std::strcmp(argv[1], "alternate") == 0) return alternate(std::strtoul(argv[2], nullptr, 10));
     if (argc == 3 && std::strcmp(argv[1], "busy") == 0) return busy(std::strtoul(argv[2], nullptr, 10));
-    std::fprintf(stderr, "usage: %s spread|busy N\n", argv[0]);
+    std::fprintf(stderr, "usage: %s spread|alternate|busy N\n", argv[0]);
     return 2;
 }

@@ -2,7 +2,8 @@
 // (probe_placement.cpp): where its threads' kernel TIDs say they ran.
 //
 // - 10,000 threads created by one thread and all alive at once end up spread
-//   over the hubs within +-10% of an even share.
+//   over the hubs within +-10% of an even share; so do long-lived threads
+//   created alternately with short-lived ones.
 // - A hub whose running fiber computes without yielding receives fewer of the
 //   threads created meanwhile (its fibers could not run before it yields).
 #include <gtest/gtest.h>
@@ -46,10 +47,9 @@ std::vector<std::string> shim_env(unsigned hubs) {
 
 class Placement : public testing::TestWithParam<unsigned> {};
 
-TEST_P(Placement, TenThousandThreadsFromOneCreatorSpreadEvenly) {
-    const unsigned hubs = GetParam();
-    const std::size_t n = 10000;
-    auto r = run_capture({env_or_die("GREEN_PROBE_PLACEMENT"), "spread", std::to_string(n)}, shim_env(hubs));
+// Runs probe_placement MODE N and checks every hub got N / hubs +-10%.
+void expect_even_spread(const char* mode, std::size_t n, unsigned hubs) {
+    auto r = run_capture({env_or_die("GREEN_PROBE_PLACEMENT"), mode, std::to_string(n)}, shim_env(hubs));
     ASSERT_EQ(r.status, 0) << r.err;
     Counts c = parse(r.out);
     ASSERT_EQ(c.tids, hubs) << "each hub is one OS thread:\n" << r.out;
@@ -62,6 +62,12 @@ TEST_P(Placement, TenThousandThreadsFromOneCreatorSpreadEvenly) {
         EXPECT_LE(count, share * 1.1) << r.out;
     }
 }
+
+TEST_P(Placement, TenThousandThreadsFromOneCreatorSpreadEvenly) { expect_even_spread("spread", 10000, GetParam()); }
+
+// Each long-lived thread is followed by a short one: placement in turn would
+// put every long-lived thread on the same hub(s).
+TEST_P(Placement, LongLivedThreadsSpreadEvenAmongShortOnes) { expect_even_spread("alternate", 1000, GetParam()); }
 
 TEST_P(Placement, AHubHeldByAComputingFiberReceivesFewerNewThreads) {
     const unsigned hubs = GetParam();
