@@ -6,13 +6,15 @@
 //   /sleep?ms=N        blocks the handling thread N ms (std::this_thread::sleep_for)
 //   /upstream?ms=N     a blocking HTTP request to the delay server given on the
 //                      command line, which answers after N ms: genuinely I/O-bound
-//   /cpu?us=N          burns N µs of CPU
+//   /cpu?us=N          burns N µs of the handling thread's CPU time
 //   /counter?us=N      increments a std::mutex-protected counter and holds the
 //                      lock N µs more (default 0): the contended write; the body
 //                      is the counter's new value
 // Connections are kept alive unless the client says otherwise (or speaks
 // HTTP/1.0 without asking for keep-alive).
 #pragma once
+
+#include <time.h>
 
 #include <cctype>
 #include <chrono>
@@ -120,10 +122,19 @@ inline long query_long(std::string_view query, std::string_view key, long def, l
     return def;
 }
 
+// Burns `us` of this thread's CPU time, so a request costs the same CPU
+// however often the thread is preempted on a loaded machine (a wall-clock
+// loop would do less work per request the busier the machine). Under the shim
+// the clock is the hub thread's; the loop never yields, so all of it is ours.
 inline void burn_cpu(long us) {
-    auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+    auto cpu_ns = [] {
+        timespec ts{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    };
+    const long long until = cpu_ns() + us * 1000LL;
     volatile std::uint64_t x = 1;
-    while (std::chrono::steady_clock::now() < until)
+    while (cpu_ns() < until)
         for (int i = 0; i < 64; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
 }
 

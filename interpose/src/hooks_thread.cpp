@@ -25,7 +25,7 @@
 #include "fiber_futex.hpp"
 #include "fiber_tls.hpp"
 #include "hook_context.hpp"
-#include "hubs.hpp"
+#include "placement.hpp"
 #include "os.hpp"
 #include "real.hpp"
 #include "spinlock.hpp"
@@ -125,6 +125,7 @@ void run_thread(ThreadHandle* th) {
     // glibc's order at thread exit: thread_local destructors, then keys.
     if (detail::Hub::current().running()->tls) detail::fiber_tls_run_destructors();
     run_key_destructors(th->keys);
+    placement_thread_ended();
     if (th->state.exchange(2, std::memory_order_acq_rel) == 1) release_handle(th);  // detached: nobody joins
 }
 
@@ -168,11 +169,13 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     th->state.store(detach == PTHREAD_CREATE_DETACHED ? 1 : 0, std::memory_order_relaxed);
     void* payload = nullptr;
     detail::FiberRecord* f;
+    detail::Hub* where = place_new_thread();
     try {
         SpawnOptions options{.stack_size = stack_size_for(attr), .own_thread_locals = g_thread_locals_per_thread};
         f = here.create_fiber(options, sizeof(ThreadHandle*), alignof(ThreadHandle*),
-                              &kThreadOps, &payload, place_new_thread());
+                              &kThreadOps, &payload, where);
     } catch (...) {
+        placement_thread_not_started(where);
         delete th;
         return EAGAIN;
     }

@@ -11,6 +11,7 @@
 
 #include "hub.hpp"
 #include "os.hpp"
+#include "placement.hpp"
 
 namespace green::interpose {
 
@@ -18,15 +19,16 @@ namespace {
 
 std::vector<detail::Hub*>* g_hubs = nullptr;  // written once during start-up
 std::atomic<unsigned> g_ready{0};
-std::atomic<std::uint32_t> g_next{0};
 
 struct StartArg {
     std::atomic<detail::Hub*> hub{nullptr};
+    unsigned slot = 0;
 };
 
 void* hub_thread(void* p) {
     auto* arg = static_cast<StartArg*>(p);
     detail::Hub& h = detail::Hub::current();
+    placement_bind_this_thread(arg->slot);
     arg->hub.store(&h, std::memory_order_release);
     g_ready.fetch_add(1, std::memory_order_release);
     detail::os::futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&g_ready), 1);
@@ -38,8 +40,11 @@ void* hub_thread(void* p) {
 void start_hub_threads(unsigned hubs) {
     g_hubs = new std::vector<detail::Hub*>();
     g_hubs->push_back(&detail::Hub::current());
+    placement_add_hub(g_hubs->back());
+    placement_bind_this_thread(0);
     for (unsigned i = 1; i < hubs; ++i) {
         auto* arg = new StartArg();  // lives as long as the process
+        arg->slot = i;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -54,12 +59,8 @@ void start_hub_threads(unsigned hubs) {
         for (unsigned seen; (seen = g_ready.load(std::memory_order_acquire)) < i;)
             detail::os::futex_wait(reinterpret_cast<std::atomic<std::uint32_t>*>(&g_ready), seen);
         g_hubs->push_back(arg->hub.load());
+        placement_add_hub(g_hubs->back());
     }
-}
-
-detail::Hub* place_new_thread() noexcept {
-    if (!g_hubs || g_hubs->size() == 1) return detail::Hub::current_if_any();
-    return (*g_hubs)[g_next.fetch_add(1, std::memory_order_relaxed) % g_hubs->size()];
 }
 
 }  // namespace green::interpose

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "cpus.hpp"
 #include "os.hpp"
 
 namespace green {
@@ -62,6 +63,12 @@ unsigned long long parse_count(const char* var, const char* text, unsigned long 
     return v;
 }
 
+// GREEN_HUBS=auto: one hub per CPU this process may run on, within 1..64.
+unsigned auto_hubs() noexcept {
+    unsigned n = detail::usable_cpus();
+    return n > 64 ? 64 : n;
+}
+
 Config load() {
     Config c{};
     c.stack_size = 256 * 1024;
@@ -94,8 +101,12 @@ Config load() {
     if (const char* v = std::getenv("GREEN_BLOCKED_MS"))
         c.blocked_ms = static_cast<unsigned>(
             parse_count("GREEN_BLOCKED_MS", v, 0, 3600000, "milliseconds from 0 (off) to 3600000"));
-    if (const char* v = std::getenv("GREEN_HUBS"))
-        c.hubs = static_cast<unsigned>(parse_count("GREEN_HUBS", v, 1, 64, "a hub count from 1 to 64"));
+    if (const char* v = std::getenv("GREEN_HUBS")) {
+        if (std::string_view(v) == "auto")
+            c.hubs = auto_hubs();
+        else
+            c.hubs = static_cast<unsigned>(parse_count("GREEN_HUBS", v, 1, 64, "a hub count from 1 to 64, or auto"));
+    }
     return c;
 }
 

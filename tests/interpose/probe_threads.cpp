@@ -85,13 +85,21 @@ void case_lifecycle() {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    std::atomic<bool> ran{false};
+    // The detached thread stays alive until the join was tried: joining a
+    // detached thread that has already ended is undefined (its pthread_t is
+    // gone), and with several hubs it would run and end in parallel.
+    struct Detached {
+        std::atomic<bool> may_end{false}, ran{false};
+    } d;
     pthread_create(&t, &attr, [](void* p) -> void* {
-        static_cast<std::atomic<bool>*>(p)->store(true);
+        auto* d = static_cast<Detached*>(p);
+        while (!d->may_end.load()) sched_yield();
+        d->ran.store(true);
         return nullptr;
-    }, &ran);
+    }, &d);
     std::printf("join detached = %s\n", err(pthread_join(t, nullptr)));
-    while (!ran.load()) sched_yield();
+    d.may_end = true;
+    while (!d.ran.load()) sched_yield();
     std::printf("detached ran\n");
     // Identity: distinct, stable, equal to itself.
     pthread_t self_seen[2];

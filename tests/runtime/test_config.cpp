@@ -6,6 +6,8 @@
 
 #include <gmock/gmock.h>
 
+#include <sched.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -68,7 +70,10 @@ INSTANTIATE_TEST_SUITE_P(
                     Rejected{"GREEN_STACK_GUARD", "ON", "auto, on, off"},
                     Rejected{"GREEN_STATS", "yes", "0 or 1"},
                     Rejected{"GREEN_HUBS", "0", "1 to 64"},
-                    Rejected{"GREEN_HUBS", "65", "1 to 64"}),
+                    Rejected{"GREEN_HUBS", "65", "1 to 64"},
+                    Rejected{"GREEN_HUBS", "AUTO", "1 to 64, or auto"},
+                    Rejected{"GREEN_HUBS", "auto4", "1 to 64, or auto"},
+                    Rejected{"GREEN_HUBS", "", "1 to 64, or auto"}),
     [](const testing::TestParamInfo<Rejected>& info) {
         std::string name = std::string(info.param.var).substr(6) + "_" + std::to_string(info.index);
         return name;
@@ -124,5 +129,50 @@ INSTANTIATE_TEST_SUITE_P(
         return std::string(info.param.var ? std::string(info.param.var).substr(6) : "defaults") + "_" +
                std::to_string(info.index);
     });
+
+// GREEN_HUBS=auto: one hub per CPU the process may run on. The child
+// restricts its own affinity first and prints what auto chose.
+[[noreturn]] void auto_hubs_child(int pin_to_cpus) {
+    clear_green_env();
+    ::setenv("GREEN_HUBS", "auto", 1);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) std::_Exit(10);
+    const int allowed = CPU_COUNT(&set);
+    if (pin_to_cpus > 0) {
+        cpu_set_t pinned;
+        CPU_ZERO(&pinned);
+        for (int cpu = 0, taken = 0; cpu < CPU_SETSIZE && taken < pin_to_cpus; ++cpu)
+            if (CPU_ISSET(cpu, &set)) {
+                CPU_SET(cpu, &pinned);
+                ++taken;
+            }
+        if (sched_setaffinity(0, sizeof pinned, &pinned) != 0) std::_Exit(11);
+    }
+    const unsigned hubs = green::config().hubs;
+    const int usable = pin_to_cpus > 0 && pin_to_cpus < allowed ? pin_to_cpus : allowed;
+    std::fprintf(stderr, "hubs=%u allowed=%d\n", hubs, allowed);
+    green::spawn([] {}).join();
+    std::_Exit(hubs >= 1 && hubs <= static_cast<unsigned>(usable) ? 0 : 12);
+}
+
+TEST(ConfigAutoHubs, PinnedToOneCpuGivesOneHub) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(auto_hubs_child(1), testing::ExitedWithCode(0), HasSubstr("hubs=1 "));
+}
+
+TEST(ConfigAutoHubs, NeverMoreHubsThanAllowedCpus) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    const int allowed = CPU_COUNT(&set);
+    if (allowed < 2) GTEST_SKIP() << "this machine lets the test use one CPU only";
+    // Two CPUs allowed: 2 hubs, unless a cgroup CPU quota of one CPU or less
+    // applies (then 1); never more.
+    EXPECT_EXIT(auto_hubs_child(2), testing::ExitedWithCode(0), testing::ContainsRegex("hubs=[12] "));
+    EXPECT_EXIT(auto_hubs_child(0), testing::ExitedWithCode(0),
+                testing::ContainsRegex("hubs=[1-9][0-9]* allowed=" + std::to_string(allowed)));
+}
 
 }  // namespace

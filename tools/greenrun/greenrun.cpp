@@ -104,7 +104,11 @@ int main(int argc, char** argv) {
     app.formatter(formatter);
     std::string hubs, stack_size, pool_size, stack_guard, preload;
     bool stats = false, check = false, verbose = false;
-    app.add_option("--hubs", hubs, "GREEN_HUBS: hub threads (OS threads running fibers), 1-64. Default 1")
+    app.add_option("--hubs", hubs,
+                   "GREEN_HUBS: hub threads (OS threads running fibers), 1-64, or auto (one per CPU the program "
+                   "may use: affinity mask and cgroup CPU quota). Default 1: on the 2-CPU machines it was measured "
+                   "on, a second hub did not pay (docs/benchmarks.md, \"Scaling over hubs\"); use auto for "
+                   "CPU-heavy servers with cores to spare")
         ->type_name("N");
     app.add_option("--stack-size", stack_size,
                    "GREEN_STACK_SIZE: stack size of each fiber, bytes with optional K/M/G, 16K-1G. Default 256K")
