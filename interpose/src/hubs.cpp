@@ -19,6 +19,8 @@ namespace {
 std::vector<detail::Hub*>* g_hubs = nullptr;  // written once during start-up
 std::atomic<unsigned> g_ready{0};
 std::atomic<std::uint32_t> g_next{0};
+unsigned g_wanted = 1;             // GREEN_HUBS
+std::atomic<bool> g_restart{false};  // set in a fork child: hub threads are gone
 
 struct StartArg {
     std::atomic<detail::Hub*> hub{nullptr};
@@ -33,11 +35,8 @@ void* hub_thread(void* p) {
     for (;;) h.park_idle();
 }
 
-}  // namespace
-
-void start_hub_threads(unsigned hubs) {
-    g_hubs = new std::vector<detail::Hub*>();
-    g_hubs->push_back(&detail::Hub::current());
+void add_hub_threads(unsigned hubs) {
+    g_ready.store(0, std::memory_order_relaxed);
     for (unsigned i = 1; i < hubs; ++i) {
         auto* arg = new StartArg();  // lives as long as the process
         pthread_t t;
@@ -57,7 +56,29 @@ void start_hub_threads(unsigned hubs) {
     }
 }
 
+// A fork child has only the forking thread, so only its hub: placement must
+// not pick the parent's hub threads (their fibers would never run). The
+// child gets its GREEN_HUBS back on its first thread creation, not here: a
+// child that only execs should not pay for threads.
+void after_fork_in_child() {
+    if (!g_hubs) return;
+    g_hubs->clear();
+    if (detail::Hub* h = detail::Hub::current_if_any()) g_hubs->push_back(h);
+    g_restart.store(g_wanted > 1 && !g_hubs->empty(), std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void start_hub_threads(unsigned hubs) {
+    g_wanted = hubs;
+    g_hubs = new std::vector<detail::Hub*>();
+    g_hubs->push_back(&detail::Hub::current());
+    pthread_atfork(nullptr, nullptr, after_fork_in_child);
+    add_hub_threads(hubs);
+}
+
 detail::Hub* place_new_thread() noexcept {
+    if (g_restart.load(std::memory_order_relaxed) && g_restart.exchange(false)) add_hub_threads(g_wanted);
     if (!g_hubs || g_hubs->size() == 1) return detail::Hub::current_if_any();
     return (*g_hubs)[g_next.fetch_add(1, std::memory_order_relaxed) % g_hubs->size()];
 }

@@ -160,6 +160,7 @@ Hub& Hub::create_for_this_thread() {
 Hub::Hub() {
     index_ = g_next_hub_index.fetch_add(1);
     tid_ = os::gettid();
+    os::RuntimeFdScope own_fds;
     loop_ = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (!loop_) {
         os::write_stderr("green: ev_loop_new failed (out of file descriptors?)\n");
