@@ -68,7 +68,8 @@ int fcntl_impl(int fd, int cmd, long arg, int (*real)(int, int, ...)) {
 }
 
 int real_close_range(unsigned first, unsigned last, int flags) noexcept {
-    return static_cast<int>(::syscall(SYS_close_range, first, last, flags));
+    // libc's syscall(), not ours: that one routes close_range back here.
+    return static_cast<int>(GREEN_NEXT(syscall)(SYS_close_range, first, last, flags));
 }
 
 }  // namespace

@@ -27,6 +27,11 @@ const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types
                                                "rwlock", "barrier_sem", "process", "exit_from_thread",
                                                "uncaught_in_thread", "main_pthread_exit",
                                                "main_returns_with_threads_blocked"};
+// Cases of the fd/process probe (probe_fds.cpp), run with one hub and two.
+const std::vector<std::string> kFdCases = {"first_open", "daemon_close", "foreign_pipe_thread", "eventfd_timerfd",
+                                           "inherited_listener", "popen_reader", "child_pipes", "vfork_exec",
+                                           "fork_threads", "daemon_threads", "waitall", "select_big",
+                                           "splice_tee", "mmsg", "linger_close"};
 // Listed by the probe but checked by their own tests below.
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "thread_local_shared"};
 
@@ -56,17 +61,23 @@ TEST(DifferentialSetup, EveryProbeCaseIsTested) {
     std::vector<std::string> all = kThreadCases;
     all.insert(all.end(), kThreadOnlyPatched.begin(), kThreadOnlyPatched.end());
     EXPECT_EQ(threads.out, joined(all)) << "thread probe cases and this test's list differ";
+    auto fds = run_capture({env_or_die("GREEN_PROBE_FDS"), "--list"});
+    ASSERT_EQ(fds.status, 0);
+    EXPECT_EQ(fds.out, joined(kFdCases)) << "fd probe cases and this test's list differ";
 }
 
-// "io/<case>" runs probe, "threads/<case>" runs probe_threads; "threads2/"
-// runs the thread probe with GREEN_HUBS=2 (fibers on two OS threads).
+// "io/<case>" runs probe, "threads/<case>" runs probe_threads, "fds/<case>"
+// runs probe_fds; "threads2/" and "fds2/" run them with GREEN_HUBS=2 (fibers
+// on two OS threads).
 TEST_P(Differential, PatchedOutputMatchesUnpatched) {
     const std::string param = GetParam();
     const std::string kind = param.substr(0, param.find('/'));
     const std::string name = param.substr(param.find('/') + 1);
-    const std::string probe = env_or_die(kind == "io" ? "GREEN_PROBE" : "GREEN_PROBE_THREADS");
+    const std::string probe = env_or_die(kind == "io"                      ? "GREEN_PROBE"
+                                         : kind.rfind("fds", 0) == 0 ? "GREEN_PROBE_FDS"
+                                                                     : "GREEN_PROBE_THREADS");
     std::vector<std::string> env = {preload_env(), "GREEN_STATS=1"};
-    if (kind == "threads2") env.push_back("GREEN_HUBS=2");
+    if (kind == "threads2" || kind == "fds2") env.push_back("GREEN_HUBS=2");
     auto plain = run_capture({probe, name});
     auto patched = run_capture({probe, name}, env);
     ASSERT_EQ(plain.status, expected_status(name)) << plain.err;
@@ -112,6 +123,9 @@ struct BadConfig {
 };
 class ShimConfig : public ::testing::TestWithParam<BadConfig> {};
 
+// A value far longer than the message buffer is shown cut, on one line.
+const std::string kLongValue = "GREEN_POOL_SIZE=" + std::string(3000, '7');
+
 TEST_P(ShimConfig, BadValueFailsAtStartWithOneLine) {
     auto r = run_capture({env_or_die("GREEN_PROBE"), "read_write"}, {preload_env(), GetParam().assignment});
     EXPECT_EQ(r.status, 2);
@@ -119,6 +133,8 @@ TEST_P(ShimConfig, BadValueFailsAtStartWithOneLine) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(GetParam().variable), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(GetParam().accepted), std::string::npos) << r.err;
+    EXPECT_LT(r.err.size(), 512u) << r.err;
+    EXPECT_EQ(r.err.back(), '\n');
 }
 
 INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
@@ -128,13 +144,14 @@ INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
                                            BadConfig{"GREEN_STACK_GUARD=maybe", "GREEN_STACK_GUARD", "auto, on, off"},
                                            BadConfig{"GREEN_STATS=yes", "GREEN_STATS", "0 or 1"},
                                            BadConfig{"GREEN_HUBS=-1", "GREEN_HUBS", "1 to 64"},
+                                           BadConfig{kLongValue.c_str(), "GREEN_POOL_SIZE", "1 to 1024"},
                                            BadConfig{"GREEN_BLOCKED_MS=soon", "GREEN_BLOCKED_MS",
                                                      "milliseconds from 0 (off) to 3600000"}),
                          [](const auto& info) {
                              std::string n = info.param.assignment;
                              for (char& c : n)
                                  if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                             return n;
+                             return n.size() > 40 ? n.substr(0, 40) + "_cut" : n;
                          });
 
 std::vector<std::string> all_cases() {
@@ -142,6 +159,8 @@ std::vector<std::string> all_cases() {
     for (const auto& c : kCases) out.push_back("io/" + c);
     for (const auto& c : kThreadCases) out.push_back("threads/" + c);
     for (const auto& c : kThreadCases) out.push_back("threads2/" + c);
+    for (const auto& c : kFdCases) out.push_back("fds/" + c);
+    for (const auto& c : kFdCases) out.push_back("fds2/" + c);
     return out;
 }
 
