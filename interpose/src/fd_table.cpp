@@ -86,6 +86,17 @@ void fd_forget(int fd) noexcept {
     if (auto* s = slot(fd, false)) drop(s->exchange(nullptr));
 }
 
+void fd_each_known(unsigned first, unsigned last, void (*fn)(int fd, Description* d)) noexcept {
+    constexpr unsigned kPer = 1u << kChunkBits;
+    for (unsigned chunk = first >> kChunkBits; chunk < static_cast<unsigned>(kChunks) && chunk <= (last >> kChunkBits); ++chunk) {
+        std::atomic<Description*>* c = g_chunks[chunk].load(std::memory_order_acquire);
+        if (!c) continue;
+        const unsigned base = chunk * kPer;
+        for (unsigned i = first > base ? first - base : 0; i < kPer && base + i <= last; ++i)
+            if (Description* d = c[i].load(std::memory_order_acquire)) fn(static_cast<int>(base + i), d);
+    }
+}
+
 Description* fd_lookup(int fd) noexcept {
     auto* s = slot(fd, false);
     return s ? s->load(std::memory_order_acquire) : nullptr;

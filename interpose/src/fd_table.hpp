@@ -77,6 +77,9 @@ Description* fd_lookup(int fd) noexcept;
 // The description of `fd`, classifying it (fstat, F_GETFL) if not seen yet;
 // null if the fd is not open.
 Description* fd_classify(int fd) noexcept;
+// Calls fn for every fd in [first, last] that has a description; skips the
+// parts of the table never used, so a sweep over ~0u stays cheap.
+void fd_each_known(unsigned first, unsigned last, void (*fn)(int fd, Description* d)) noexcept;
 // Reclassifies after the cached kind proved wrong (ENOTSOCK).
 Description* fd_reclassify(int fd) noexcept;
 

@@ -99,11 +99,9 @@ int close_range(unsigned first, unsigned last, int flags) noexcept {
     const int n = shim_fd_list(shim, 256);
     // Wake waiters on every fd the table knows in the range, then close the
     // range around the shim's fds.
-    const unsigned table_end = last < (1u << 22) ? last : (1u << 22) - 1;
-    for (unsigned fd = first; fd <= table_end; ++fd) {
-        Description* d = fd_lookup(static_cast<int>(fd));
-        if (d && d->kind != FdKind::Shim) before_close(static_cast<int>(fd));
-    }
+    fd_each_known(first, last, [](int fd, Description* d) {
+        if (d->kind != FdKind::Shim) before_close(fd);
+    });
     unsigned from = first;
     for (int i = 0; i < n && from <= last; ++i) {
         const unsigned s = static_cast<unsigned>(shim[i]);
