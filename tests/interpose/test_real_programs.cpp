@@ -186,7 +186,7 @@ const Pipeline kPipelines[] = {
     {"seq_to_late_wc", {"bash", "-c", "seq 1 200000 | (sleep 0.2; wc -l)"}},
     {"sleep_to_cat", {"bash", "-c", "sleep 0.2 | cat; echo status ${PIPESTATUS[*]}"}},
     {"head_to_wc", {"bash", "-c", "head -c 3000000 /dev/zero | wc -c"}},
-    {"exec_fd3", {"bash", "-c", "exec 3>/dev/null; echo to3 >&3; exec 4</dev/null; echo fds ok"}},
+    {"exec_fd3", {"bash", "-c", "exec 3>/dev/null 4>/dev/null 5>/dev/null; echo to3 >&3; seq 3 | wc -l"}},
     {"python_subprocess_100x", {"/usr/bin/python3", "-c", kPythonSubprocess}},
     {"python_writes_to_wc", {"/usr/bin/python3", "-c", kPythonWc}},
 };
