@@ -215,6 +215,7 @@ Hub::~Hub() {
     new boost::context::fiber(std::move(scheduler_->ctx));  // deliberately leaked (8 bytes)
     stacks.put(scheduler_->stack);
     destroy_fd_watches();
+    os::RuntimeFdScope own_fds;  // libev closes its own fds here
     ev_loop_destroy(loop_);
 }
 
