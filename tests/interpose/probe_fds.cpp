@@ -417,6 +417,37 @@ void linger_close() {
     std::printf("linger close %d, peer got %zu\n", r, got);
 }
 
+// stdio on a socket: glibc's internal read/write are not hooked, so they
+// see the kernel's flags as they are; a 4 MiB fwrite must arrive whole.
+void stdio_socket() {
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        FILE* in = fdopen(sv[1], "r+");
+        std::size_t got = 0;
+        char buf[65536];
+        std::size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) got += n;
+        std::fprintf(in, "got %zu\n", got);
+        std::fclose(in);
+        std::_Exit(0);
+    }
+    close(sv[1]);
+    FILE* out = fdopen(sv[0], "r+");
+    std::string big(4 << 20, 'q');
+    std::size_t put = std::fwrite(big.data(), 1, big.size(), out);
+    CHECK(std::fflush(out) == 0);
+    CHECK(shutdown(sv[0], SHUT_WR) == 0);
+    char line[64] = {};
+    CHECK(std::fgets(line, sizeof line, out) != nullptr);
+    std::fclose(out);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    std::printf("fwrite %zu, peer %s", put, line);
+}
+
 const green::probe::Case kCases[] = {
     {"first_open", first_open},
     {"daemon_close", daemon_close},
@@ -433,6 +464,7 @@ const green::probe::Case kCases[] = {
     {"splice_tee", splice_tee},
     {"mmsg", mmsg},
     {"linger_close", linger_close},
+    {"stdio_socket", stdio_socket},
 };
 
 }  // namespace
