@@ -112,6 +112,13 @@ void foreign_pipe_thread() {
     CHECK(write(p[1], "x", 1) == 1);
     reader.join();
     std::printf("served %d while a thread read a foreign pipe, then read '%c'\n", served, got);
+    // The same with the pipe as stdin, read by a console thread.
+    CHECK(dup2(p[0], 0) == 0);
+    std::thread console([&] { CHECK(read(0, &got, 1) == 1); });
+    served = ping_pong(1000);
+    CHECK(write(p[1], "y", 1) == 1);
+    console.join();
+    std::printf("served %d while a thread read stdin, then read '%c'\n", served, got);
 }
 
 void eventfd_timerfd() {
