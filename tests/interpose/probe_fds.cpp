@@ -455,6 +455,21 @@ void stdio_socket() {
     std::printf("fwrite %zu, peer %s", put, line);
 }
 
+// A tty has no RWF_NOWAIT: the reader thread waits for readiness first.
+void pty_reader() {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    CHECK(m >= 0);
+    CHECK(grantpt(m) == 0 && unlockpt(m) == 0);
+    int sl = open(ptsname(m), O_RDWR | O_NOCTTY);
+    CHECK(sl >= 0);
+    char line[32] = {};
+    std::thread reader([&] { CHECK(read(sl, line, sizeof line - 1) > 0); });
+    int served = ping_pong(300);
+    CHECK(write(m, "typed\n", 6) == 6);
+    reader.join();
+    std::printf("pty: served %d, read [%s], blocking %d\n", served, line, !(fcntl(sl, F_GETFL) & O_NONBLOCK));
+}
+
 const green::probe::Case kCases[] = {
     {"first_open", first_open},
     {"daemon_close", daemon_close},
@@ -472,6 +487,7 @@ const green::probe::Case kCases[] = {
     {"mmsg", mmsg},
     {"linger_close", linger_close},
     {"stdio_socket", stdio_socket},
+    {"pty_reader", pty_reader},
 };
 
 }  // namespace
