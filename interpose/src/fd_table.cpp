@@ -2,7 +2,13 @@
 // lookup on the I/O hot path is two loads and no lock.
 #include "fd_table.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <new>
+
+#include "real.hpp"
 
 #include "spinlock.hpp"
 
@@ -43,15 +49,18 @@ void drop(Description* d) noexcept {
     g_free = d;
 }
 
-Description* fresh(FdKind kind, bool user_nonblock) {
+Description* fresh(FdKind kind, bool nonblock, bool fifo) {
     Description* d = nullptr;
     {
         detail::SpinGuard g(g_free_lock);
         if ((d = g_free)) g_free = d->next_free;
     }
-    if (!d) return new Description(kind, user_nonblock);
+    if (!d) d = new Description(kind, nonblock);
     d->kind = kind;
-    d->user_nonblock.store(user_nonblock, std::memory_order_relaxed);
+    d->fifo = fifo;
+    d->nonblock.store(nonblock, std::memory_order_relaxed);
+    d->nowait.store(NoWait::Unknown, std::memory_order_relaxed);
+    d->linger.store(false, std::memory_order_relaxed);
     d->recv_timeout_ns.store(0, std::memory_order_relaxed);
     d->send_timeout_ns.store(0, std::memory_order_relaxed);
     d->next_free = nullptr;
@@ -61,8 +70,8 @@ Description* fresh(FdKind kind, bool user_nonblock) {
 
 }  // namespace
 
-void fd_adopt(int fd, FdKind kind, bool user_nonblock) noexcept {
-    if (auto* s = slot(fd, true)) drop(s->exchange(fresh(kind, user_nonblock)));
+void fd_adopt(int fd, FdKind kind, bool nonblock, bool fifo) noexcept {
+    if (auto* s = slot(fd, true)) drop(s->exchange(fresh(kind, nonblock, fifo)));
 }
 
 void fd_share(int oldfd, int newfd) noexcept {
@@ -77,9 +86,61 @@ void fd_forget(int fd) noexcept {
     if (auto* s = slot(fd, false)) drop(s->exchange(nullptr));
 }
 
+void fd_each_known(unsigned first, unsigned last, void (*fn)(int fd, Description* d)) noexcept {
+    constexpr unsigned kPer = 1u << kChunkBits;
+    for (unsigned chunk = first >> kChunkBits; chunk < static_cast<unsigned>(kChunks) && chunk <= (last >> kChunkBits); ++chunk) {
+        std::atomic<Description*>* c = g_chunks[chunk].load(std::memory_order_acquire);
+        if (!c) continue;
+        const unsigned base = chunk * kPer;
+        for (unsigned i = first > base ? first - base : 0; i < kPer && base + i <= last; ++i)
+            if (Description* d = c[i].load(std::memory_order_acquire)) fn(static_cast<int>(base + i), d);
+    }
+}
+
 Description* fd_lookup(int fd) noexcept {
     auto* s = slot(fd, false);
     return s ? s->load(std::memory_order_acquire) : nullptr;
+}
+
+}  // namespace green::interpose
+
+namespace green::interpose {
+
+Description* fd_classify(int fd) noexcept {
+    if (Description* d = fd_lookup(fd)) return d;
+    return fd_reclassify(fd);
+}
+
+Description* fd_reclassify(int fd) noexcept {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return nullptr;
+    const int fl = real_fcntl()(fd, F_GETFL);
+    if (fl < 0) return nullptr;
+    FdKind kind = FdKind::Pollable;
+    const auto type = st.st_mode & S_IFMT;
+    if (type == S_IFREG || type == S_IFDIR || type == S_IFBLK || type == S_IFLNK) kind = FdKind::Passthrough;
+    else if (type == S_IFSOCK) {
+        int t = 0;
+        socklen_t len = sizeof t;
+        if (real_getsockopt()(fd, SOL_SOCKET, SO_TYPE, &t, &len) != 0) kind = FdKind::Passthrough;
+        else kind = (t == SOCK_STREAM || t == SOCK_SEQPACKET) ? FdKind::StreamSocket : FdKind::DatagramSocket;
+    }
+    fd_adopt(fd, kind, (fl & O_NONBLOCK) != 0, type == S_IFIFO);
+    Description* d = fd_lookup(fd);
+    if (d && (kind == FdKind::StreamSocket || kind == FdKind::DatagramSocket)) {
+        // An inherited socket keeps the options its creator set.
+        timeval tv{};
+        socklen_t tl = sizeof tv;
+        if (real_getsockopt()(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) == 0)
+            d->recv_timeout_ns.store(static_cast<std::int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000);
+        tl = sizeof tv;
+        if (real_getsockopt()(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0)
+            d->send_timeout_ns.store(static_cast<std::int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000);
+        linger lg{};
+        socklen_t ll = sizeof lg;
+        if (real_getsockopt()(fd, SOL_SOCKET, SO_LINGER, &lg, &ll) == 0) d->linger.store(lg.l_onoff && lg.l_linger > 0);
+    }
+    return d;
 }
 
 }  // namespace green::interpose

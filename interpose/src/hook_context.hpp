@@ -7,8 +7,12 @@
 //  - the calling thread has a hub (threads the shim does not own pass);
 //  - the caller is not the hub's scheduler, i.e. not libev or the runtime
 //    itself (libev's epoll_wait and eventfd writes must really happen);
-//  - for fd calls, the fd is managed (fd_table.hpp) and the program did not
-//    make it non-blocking itself (then EAGAIN is what it expects).
+//  - for fd calls, the fd can be waited on (fd_table.hpp) and the program did
+//    not make it non-blocking itself (then EAGAIN is what it expects).
+//
+// The wait never changes the fd's kernel flags: each attempt is made
+// non-blocking by itself (MSG_DONTWAIT, RWF_NOWAIT), or readiness is checked
+// first where the kernel has no per-call flag (hooks_io.cpp).
 #pragma once
 
 #include <green/blocking.hpp>
@@ -35,14 +39,21 @@ inline detail::Hub* fiber_context() noexcept {
     return (h && !h->in_scheduler()) ? h : nullptr;
 }
 
-// The description of `fd` if calls on it must be made to wait (managed, and
-// blocking in the program's view), else null. Works on any thread.
-inline Description* blocking_description(int fd) noexcept {
-    if (!g_shim_ready.load(std::memory_order_acquire)) return nullptr;
-    if (detail::Hub* h = detail::Hub::current_if_any(); h && h->in_scheduler()) return nullptr;
-    Description* d = fd_lookup(fd);
-    return (d && !d->user_nonblock.load(std::memory_order_relaxed)) ? d : nullptr;
+// The description of `fd` if a call on it from hub `h` must be made to wait:
+// the fd can be waited on (not a regular file, not the runtime's own) and is
+// blocking in the program's view. Null: make the real call as it is.
+inline Description* waitable_description(detail::Hub* h, int fd) noexcept {
+    if (!h) return nullptr;
+    Description* d = fd_classify(fd);
+    if (!d || d->kind == FdKind::Passthrough || d->kind == FdKind::Shim) return nullptr;
+    return d->nonblock.load(std::memory_order_relaxed) ? nullptr : d;
 }
+
+inline bool is_socket(FdKind k) noexcept { return k == FdKind::StreamSocket || k == FdKind::DatagramSocket; }
+
+// A zero-timeout poll: true if `fd` reports any of `events` (or an error, so
+// that the real call that follows reports it).
+bool ready_now(int fd, short events) noexcept;
 
 // errno = err; -1: how a hooked call reports a failure it decided itself.
 inline int fail_with(int err) noexcept {
@@ -97,10 +108,8 @@ inline int errno_for(WaitResult r) noexcept {
     }
 }
 
-// Waits until `fd` may be ready. With a hub, parks the calling fiber. Without
-// one (a thread the shim does not own, using a managed fd, whose kernel flag
-// is O_NONBLOCK) the thread itself blocks in the real poll(), which is what
-// its blocking call would have done.
+// Waits until `fd` may be ready: parks the calling fiber on hub `h`; without
+// a hub, the thread itself blocks in the real poll().
 WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) noexcept;
 
 // Repeats `attempt` (a real non-blocking call) until it does not fail with

@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include <cerrno>
+#include <unistd.h>
+
 #include <cstdarg>
 
 #include "fiber_futex.hpp"
@@ -35,7 +37,17 @@ extern "C" long syscall(long number, ...) {
     long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
     long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
     va_end(ap);
-    if (number != SYS_futex) return real_syscall()(number, a1, a2, a3, a4, a5, a6);
+    if (number != SYS_futex) {
+        // Programs that close fds through syscall() (a daemon's close_range
+        // sweep) must keep the shim's own fds and the fd table in step.
+        switch (number) {
+            case SYS_close: return ::close(static_cast<int>(a1));
+            case SYS_close_range: return ::close_range(static_cast<unsigned>(a1), static_cast<unsigned>(a2), static_cast<int>(a3));
+            case SYS_dup2: return ::dup2(static_cast<int>(a1), static_cast<int>(a2));
+            case SYS_dup3: return ::dup3(static_cast<int>(a1), static_cast<int>(a2), static_cast<int>(a3));
+            default: return real_syscall()(number, a1, a2, a3, a4, a5, a6);
+        }
+    }
     auto* addr = reinterpret_cast<const std::atomic<std::uint32_t>*>(a1);
     const int cmd = static_cast<int>(a2) & FUTEX_CMD_MASK;
     const bool realtime = (a2 & FUTEX_CLOCK_REALTIME) != 0;

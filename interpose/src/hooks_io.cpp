@@ -1,6 +1,7 @@
-// Data transfer hooks: read, readv, recv, recvfrom, recvmsg (and glibc's
-// _FORTIFY_SOURCE entry points __read_chk, __recv_chk, __recvfrom_chk), write,
-// writev, send, sendto, sendmsg, sendfile.
+// Data transfer hooks: read, readv, recv, recvfrom, recvmsg, recvmmsg (and
+// glibc's _FORTIFY_SOURCE entry points __read_chk, __recv_chk,
+// __recvfrom_chk), write, writev, send, sendto, sendmsg, sendmmsg, sendfile,
+// splice, tee, vmsplice.
 //
 // Semantics kept exactly as unpatched on a blocking fd:
 //  - reads return as soon as any data is there (short reads are returned),
@@ -12,6 +13,18 @@
 //  - SO_RCVTIMEO/SO_SNDTIMEO expire with EAGAIN;
 //  - a per-call MSG_DONTWAIT, or an fd the program made non-blocking, is
 //    never waited on.
+//
+// How one attempt is made without blocking, the fd's flags untouched:
+//  - sockets: the same call with MSG_DONTWAIT (read/readv become recv/recvmsg,
+//    which is what the kernel does for them on a socket);
+//  - pipes, FIFOs, eventfd, timerfd...: preadv2/pwritev2 with RWF_NOWAIT;
+//  - where the kernel refuses RWF_NOWAIT (ttys, older kernels): a
+//    zero-timeout poll first, then the plain call; a pipe write then writes
+//    at most PIPE_BUF bytes, which fit once poll reports POLLOUT. Another
+//    process draining or filling the fd between the two calls makes the call
+//    block the hub (ARCHITECTURE.md lists this race).
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -29,8 +42,8 @@ using namespace green::interpose;
 namespace {
 
 struct Plan {
-    bool wait = false;           // false: make the real call as it is
-    detail::Hub* hub = nullptr;  // null while waiting: block the OS thread in poll()
+    Description* d = nullptr;    // null: make the real call as it is
+    detail::Hub* hub = nullptr;
     FdKind kind{};
     Clock::time_point deadline{};
 };
@@ -40,20 +53,97 @@ struct Plan {
 Plan plan_for(int fd, bool receiving, int flags = 0) noexcept {
     Plan p;
     if (flags & MSG_DONTWAIT) return p;
-    Description* d = blocking_description(fd);
+    detail::Hub* h = fiber_context();
+    Description* d = waitable_description(h, fd);
     if (!d) return p;
-    p.wait = true;
-    p.hub = fiber_context();
+    p.d = d;
+    p.hub = h;
     p.kind = d->kind;
     p.deadline = deadline_after_ns((receiving ? d->recv_timeout_ns : d->send_timeout_ns).load(std::memory_order_relaxed));
     return p;
 }
 
-ssize_t receive(int fd, int flags, const auto& attempt) {
-    count_call(Family::Read);
-    Plan p = plan_for(fd, true, flags);
-    if (!p.wait) return attempt(0);
-    return retry_until_ready(p.hub, fd, kReadable, p.deadline, [&] { return attempt(0); });
+bool would_block(ssize_t r) noexcept { return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); }
+
+// One attempt on a Pollable fd that does not block: RWF_NOWAIT where the
+// kernel honours it, else readiness first. `write` selects the direction.
+ssize_t pollable_attempt(Plan& p, int fd, const iovec* iov, int n, bool write) {
+    Description* d = p.d;
+    if (d->nowait.load(std::memory_order_relaxed) != NoWait::No) {
+        ssize_t r = write ? pwritev2(fd, iov, n, -1, RWF_NOWAIT) : preadv2(fd, iov, n, -1, RWF_NOWAIT);
+        if (r >= 0 || (errno != EOPNOTSUPP && errno != EINVAL)) {
+            if (r >= 0) d->nowait.store(NoWait::Yes, std::memory_order_relaxed);
+            return r;
+        }
+        if (errno == EINVAL && d->nowait.load(std::memory_order_relaxed) == NoWait::Yes) return r;
+        d->nowait.store(NoWait::No, std::memory_order_relaxed);
+    }
+    if (!ready_now(fd, write ? POLLOUT : POLLIN)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (!write) return real_readv()(fd, iov, n);
+    if (!d->fifo) return real_writev()(fd, iov, n);
+    // POLLOUT on a pipe promises room for PIPE_BUF bytes, no more.
+    for (int i = 0; i < n; ++i)
+        if (iov[i].iov_len > 0) return real_write()(fd, iov[i].iov_base, std::min<std::size_t>(iov[i].iov_len, PIPE_BUF));
+    return real_writev()(fd, iov, n);
+}
+
+// A stale table entry (the fd number now names something else) shows as
+// ENOTSOCK: classify again and make this one call as it is.
+bool stale_socket(int fd, ssize_t r) noexcept {
+    if (r >= 0 || errno != ENOTSOCK) return false;
+    fd_reclassify(fd);
+    return true;
+}
+
+ssize_t read_attempt(Plan& p, int fd, void* buf, std::size_t len) {
+    if (is_socket(p.kind)) {
+        ssize_t r = real_recv()(fd, buf, len, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return real_read()(fd, buf, len);
+        return r;
+    }
+    iovec v{buf, len};
+    return pollable_attempt(p, fd, &v, 1, false);
+}
+
+ssize_t readv_attempt(Plan& p, int fd, const iovec* iov, int n) {
+    if (is_socket(p.kind)) {
+        msghdr m{};
+        m.msg_iov = const_cast<iovec*>(iov);
+        m.msg_iovlen = static_cast<std::size_t>(n);
+        ssize_t r = real_recvmsg()(fd, &m, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return real_readv()(fd, iov, n);
+        return r;
+    }
+    return pollable_attempt(p, fd, iov, n, false);
+}
+
+ssize_t write_attempt(Plan& p, int fd, const void* buf, std::size_t len) {
+    if (is_socket(p.kind)) {
+        ssize_t r = real_send()(fd, buf, len, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return real_write()(fd, buf, len);
+        return r;
+    }
+    iovec v{const_cast<void*>(buf), len};
+    return pollable_attempt(p, fd, &v, 1, true);
+}
+
+ssize_t writev_attempt(Plan& p, int fd, const iovec* iov, int n) {
+    if (is_socket(p.kind)) {
+        msghdr m{};
+        m.msg_iov = const_cast<iovec*>(iov);
+        m.msg_iovlen = static_cast<std::size_t>(n);
+        ssize_t r = real_sendmsg()(fd, &m, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return real_writev()(fd, iov, n);
+        return r;
+    }
+    return pollable_attempt(p, fd, iov, n, true);
+}
+
+ssize_t receive(const Plan& p, int fd, const auto& attempt) {
+    return retry_until_ready(p.hub, fd, kReadable, p.deadline, attempt);
 }
 
 // Sends `total` bytes with attempt(offset) sending what is left from offset.
@@ -70,7 +160,7 @@ ssize_t send_all(const Plan& p, int fd, std::size_t total, const auto& attempt) 
             continue;
         }
         if (r == 0) break;  // zero-length request
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (!would_block(r)) {
             if (done > 0) break;  // the kernel reports what it wrote before the error
             return -1;
         }
@@ -104,23 +194,35 @@ std::size_t iov_total(const iovec* iov, int n) {
     return t;
 }
 
-ssize_t recv_waitall(int fd, char* buf, std::size_t len, int flags) {
-    count_call(Family::Read);
-    Plan p = plan_for(fd, true, flags);
-    if (!p.wait || p.kind != FdKind::StreamSocket) {
-        if (!p.wait) return real_recv()(fd, buf, len, flags);
-        return retry_until_ready(p.hub, fd, kReadable, p.deadline, [&] { return real_recv()(fd, buf, len, flags); });
-    }
+// MSG_WAITALL on a stream socket: the first part through recvmsg with the
+// caller's name and control buffers, the rest into what is left of the
+// iovecs, until all arrived, EOF, an error or the timeout.
+ssize_t recvmsg_waitall(const Plan& p, int fd, msghdr* msg, int flags) {
     const int saved_errno = errno;
+    const int n = static_cast<int>(msg->msg_iovlen);
+    const std::size_t len = iov_total(msg->msg_iov, n);
+    const int once = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+    std::vector<iovec> rest;
     std::size_t got = 0;
+    bool first = true;
     while (got < len) {
-        ssize_t r = real_recv()(fd, buf + got, len - got, flags & ~MSG_WAITALL);
+        ssize_t r;
+        if (first) {
+            r = real_recvmsg()(fd, msg, once);
+        } else {
+            iov_skip(msg->msg_iov, n, got, rest);
+            msghdr tail{};
+            tail.msg_iov = rest.data();
+            tail.msg_iovlen = rest.size();
+            r = real_recvmsg()(fd, &tail, once);
+        }
         if (r > 0) {
+            first = false;
             got += static_cast<std::size_t>(r);
             continue;
         }
         if (r == 0) break;  // EOF: return what arrived
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (!would_block(r)) {
             if (got > 0) break;
             return -1;
         }
@@ -135,12 +237,33 @@ ssize_t recv_waitall(int fd, char* buf, std::size_t len, int flags) {
     return static_cast<ssize_t>(got);
 }
 
+ssize_t recvfrom_impl(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
+    count_call(Family::Read);
+    Plan p = plan_for(fd, true, flags);
+    if (!p.d || !is_socket(p.kind)) return real_recvfrom()(fd, buf, len, flags, addr, alen);
+    if ((flags & MSG_WAITALL) && p.kind == FdKind::StreamSocket) {
+        iovec v{buf, len};
+        msghdr m{};
+        m.msg_name = addr;
+        m.msg_namelen = alen ? *alen : 0;
+        m.msg_iov = &v;
+        m.msg_iovlen = 1;
+        ssize_t r = recvmsg_waitall(p, fd, &m, flags);
+        if (r >= 0 && alen && addr) *alen = m.msg_namelen;
+        return r;
+    }
+    return receive(p, fd, [&] { return real_recvfrom()(fd, buf, len, flags | MSG_DONTWAIT, addr, alen); });
+}
+
 }  // namespace
 
 extern "C" {
 
 ssize_t read(int fd, void* buf, size_t len) {
-    return receive(fd, 0, [&](std::size_t) { return real_read()(fd, buf, len); });
+    count_call(Family::Read);
+    Plan p = plan_for(fd, true);
+    if (!p.d) return real_read()(fd, buf, len);
+    return receive(p, fd, [&] { return read_attempt(p, fd, buf, len); });
 }
 
 ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
@@ -149,13 +272,13 @@ ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
 }
 
 ssize_t readv(int fd, const iovec* iov, int n) {
-    return receive(fd, 0, [&](std::size_t) { return real_readv()(fd, iov, n); });
+    count_call(Family::Read);
+    Plan p = plan_for(fd, true);
+    if (!p.d) return real_readv()(fd, iov, n);
+    return receive(p, fd, [&] { return readv_attempt(p, fd, iov, n); });
 }
 
-ssize_t recv(int fd, void* buf, size_t len, int flags) {
-    if (flags & MSG_WAITALL) return recv_waitall(fd, static_cast<char*>(buf), len, flags);
-    return receive(fd, flags, [&](std::size_t) { return real_recv()(fd, buf, len, flags); });
-}
+ssize_t recv(int fd, void* buf, size_t len, int flags) { return recvfrom_impl(fd, buf, len, flags, nullptr, nullptr); }
 
 ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
     if (len > buflen) __builtin_trap();
@@ -163,8 +286,7 @@ ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
 }
 
 ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
-    if ((flags & MSG_WAITALL) && addr == nullptr) return recv_waitall(fd, static_cast<char*>(buf), len, flags);
-    return receive(fd, flags, [&](std::size_t) { return real_recvfrom()(fd, buf, len, flags, addr, alen); });
+    return recvfrom_impl(fd, buf, len, flags, addr, alen);
 }
 
 ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags, sockaddr* addr, socklen_t* alen) {
@@ -173,55 +295,94 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags, 
 }
 
 ssize_t recvmsg(int fd, msghdr* msg, int flags) {
-    return receive(fd, flags, [&](std::size_t) { return real_recvmsg()(fd, msg, flags); });
+    count_call(Family::Read);
+    Plan p = plan_for(fd, true, flags);
+    if (!p.d || !is_socket(p.kind)) return real_recvmsg()(fd, msg, flags);
+    if ((flags & MSG_WAITALL) && p.kind == FdKind::StreamSocket) return recvmsg_waitall(p, fd, msg, flags);
+    return receive(p, fd, [&] { return real_recvmsg()(fd, msg, flags | MSG_DONTWAIT); });
+}
+
+// Blocking recvmmsg waits until `vlen` messages arrived (or, with
+// MSG_WAITFORONE, one); the timeout is checked after each message.
+int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
+    count_call(Family::Read);
+    auto real = GREEN_NEXT(recvmmsg);
+    Plan p = plan_for(fd, true, flags);
+    if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags, timeout);
+    Clock::time_point deadline = p.deadline;
+    if (timeout)
+        deadline = std::min(deadline, Clock::now() + std::chrono::seconds(timeout->tv_sec) +
+                                          std::chrono::nanoseconds(timeout->tv_nsec));
+    const int saved_errno = errno;
+    unsigned got = 0;
+    while (got < vlen) {
+        int r = real(fd, vec + got, vlen - got, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, nullptr);
+        if (r > 0) {
+            got += static_cast<unsigned>(r);
+            if ((flags & MSG_WAITFORONE) || (timeout && Clock::now() >= deadline)) break;
+            continue;
+        }
+        if (!would_block(r)) {
+            if (got > 0) break;
+            return -1;
+        }
+        WaitResult w = wait_ready(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline);
+        if (w != WaitResult::Ready) {
+            if (got > 0) break;
+            errno = errno_for(w);
+            return -1;
+        }
+    }
+    errno = saved_errno;
+    return static_cast<int>(got);
 }
 
 ssize_t write(int fd, const void* buf, size_t len) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false);
-    if (!p.wait) return real_write()(fd, buf, len);
+    if (!p.d) return real_write()(fd, buf, len);
     return send_all(p, fd, len,
-                    [&](std::size_t off) { return real_write()(fd, static_cast<const char*>(buf) + off, len - off); });
+                    [&](std::size_t off) { return write_attempt(p, fd, static_cast<const char*>(buf) + off, len - off); });
 }
 
 ssize_t writev(int fd, const iovec* iov, int n) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false);
-    if (!p.wait) return real_writev()(fd, iov, n);
+    if (!p.d) return real_writev()(fd, iov, n);
     std::vector<iovec> rest;
     return send_all(p, fd, iov_total(iov, n), [&](std::size_t off) {
-        if (off == 0) return real_writev()(fd, iov, n);
+        if (off == 0) return writev_attempt(p, fd, iov, n);
         iov_skip(iov, n, off, rest);
-        return real_writev()(fd, rest.data(), static_cast<int>(rest.size()));
+        return writev_attempt(p, fd, rest.data(), static_cast<int>(rest.size()));
     });
 }
 
 ssize_t send(int fd, const void* buf, size_t len, int flags) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false, flags);
-    if (!p.wait) return real_send()(fd, buf, len, flags);
+    if (!p.d || !is_socket(p.kind)) return real_send()(fd, buf, len, flags);
     return send_all(p, fd, len, [&](std::size_t off) {
-        return real_send()(fd, static_cast<const char*>(buf) + off, len - off, flags);
+        return real_send()(fd, static_cast<const char*>(buf) + off, len - off, flags | MSG_DONTWAIT);
     });
 }
 
 ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* addr, socklen_t alen) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false, flags);
-    if (!p.wait) return real_sendto()(fd, buf, len, flags, addr, alen);
+    if (!p.d || !is_socket(p.kind)) return real_sendto()(fd, buf, len, flags, addr, alen);
     return send_all(p, fd, len, [&](std::size_t off) {
-        return real_sendto()(fd, static_cast<const char*>(buf) + off, len - off, flags, addr, alen);
+        return real_sendto()(fd, static_cast<const char*>(buf) + off, len - off, flags | MSG_DONTWAIT, addr, alen);
     });
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false, flags);
-    if (!p.wait) return real_sendmsg()(fd, msg, flags);
+    if (!p.d || !is_socket(p.kind)) return real_sendmsg()(fd, msg, flags);
     std::vector<iovec> rest;
     const int n = static_cast<int>(msg->msg_iovlen);
     return send_all(p, fd, iov_total(msg->msg_iov, n), [&](std::size_t off) {
-        if (off == 0) return real_sendmsg()(fd, msg, flags);
+        if (off == 0) return real_sendmsg()(fd, msg, flags | MSG_DONTWAIT);
         // Ancillary data (SCM_RIGHTS...) went with the first part only.
         iov_skip(msg->msg_iov, n, off, rest);
         msghdr tail = *msg;
@@ -229,21 +390,113 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
         tail.msg_iovlen = rest.size();
         tail.msg_control = nullptr;
         tail.msg_controllen = 0;
-        return real_sendmsg()(fd, &tail, flags);
+        return real_sendmsg()(fd, &tail, flags | MSG_DONTWAIT);
     });
 }
 
+// Blocking sendmmsg sends every message, each as a blocking sendmsg would.
+int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) noexcept {
+    count_call(Family::Write);
+    auto real = GREEN_NEXT(sendmmsg);
+    Plan p = plan_for(fd, false, flags);
+    if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags);
+    const int saved_errno = errno;
+    unsigned done = 0;
+    while (done < vlen) {
+        int r = real(fd, vec + done, vlen - done, flags | MSG_DONTWAIT);
+        if (r > 0) {
+            done += static_cast<unsigned>(r);
+            continue;
+        }
+        if (!would_block(r)) {
+            if (done > 0) break;
+            return -1;
+        }
+        WaitResult w = wait_ready(p.hub, fd, kWritable, p.deadline);
+        if (w != WaitResult::Ready) {
+            if (done > 0) break;
+            errno = errno_for(w);
+            return -1;
+        }
+    }
+    errno = saved_errno;
+    return static_cast<int>(done);
+}
+
+// sendfile has no per-call flag: wait until the socket or pipe can take
+// data, then send. A blocking out_fd may still block the hub while the peer
+// drains what did not fit (documented).
 ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
     count_call(Family::Write);
     Plan p = plan_for(out_fd, false);
-    if (!p.wait) return real_sendfile()(out_fd, in_fd, offset, count);
-    // With offset == null the file position advances by itself; with an
-    // offset, the kernel advances *offset, so each attempt sends what is left.
-    return send_all(p, out_fd, count, [&](std::size_t off) {
-        return real_sendfile()(out_fd, in_fd, offset, count - off);
-    });
+    if (!p.d) return real_sendfile()(out_fd, in_fd, offset, count);
+    const auto deadline = p.deadline;
+    while (!ready_now(out_fd, POLLOUT)) {
+        WaitResult w = wait_ready(p.hub, out_fd, kWritable, deadline);
+        if (w != WaitResult::Ready) return fail_with(errno_for(w));
+    }
+    return real_sendfile()(out_fd, in_fd, offset, count);
 }
 
 ssize_t sendfile64(int out_fd, int in_fd, off_t* offset, size_t count) { return sendfile(out_fd, in_fd, offset, count); }
+
+}  // extern "C"
+
+namespace {
+
+// splice, tee and vmsplice: SPLICE_F_NONBLOCK makes the pipe side of each
+// call non-blocking; the other side (a socket for splice) is waited for
+// first. The call is repeated until it moves data, as the blocking one does.
+template <class Call>
+ssize_t splice_wait(int in_fd, int out_fd, unsigned flags, Call&& call) {
+    detail::Hub* h = fiber_context();
+    Description* din = in_fd >= 0 ? waitable_description(h, in_fd) : nullptr;
+    Description* dout = out_fd >= 0 ? waitable_description(h, out_fd) : nullptr;
+    if ((flags & SPLICE_F_NONBLOCK) || (!din && !dout)) return call(flags);
+    const int saved_errno = errno;
+    for (;;) {
+        if (din && !ready_now(in_fd, POLLIN)) {
+            WaitResult w = wait_ready(h, in_fd, kReadable, Clock::time_point::max());
+            if (w != WaitResult::Ready) return fail_with(errno_for(w));
+            continue;
+        }
+        if (dout && !ready_now(out_fd, POLLOUT)) {
+            WaitResult w = wait_ready(h, out_fd, kWritable, Clock::time_point::max());
+            if (w != WaitResult::Ready) return fail_with(errno_for(w));
+            continue;
+        }
+        ssize_t r = call(flags | SPLICE_F_NONBLOCK);
+        if (!would_block(r)) {
+            if (r >= 0) errno = saved_errno;
+            return r;
+        }
+        // Both looked ready but the pipe side was taken: wait again.
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+ssize_t splice(int in_fd, loff_t* in_off, int out_fd, loff_t* out_off, size_t len, unsigned flags) {
+    count_call(Family::Write);
+    auto real = GREEN_NEXT(splice);
+    return splice_wait(in_fd, out_fd, flags, [&](unsigned f) { return real(in_fd, in_off, out_fd, out_off, len, f); });
+}
+
+ssize_t tee(int in_fd, int out_fd, size_t len, unsigned flags) {
+    count_call(Family::Write);
+    auto real = GREEN_NEXT(tee);
+    return splice_wait(in_fd, out_fd, flags, [&](unsigned f) { return real(in_fd, out_fd, len, f); });
+}
+
+ssize_t vmsplice(int fd, const iovec* iov, size_t n, unsigned flags) {
+    count_call(Family::Write);
+    auto real = GREEN_NEXT(vmsplice);
+    // The pipe's write end takes user pages; its read end gives them.
+    const int mode = real_fcntl()(fd, F_GETFL);
+    const bool into_pipe = mode >= 0 && (mode & O_ACCMODE) != O_RDONLY;
+    return splice_wait(into_pipe ? -1 : fd, into_pipe ? fd : -1, flags, [&](unsigned f) { return real(fd, iov, n, f); });
+}
 
 }  // extern "C"

@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 
+#include <cstring>
 #include <vector>
 
 #include "hook_context.hpp"
@@ -83,23 +84,36 @@ int poll_fiber(detail::Hub* h, pollfd* fds, nfds_t n, Clock::time_point deadline
     return wait_set(h, set, n, deadline, [&] { return real_poll()(fds, n, 0); });
 }
 
+// fd sets are bit arrays of nfds bits, which may exceed FD_SETSIZE when the
+// program allocated them itself: copy and test exactly nfds bits.
+bool bit_set(const fd_set* s, int fd) noexcept {
+    const auto* words = reinterpret_cast<const unsigned long*>(s);
+    constexpr int kBits = 8 * sizeof(unsigned long);
+    return (words[fd / kBits] >> (fd % kBits)) & 1ul;
+}
+
 int select_fiber(detail::Hub* h, int nfds, fd_set* r, fd_set* w, fd_set* e, Clock::time_point deadline) {
     // select() overwrites its sets: keep the caller's originals to recheck with.
-    fd_set in_r, in_w, in_e;
-    if (r) in_r = *r;
-    if (w) in_w = *w;
-    if (e) in_e = *e;
+    constexpr std::size_t kWord = sizeof(unsigned long);
+    const std::size_t bytes = (static_cast<std::size_t>(nfds) + 8 * kWord - 1) / (8 * kWord) * kWord;
+    std::vector<unsigned long> saved(3 * (bytes / kWord) + 1);
+    auto* in_r = reinterpret_cast<fd_set*>(saved.data());
+    auto* in_w = reinterpret_cast<fd_set*>(saved.data() + bytes / kWord);
+    auto* in_e = reinterpret_cast<fd_set*>(saved.data() + 2 * (bytes / kWord));
+    if (r) std::memcpy(in_r, r, bytes);
+    if (w) std::memcpy(in_w, w, bytes);
+    if (e) std::memcpy(in_e, e, bytes);
     std::vector<FdInterest> set;
     for (int fd = 0; fd < nfds; ++fd) {
         int ev = 0;
-        if ((r && FD_ISSET(fd, &in_r)) || (e && FD_ISSET(fd, &in_e))) ev |= kReadable;
-        if (w && FD_ISSET(fd, &in_w)) ev |= kWritable;
+        if ((r && bit_set(in_r, fd)) || (e && bit_set(in_e, fd))) ev |= kReadable;
+        if (w && bit_set(in_w, fd)) ev |= kWritable;
         if (ev) set.push_back({fd, ev});
     }
     return wait_set(h, set.data(), set.size(), deadline, [&] {
-        if (r) *r = in_r;
-        if (w) *w = in_w;
-        if (e) *e = in_e;
+        if (r) std::memcpy(r, in_r, bytes);
+        if (w) std::memcpy(w, in_w, bytes);
+        if (e) std::memcpy(e, in_e, bytes);
         timeval zero{0, 0};
         return real_select()(nfds, r, w, e, &zero);
     });
@@ -136,7 +150,7 @@ int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask,
 int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select()(nfds, r, w, e, tv);
+    if (!h || nfds < 0 || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select()(nfds, r, w, e, tv);
     Clock::time_point deadline =
         tv ? Clock::now() + std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec)
            : Clock::time_point::max();
@@ -155,7 +169,7 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
 int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts, const sigset_t* mask) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return real_pselect()(nfds, r, w, e, ts, mask);
+    if (!h || nfds < 0 || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return real_pselect()(nfds, r, w, e, ts, mask);
     return select_fiber(h, nfds, r, w, e, deadline_ts(ts));
 }
 

@@ -3,9 +3,14 @@
 // readiness for "a child exited" that libev could watch without taking over
 // SIGCHLD from the program). WNOHANG calls never block and go straight
 // through. fork() itself is handled by the runtime's atfork handlers.
+//
+// vfork() runs as fork(), which POSIX allows: a vfork child shares the
+// parent's memory, so its hooked close/dup2 would edit the parent's fd table
+// and fiber state (and its stack frames would be the parent fiber's).
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <green/blocking.hpp>
 
@@ -15,12 +20,10 @@
 using namespace green;
 using namespace green::interpose;
 
-namespace {
-
-
-}  // namespace
 
 extern "C" {
+
+pid_t vfork() noexcept { return fork(); }
 
 pid_t waitpid(pid_t pid, int* status, int options) {
     auto real = GREEN_NEXT(waitpid);
@@ -50,6 +53,14 @@ int system(const char* command) {
 
 int pclose(FILE* stream) {
     auto real = GREEN_NEXT(pclose);
+    // pclose closes the pipe where no hook sees: drop what was cached for it.
+    if (stream) {
+        const int fd = fileno(stream);
+        if (fd >= 0 && fd_lookup(fd)) {
+            notify_fd_closing(fd);
+            fd_forget(fd);
+        }
+    }
     return blocking_keep_errno([&] { return real(stream); });
 }
 

@@ -1,8 +1,8 @@
 // Hooks that create fds or set their options: socket, socketpair, pipe,
 // pipe2, accept, accept4, connect, shutdown, setsockopt, getsockopt.
 //
-// Created fds get the kernel's O_NONBLOCK and are adopted into the fd table
-// with the blocking mode the program asked for (SOCK_NONBLOCK / O_NONBLOCK).
+// Created fds keep exactly the flags the program asked for; the fd table
+// records their kind and the program's SOCK_NONBLOCK / O_NONBLOCK.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -12,6 +12,7 @@
 
 #include "hook_context.hpp"
 #include "real.hpp"
+#include "shim_fds.hpp"
 
 using namespace green;
 using namespace green::interpose;
@@ -28,16 +29,14 @@ extern "C" {
 
 int socket(int domain, int type, int protocol) noexcept {
     count_call(Family::Socket);
-    if (!fiber_context()) return real_socket()(domain, type, protocol);
-    int fd = real_socket()(domain, type | SOCK_NONBLOCK, protocol);
+    int fd = real_socket()(domain, type, protocol);
     if (fd >= 0) fd_adopt(fd, kind_of_socket_type(type), (type & SOCK_NONBLOCK) != 0);
     return fd;
 }
 
 int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
     count_call(Family::Socket);
-    if (!fiber_context()) return real_socketpair()(domain, type, protocol, sv);
-    int r = real_socketpair()(domain, type | SOCK_NONBLOCK, protocol, sv);
+    int r = real_socketpair()(domain, type, protocol, sv);
     if (r == 0) {
         fd_adopt(sv[0], kind_of_socket_type(type), (type & SOCK_NONBLOCK) != 0);
         fd_adopt(sv[1], kind_of_socket_type(type), (type & SOCK_NONBLOCK) != 0);
@@ -47,82 +46,82 @@ int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
 
 int pipe2(int fds[2], int flags) noexcept {
     count_call(Family::Socket);
-    if (!fiber_context()) return real_pipe2()(fds, flags);
-    int r = real_pipe2()(fds, flags | O_NONBLOCK);
-    if (r == 0) {
-        fd_adopt(fds[0], FdKind::Pipe, (flags & O_NONBLOCK) != 0);
-        fd_adopt(fds[1], FdKind::Pipe, (flags & O_NONBLOCK) != 0);
+    int r = real_pipe2()(fds, flags);
+    if (r != 0) return r;
+    if (runtime_caller()) {  // libev's async pipe where eventfd is missing
+        fds[0] = adopt_shim_fd(fds[0]);
+        fds[1] = adopt_shim_fd(fds[1]);
+        return r;
     }
+    fd_adopt(fds[0], FdKind::Pollable, (flags & O_NONBLOCK) != 0, true);
+    fd_adopt(fds[1], FdKind::Pollable, (flags & O_NONBLOCK) != 0, true);
     return r;
 }
 
 int pipe(int fds[2]) noexcept { return pipe2(fds, 0); }
 
+// No per-call "don't wait" exists for accept: wait for readability, then
+// accept. Another process sharing the listening socket (a pre-forked server)
+// may take the connection in between; this accept then blocks the hub until
+// the next connection, as documented.
 int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     count_call(Family::Accept);
-    Description* d = fd_lookup(fd);
-    if (!d || !g_shim_ready.load(std::memory_order_acquire)) return real_accept4()(fd, addr, len, flags);
     detail::Hub* h = fiber_context();
-    const FdKind kind = d->kind;
-    int newfd;
-    if (!blocking_description(fd)) {
-        newfd = real_accept4()(fd, addr, len, flags | SOCK_NONBLOCK);
-    } else {
-        newfd = retry_until_ready(h, fd, kReadable, deadline_after_ns(d->recv_timeout_ns.load()),
-                                  [&] { return real_accept4()(fd, addr, len, flags | SOCK_NONBLOCK); });
+    Description* d = waitable_description(h, fd);
+    const FdKind kind = d && is_socket(d->kind) ? d->kind : FdKind::StreamSocket;
+    if (d && is_socket(d->kind)) {
+        const auto deadline = deadline_after_ns(d->recv_timeout_ns.load());
+        while (!ready_now(fd, POLLIN)) {
+            WaitResult w = wait_ready(h, fd, kReadable, deadline);
+            if (w != WaitResult::Ready) return fail_with(errno_for(w));
+        }
     }
+    int newfd = real_accept4()(fd, addr, len, flags);
     if (newfd >= 0) fd_adopt(newfd, kind, (flags & SOCK_NONBLOCK) != 0);
     return newfd;
 }
 
 int accept(int fd, sockaddr* addr, socklen_t* len) { return accept4(fd, addr, len, 0); }
 
+// connect has no per-call flag either and no readiness to wait for before it
+// starts. The socket is made non-blocking for the one connect() syscall only
+// (no fiber switch happens in between, so no fork of this hub can see it),
+// then waited on while blocking again; a second connect() on the then
+// established socket reports the outcome and leaves the state a blocking
+// connect leaves (a later connect() says EISCONN).
 int connect(int fd, const sockaddr* addr, socklen_t len) {
     count_call(Family::Connect);
-    Description* d = blocking_description(fd);
-    if (!d) return real_connect()(fd, addr, len);
     detail::Hub* h = fiber_context();
+    Description* d = waitable_description(h, fd);
+    if (!d || !is_socket(d->kind)) return real_connect()(fd, addr, len);
+    const int fl = real_fcntl()(fd, F_GETFL);
+    if (fl < 0) return -1;
     const int saved_errno = errno;
     const auto deadline = deadline_after_ns(d->send_timeout_ns.load());
-    bool started = false;
     for (;;) {
-        int r = started ? -1 : real_connect()(fd, addr, len);
-        if (started) errno = EINPROGRESS;
+        real_fcntl()(fd, F_SETFL, fl | O_NONBLOCK);
+        int r = real_connect()(fd, addr, len);
+        const int err = errno;
+        real_fcntl()(fd, F_SETFL, fl);
         if (r == 0) {
             errno = saved_errno;
             return 0;
         }
-        if (errno == EAGAIN) {
-            // AF_UNIX with a full backlog: a blocking connect waits for room.
-            WaitResult w = wait_ready(h, fd, kWritable, deadline);
-            if (w != WaitResult::Ready) {
-                errno = errno_for(w);
-                return -1;
-            }
-            continue;
-        }
-        if (errno != EINPROGRESS) return -1;
-        started = true;
+        if (err != EAGAIN && err != EINPROGRESS) return fail_with(err);
+        // EAGAIN: AF_UNIX with a full backlog; a blocking connect waits for room.
         WaitResult w = wait_ready(h, fd, kWritable, deadline);
-        if (w == WaitResult::TimedOut) {
+        if (w == WaitResult::TimedOut && err == EINPROGRESS) {
             // What Linux's blocking connect reports when SO_SNDTIMEO expires;
             // the handshake goes on in the background, as it does there.
-            errno = EINPROGRESS;
-            return -1;
+            return fail_with(EINPROGRESS);
         }
-        if (w != WaitResult::Ready) {
-            errno = errno_for(w);
-            return -1;
-        }
-        // Ask connect() itself, not SO_ERROR: it also moves the socket to
-        // the connected state, so a later connect() reports EISCONN as
-        // after a blocking connect. Still in progress: wait again.
+        if (w != WaitResult::Ready) return fail_with(errno_for(w));
+        if (err == EAGAIN) continue;
         int r2 = real_connect()(fd, addr, len);
         if (r2 == 0 || errno == EISCONN) {
             errno = saved_errno;
             return 0;
         }
-        if (errno == EALREADY || errno == EINPROGRESS) continue;
         return -1;
     }
 }
@@ -146,6 +145,11 @@ int setsockopt(int fd, int level, int name, const void* value, socklen_t len) no
             }
         }
     }
+    if (r == 0 && level == SOL_SOCKET && name == SO_LINGER && len >= sizeof(linger))
+        if (Description* d = fd_lookup(fd)) {
+            const auto* lg = static_cast<const linger*>(value);
+            d->linger.store(lg->l_onoff && lg->l_linger > 0);
+        }
     return r;
 }
 
@@ -169,6 +173,15 @@ WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point dead
     if (r > 0) return WaitResult::Ready;
     if (r == 0) return WaitResult::TimedOut;
     return WaitResult::Cancelled;  // EINTR: reported as EINTR, as the blocking call would
+}
+
+}  // namespace green::interpose
+
+namespace green::interpose {
+
+bool ready_now(int fd, short events) noexcept {
+    pollfd p{fd, events, 0};
+    return real_poll()(&p, 1, 0) != 0;
 }
 
 }  // namespace green::interpose

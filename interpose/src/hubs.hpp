@@ -10,5 +10,8 @@ class Hub;
 namespace green::interpose {
 
 void start_hub_threads(unsigned hubs);
+// In a fork child, on its first thread creation: start the hub threads the
+// child lost (placement.cpp calls it before choosing a hub).
+void restart_hub_threads_after_fork() noexcept;
 
 }  // namespace green::interpose

@@ -8,8 +8,8 @@
 // before the program's own constructors where the linker allows.
 //
 // GREEN_STATS=1 prints, at exit, that the shim was active and what it did,
-// to a copy of stderr taken at start (at the top of the fd limit,
-// close-on-exec, so the program's own fd numbers do not move).
+// to a copy of stderr taken at start, one of the shim's own fds (top of the
+// fd limit, close-on-exec, hidden from the program's close and dup2).
 #include <green/run.hpp>
 
 #include <fcntl.h>
@@ -27,6 +27,7 @@
 #include "hubs.hpp"
 #include "os.hpp"
 #include "real.hpp"
+#include "shim_fds.hpp"
 
 namespace green::interpose {
 
@@ -102,11 +103,12 @@ __attribute__((constructor(101))) void start_shim() {
     choose_thread_locals();
     start_hub_threads(c.hubs);
     if (c.stats) {
-        // The highest fd the limit allows: the program's own fd numbers
-        // (lowest free, or F_DUPFD from a small base) are left as they were.
-        rlimit lim{};
-        long top = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY ? static_cast<long>(lim.rlim_cur) - 1 : 1023;
-        g_stats_fd = real_fcntl()(2, F_DUPFD_CLOEXEC, std::min(top, 65535L));
+        // The program cannot close it or have its number (shim_fds.hpp).
+        int copy = real_dup()(2);
+        if (copy >= 0) {
+            detail::os::RuntimeFdScope own;
+            g_stats_fd = adopt_shim_fd(copy);
+        }
         std::atexit(print_stats);
     }
     g_shim_ready.store(true, std::memory_order_release);

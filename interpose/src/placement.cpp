@@ -29,6 +29,8 @@
 // places everything on its one surviving hub.
 #include "placement.hpp"
 
+#include "hubs.hpp"
+
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -138,12 +140,14 @@ void placement_add_hub(detail::Hub* hub) noexcept {
     if (i == 0) pthread_atfork(nullptr, nullptr, after_fork_in_child);
     if (i >= kMaxSlots) return;
     g_slots[i].hub = hub;
+    g_slots[i].live.store(0, std::memory_order_relaxed);  // a fork child reuses the parent's slots
     g_count.store(i + 1, std::memory_order_release);
 }
 
 void placement_bind_this_thread(unsigned slot) noexcept { tls_slot = static_cast<int>(slot); }
 
 detail::Hub* place_new_thread() noexcept {
+    restart_hub_threads_after_fork();
     unsigned n = g_count.load(std::memory_order_acquire);
     if (n <= 1) return detail::Hub::current_if_any();
     const detail::Hub* caller = detail::Hub::current_if_any();

@@ -21,8 +21,17 @@ namespace green {
 namespace {
 
 [[noreturn]] void reject(const char* var, const char* value, const char* accepted) {
+    // A long value is shown cut, marked "...", so the line (and its newline)
+    // always fits: snprintf returns the length it wanted, not what it wrote.
     char line[512];
-    int n = std::snprintf(line, sizeof line, "green: %s='%s' is invalid: expected %s\n", var, value, accepted);
+    const int shown = std::strlen(value) > 200 ? 200 : static_cast<int>(std::strlen(value));
+    int n = std::snprintf(line, sizeof line, "green: %s='%.*s%s' is invalid: expected %s\n", var, shown, value,
+                          shown < static_cast<int>(std::strlen(value)) ? "..." : "", accepted);
+    if (n < 0) n = 0;
+    if (n >= static_cast<int>(sizeof line)) {
+        n = static_cast<int>(sizeof line) - 1;
+        line[n - 1] = '\n';
+    }
     detail::os::write_stderr(line, static_cast<std::size_t>(n));
     _exit(2);
 }

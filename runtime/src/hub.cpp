@@ -164,6 +164,7 @@ Hub& Hub::create_for_this_thread() {
 Hub::Hub() {
     index_ = g_next_hub_index.fetch_add(1);
     tid_ = os::gettid();
+    os::RuntimeFdScope own_fds;
     thread_tp_ = current_thread_pointer();
     errno_slot_ = errno_slot();
     eh_slot_ = eh_globals_slot();
@@ -223,6 +224,7 @@ Hub::~Hub() {
     stacks.put(scheduler_->stack);
     for (void* tls : tls_cache_) fiber_tls_destroy(tls);
     destroy_fd_watches();
+    os::RuntimeFdScope own_fds;  // libev closes its own fds here
     ev_loop_destroy(loop_);
 }
 

@@ -79,6 +79,13 @@ void futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept {
     raw_syscall6(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAKE_PRIVATE, count, 0, 0, 0);
 }
 
+namespace {
+thread_local int tls_runtime_fd_scope = 0;
+}
+bool creating_runtime_fds() noexcept { return tls_runtime_fd_scope > 0; }
+RuntimeFdScope::RuntimeFdScope() noexcept { ++tls_runtime_fd_scope; }
+RuntimeFdScope::~RuntimeFdScope() { --tls_runtime_fd_scope; }
+
 pid_t gettid() noexcept { return static_cast<pid_t>(raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0)); }
 
 void write_stderr(const char* text, std::size_t len) noexcept {

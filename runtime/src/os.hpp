@@ -42,6 +42,17 @@ pid_t gettid() noexcept;
 void write_stderr(const char* text, std::size_t len) noexcept;
 void write_stderr(const char* text) noexcept;
 
+// True while this thread creates the runtime's own fds (libev's epoll fd and
+// async eventfd in a hub's constructor). The shim moves fds created in this
+// scope out of the program's way; libgreen alone ignores it.
+bool creating_runtime_fds() noexcept;
+struct RuntimeFdScope {
+    RuntimeFdScope() noexcept;
+    ~RuntimeFdScope();
+    RuntimeFdScope(const RuntimeFdScope&) = delete;
+    RuntimeFdScope& operator=(const RuntimeFdScope&) = delete;
+};
+
 // Reads a small /proc or /sys file as an integer; `fallback` on any failure.
 long read_long_file(const char* path, long fallback) noexcept;
 

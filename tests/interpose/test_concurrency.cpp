@@ -195,18 +195,47 @@ int kernel_flags(int fd) {
     return flags;
 }
 
-TEST(FdFlags, KernelNonblockingWhileProgramSeesBlocking) {
+// The shim never changes the kernel's flags: a child or another process
+// sharing the description sees exactly what the program set, also while and
+// after a fiber waited on the fd.
+TEST(FdFlags, KernelFlagsAreTheProgramsOwn) {
     int sv[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    EXPECT_EQ(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);           // the program's view
-    EXPECT_NE(kernel_flags(sv[0]) & O_NONBLOCK, 0);             // what the hub needs
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    for (int fd : {sv[0], p[0], p[1]}) {
+        EXPECT_EQ(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+        EXPECT_EQ(kernel_flags(fd) & O_NONBLOCK, 0);
+    }
+    // A reader that has to wait, on each kind.
+    green::Task<void> readers[2] = {
+        green::spawn([&] {
+            char c;
+            EXPECT_EQ(read(sv[0], &c, 1), 1);
+        }),
+        green::spawn([&] {
+            char c;
+            EXPECT_EQ(read(p[0], &c, 1), 1);
+        }),
+    };
+    green::this_fiber::yield();
+    EXPECT_EQ(kernel_flags(sv[0]) & O_NONBLOCK, 0);
+    EXPECT_EQ(kernel_flags(p[0]) & O_NONBLOCK, 0);
+    ASSERT_EQ(write(sv[1], "x", 1), 1);
+    ASSERT_EQ(write(p[1], "x", 1), 1);
+    readers[0].join();
+    readers[1].join();
+    EXPECT_EQ(kernel_flags(sv[0]) & O_NONBLOCK, 0);
+    EXPECT_EQ(kernel_flags(p[0]) & O_NONBLOCK, 0);
     ASSERT_EQ(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
     EXPECT_NE(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
-    ASSERT_EQ(fcntl(sv[0], F_SETFL, 0), 0);
-    EXPECT_EQ(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
     EXPECT_NE(kernel_flags(sv[0]) & O_NONBLOCK, 0);
-    close(sv[0]);
-    close(sv[1]);
+    char c;
+    EXPECT_EQ(read(sv[0], &c, 1), -1);  // the program's own O_NONBLOCK: EAGAIN, no wait
+    EXPECT_EQ(errno, EAGAIN);
+    ASSERT_EQ(fcntl(sv[0], F_SETFL, 0), 0);
+    EXPECT_EQ(kernel_flags(sv[0]) & O_NONBLOCK, 0);
+    for (int fd : {sv[0], sv[1], p[0], p[1]}) close(fd);
 }
 
 }  // namespace

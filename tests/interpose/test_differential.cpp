@@ -27,6 +27,11 @@ const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types
                                                "rwlock", "barrier_sem", "process", "free_after_wake", "exit_from_thread",
                                                "uncaught_in_thread", "main_pthread_exit",
                                                "main_returns_with_threads_blocked"};
+// Cases of the fd/process probe (probe_fds.cpp), run with one hub and two.
+const std::vector<std::string> kFdCases = {"first_open", "daemon_close", "foreign_pipe_thread", "eventfd_timerfd",
+                                           "inherited_listener", "popen_reader", "child_pipes", "vfork_exec",
+                                           "fork_threads", "daemon_threads", "waitall", "select_big",
+                                           "splice_tee", "mmsg", "linger_close", "stdio_socket", "pty_reader"};
 // Listed by the probe but checked by their own tests below.
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle"};
 // Cases of the per-thread state probe (probe_thread_state.cpp).
@@ -62,20 +67,25 @@ TEST(DifferentialSetup, EveryProbeCaseIsTested) {
     auto state = run_capture({env_or_die("GREEN_PROBE_THREAD_STATE"), "--list"});
     ASSERT_EQ(state.status, 0);
     EXPECT_EQ(state.out, joined(kStateCases)) << "thread-state probe cases and this test's list differ";
+    auto fds = run_capture({env_or_die("GREEN_PROBE_FDS"), "--list"});
+    ASSERT_EQ(fds.status, 0);
+    EXPECT_EQ(fds.out, joined(kFdCases)) << "fd probe cases and this test's list differ";
 }
 
 // "io/<case>" runs probe, "threads/<case>" runs probe_threads, "state/<case>"
-// runs probe_thread_state; "threads2/" and "state2/" run with GREEN_HUBS=2
-// (fibers on two OS threads).
+// runs probe_thread_state, "fds/<case>" runs probe_fds; "threads2/",
+// "state2/" and "fds2/" run them with GREEN_HUBS=2 (fibers on two OS
+// threads).
 TEST_P(Differential, PatchedOutputMatchesUnpatched) {
     const std::string param = GetParam();
     const std::string kind = param.substr(0, param.find('/'));
     const std::string name = param.substr(param.find('/') + 1);
     const std::string probe = env_or_die(kind == "io"                        ? "GREEN_PROBE"
                                          : kind.rfind("state", 0) == 0 ? "GREEN_PROBE_THREAD_STATE"
+                                         : kind.rfind("fds", 0) == 0   ? "GREEN_PROBE_FDS"
                                                                        : "GREEN_PROBE_THREADS");
     std::vector<std::string> env = {preload_env(), "GREEN_STATS=1"};
-    if (kind == "threads2" || kind == "state2") env.push_back("GREEN_HUBS=2");
+    if (kind == "threads2" || kind == "state2" || kind == "fds2") env.push_back("GREEN_HUBS=2");
     auto plain = run_capture({probe, name});
     auto patched = run_capture({probe, name}, env);
     ASSERT_EQ(plain.status, expected_status(name)) << plain.err;
@@ -124,6 +134,9 @@ struct BadConfig {
 };
 class ShimConfig : public ::testing::TestWithParam<BadConfig> {};
 
+// A value far longer than the message buffer is shown cut, on one line.
+const std::string kLongValue = "GREEN_POOL_SIZE=" + std::string(3000, '7');
+
 TEST_P(ShimConfig, BadValueFailsAtStartWithOneLine) {
     auto r = run_capture({env_or_die("GREEN_PROBE"), "read_write"}, {preload_env(), GetParam().assignment});
     EXPECT_EQ(r.status, 2);
@@ -131,6 +144,8 @@ TEST_P(ShimConfig, BadValueFailsAtStartWithOneLine) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(GetParam().variable), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(GetParam().accepted), std::string::npos) << r.err;
+    EXPECT_LT(r.err.size(), 512u) << r.err;
+    EXPECT_EQ(r.err.back(), '\n');
 }
 
 INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
@@ -141,6 +156,7 @@ INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
                                            BadConfig{"GREEN_STATS=yes", "GREEN_STATS", "0 or 1"},
                                            BadConfig{"GREEN_HUBS=-1", "GREEN_HUBS", "1 to 64"},
                                            BadConfig{"GREEN_HUBS=all", "GREEN_HUBS", "1 to 64, or auto"},
+                                           BadConfig{kLongValue.c_str(), "GREEN_POOL_SIZE", "1 to 1024"},
                                            BadConfig{"GREEN_BLOCKED_MS=soon", "GREEN_BLOCKED_MS",
                                                      "milliseconds from 0 (off) to 3600000"},
                                            BadConfig{"GREEN_THREAD_LOCALS=fiber", "GREEN_THREAD_LOCALS",
@@ -149,7 +165,7 @@ INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
                              std::string n = info.param.assignment;
                              for (char& c : n)
                                  if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                             return n;
+                             return n.size() > 40 ? n.substr(0, 40) + "_cut" : n;
                          });
 
 std::vector<std::string> all_cases() {
@@ -159,6 +175,8 @@ std::vector<std::string> all_cases() {
     for (const auto& c : kThreadCases) out.push_back("threads2/" + c);
     for (const auto& c : kStateCases) out.push_back("state/" + c);
     for (const auto& c : kStateCases) out.push_back("state2/" + c);
+    for (const auto& c : kFdCases) out.push_back("fds/" + c);
+    for (const auto& c : kFdCases) out.push_back("fds2/" + c);
     return out;
 }
 

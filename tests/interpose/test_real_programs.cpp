@@ -161,4 +161,54 @@ TEST_P(RealProgram, SameOutputPatchedAndUnpatched) {
 INSTANTIATE_TEST_SUITE_P(Programs, RealProgram, ::testing::ValuesIn(kPrograms),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Programs that hand the shim's fds to children: pipes and sockets a child
+// inherits must be exactly what the parent asked for (blocking), or the
+// child sees EAGAIN where it never expects one. (The sleeps are part of the
+// pipelines under test, the reader starting late, not synchronisation.)
+struct Pipeline {
+    const char* name;
+    std::vector<std::string> argv;
+};
+
+const char* const kPythonSubprocess =
+    "import subprocess\n"
+    "ok = sum(subprocess.check_output(['echo', 'hi']) == b'hi\\n' for _ in range(100))\n"
+    "ran = sum(subprocess.run(['cat'], input=b'x' * 70000, capture_output=True).stdout == b'x' * 70000 for _ in range(20))\n"
+    "print('check_output', ok, 'run', ran)\n";
+
+const char* const kPythonWc =
+    "import subprocess\n"
+    "p = subprocess.Popen(['wc', '-c'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+    "out, _ = p.communicate(b'y' * 3000000)\n"
+    "print(out.decode().strip(), p.returncode)\n";
+
+const Pipeline kPipelines[] = {
+    {"seq_to_late_wc", {"bash", "-c", "seq 1 200000 | (sleep 0.2; wc -l)"}},
+    {"sleep_to_cat", {"bash", "-c", "sleep 0.2 | cat; echo status ${PIPESTATUS[*]}"}},
+    {"head_to_wc", {"bash", "-c", "head -c 3000000 /dev/zero | wc -c"}},
+    {"exec_fd3", {"bash", "-c", "exec 3>/dev/null 4>/dev/null 5>/dev/null; echo to3 >&3; seq 3 | wc -l"}},
+    {"python_subprocess_100x", {"/usr/bin/python3", "-c", kPythonSubprocess}},
+    {"python_writes_to_wc", {"/usr/bin/python3", "-c", kPythonWc}},
+};
+
+class ChildrenOfPatchedPrograms : public ::testing::TestWithParam<std::tuple<Pipeline, int>> {};
+
+TEST_P(ChildrenOfPatchedPrograms, SameOutputAndStatus) {
+    const auto& [pipeline, hubs] = GetParam();
+    auto plain = run_capture(pipeline.argv);
+    auto patched = run_capture(pipeline.argv, {preload_env(), "GREEN_HUBS=" + std::to_string(hubs)});
+    ASSERT_EQ(plain.status, 0) << plain.err;
+    ASSERT_FALSE(plain.out.empty());
+    EXPECT_EQ(patched.status, plain.status) << patched.err;
+    EXPECT_EQ(patched.out, plain.out) << patched.err;
+    EXPECT_EQ(patched.err, plain.err);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pipelines, ChildrenOfPatchedPrograms,
+                         ::testing::Combine(::testing::ValuesIn(kPipelines), ::testing::Values(1, 2)),
+                         [](const auto& info) {
+                             return std::string(std::get<0>(info.param).name) + "_hubs" +
+                                    std::to_string(std::get<1>(info.param));
+                         });
+
 }  // namespace

@@ -79,6 +79,16 @@ INSTANTIATE_TEST_SUITE_P(
         return name;
     });
 
+// A value longer than the message buffer: the line shows it cut ("..."),
+// still one line, and nothing beyond the buffer is written.
+TEST(ConfigRejectsLongValue, ShowsTheValueCutOnOneLine) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    static const std::string value(3000, '7');
+    EXPECT_EXIT(rejected_child(Rejected{"GREEN_POOL_SIZE", value.c_str(), "1 to 1024"}), testing::ExitedWithCode(2),
+                AllOf(IsOneLine(), HasSubstr("GREEN_POOL_SIZE='777"), HasSubstr("...'"),
+                      testing::ResultOf([](const std::string& s) { return s.size(); }, testing::Lt(512u))));
+}
+
 struct Accepted {
     const char* var;
     const char* value;

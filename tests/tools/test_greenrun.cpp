@@ -176,6 +176,24 @@ TEST(Greenrun, ScriptsAreJudgedByTheirInterpreter) {
     EXPECT_TRUE(has(s.out, "statically linked")) << s.out;
 }
 
+// A script without #!: execvp (and so env, nice, timeout) runs it with
+// /bin/sh; greenrun does the same, with the same output and status.
+TEST(Greenrun, ScriptWithoutInterpreterLineRunsThroughSh) {
+    TempDir dir;
+    fs::path script = dir.path() / "plain-script";
+    std::ofstream(script) << "echo \"sh script got $1 $2\"\nexit 3\n";
+    fs::permissions(script, fs::perms::owner_all);
+    auto plain = run_capture({"env", script.string(), "a", "b c"});
+    auto green = run_capture({greenrun(), "--", script.string(), "a", "b c"});
+    EXPECT_EQ(plain.out, "sh script got a b c\n");
+    EXPECT_EQ(green.out, plain.out) << green.err;
+    EXPECT_EQ(green.status, 3);
+    EXPECT_EQ(plain.status, 3);
+    auto c = run_capture({greenrun(), "--check", "--", script.string()});
+    EXPECT_EQ(c.status, 0) << c.out;
+    EXPECT_TRUE(has(c.out, "no #! line, run by /bin/sh")) << c.out;
+}
+
 TEST(Greenrun, MissingOrNonExecutableProgram) {
     auto c = run_capture({greenrun(), "--", "no-such-program-green"});
     EXPECT_EQ(c.status, 127);

@@ -195,7 +195,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "greenrun: exec %s\n", v.program.c_str());
     }
     std::fflush(nullptr);
-    execv(v.program.c_str(), argv + cmd_at);
+    if (v.via_sh) {
+        std::vector<char*> sh_argv{const_cast<char*>("/bin/sh"), const_cast<char*>(v.program.c_str())};
+        for (int i = cmd_at + 1; argv[i]; ++i) sh_argv.push_back(argv[i]);
+        sh_argv.push_back(nullptr);
+        execv("/bin/sh", sh_argv.data());
+    } else {
+        execv(v.program.c_str(), argv + cmd_at);
+    }
     int err = errno;
     std::fprintf(stderr, "greenrun: cannot run %s: %s\n", v.program.c_str(), std::strerror(err));
     return err == ENOENT ? 127 : 126;

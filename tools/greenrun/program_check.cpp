@@ -113,8 +113,14 @@ void check_file(const std::string& path, const ElfInfo& preload, Verdict& v, int
     }
 
     ElfInfo elf = read_elf(path);
-    if (!elf.is_elf)
-        return refuse(v, 126, path + " is neither an ELF executable nor a #! script; the kernel cannot run it");
+    if (!elf.is_elf) {
+        // The kernel says ENOEXEC; execvp (and so env, nice, timeout) then
+        // runs the file with /bin/sh, and so does greenrun.
+        if (depth > 0) return refuse(v, 126, path + " is neither an ELF executable nor a #! script; the kernel cannot run it");
+        v.notes.push_back(path + ": no #! line, run by /bin/sh as execvp would");
+        v.via_sh = true;
+        return check_file("/bin/sh", preload, v, depth + 1);
+    }
     if (!elf.error.empty()) return refuse(v, 126, path + ": " + elf.error);
     if (!elf.has_interp)
         return refuse(v, 126,

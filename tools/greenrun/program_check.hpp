@@ -17,6 +17,7 @@ struct Verdict {
     bool active = false;             // the shim would be loaded
     int refusal_status = 0;          // 126 (cannot apply / not executable), 127 (not found)
     std::string program;             // the file exec would run
+    bool via_sh = false;             // no ELF, no #!: run by /bin/sh, as execvp/env/nice do
     std::vector<std::string> notes;  // what was found, one line each
     std::string refusal;             // why not, when !active
 };
