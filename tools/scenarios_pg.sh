@@ -22,6 +22,7 @@
 #   SCENARIO_ROUNDS   rounds of everything (default 2)
 #   PG_POOL           connections in the pooled mode (default 20)
 #   SCENARIO_DOC      file to write the section into (default docs/benchmarks.md)
+#   SCENARIO_REPORT_ONLY=1  rewrite the section from the last run's results only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${GREEN_PG_BIN:-}" ]; then
@@ -48,6 +49,7 @@ GB="$BUILD/tools/greenbench"
 GR="$BUILD/tools/greenrun"
 ulimit -n 20000 2>/dev/null || true
 
+if [ "${SCENARIO_REPORT_ONLY:-0}" != 1 ]; then
 paths=(-p /static -p '/read?id=42' -p /write)
 jsons=()
 for round in $(seq "$ROUNDS"); do
@@ -73,17 +75,66 @@ pgbench_rows=""
 for round in $(seq "$ROUNDS"); do
   u=$("${pgb[@]}" 2>/dev/null | tps)
   p=$("$GR" --hubs "${HUBS%%,*}" -- "${pgb[@]}" 2>/dev/null | tps)
-  pgbench_rows+="| $round | $u | $p | $(python3 -c "print(f'{$p / $u:.2f}x')") |"$'\n'
+  pgbench_rows+="$round $u $p"$'\n'
 done
+printf '%s' "$pgbench_rows" >"$OUT/pgbench.txt"
 
-python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$pgbench_rows" <<'PY'
+fi
+
+python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$OUT" <<'PY'
 import json, os, subprocess, sys, time
-doc, tables_md, chart, levels, secs, hubs, pool, rounds, pgbench_rows = sys.argv[1:]
+doc, tables_md, chart, levels, secs, hubs, pool, rounds, out = sys.argv[1:]
 begin = "<!-- BEGIN greenbench pg scenarios: written by tools/scenarios_pg.sh; edit the script, not this section -->"
 end = "<!-- END greenbench pg scenarios -->"
 machine = json.load(open(os.path.join(os.path.dirname(tables_md), "pool-r1.json")))["machine"]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[0]
+
+# Compact views of the rounds: per path and level, patched / unpatched of the
+# same round, and the server's CPU per answered request (a cost that load on
+# the machine changes far less than throughput).
+runs = {}  # (mode, round) -> {variant: {(path, c): point}}
+for mode in ("pool", "per-thread"):
+    for r in range(1, int(rounds) + 1):
+        d = json.load(open(os.path.join(out, f"{mode}-r{r}.json")))
+        runs[(mode, r)] = {s["variant"]: {(p["path"], p["concurrency"]): p for p in s["points"]} for s in d["series"]}
+variants = [v for v in runs[("pool", 1)] if v != "unpatched"]
+paths = list(dict.fromkeys(k[0] for k in runs[("pool", 1)]["unpatched"]))
+conc = sorted(set(k[1] for k in runs[("pool", 1)]["unpatched"]))
+cols = [(m, v, r) for m in ("pool", "per-thread") for v in variants for r in range(1, int(rounds) + 1)]
+def ratio_table(path):
+    head = "| c | " + " | ".join(f"{m} {v.replace('patched ', '')} r{r}" for m, v, r in cols) + " |"
+    rows = [head, "| ---: |" + " ---: |" * len(cols)]
+    for c in conc:
+        cells = []
+        for m, v, r in cols:
+            u, p = runs[(m, r)]["unpatched"].get((path, c)), runs[(m, r)][v].get((path, c))
+            if not u or not p or not u["requests_per_s"]:
+                cells.append("-")
+                continue
+            q = p["requests_per_s"] / u["requests_per_s"]
+            l = p["latency_ms"]["p99"] / u["latency_ms"]["p99"] if u["latency_ms"]["p99"] else float("nan")
+            cells.append(f"{'**' if q < 1 else ''}{q:.2f}x{'**' if q < 1 else ''} (p99 {l:.2f}x)")
+        rows.append(f"| {c} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+def cpu_table():
+    vs = ["unpatched"] + variants
+    head = "| path | c | " + " | ".join(f"{m} {v.replace('patched ', '')}" for m in ("pool", "per-thread") for v in vs) + " |"
+    rows = [head, "| --- | ---: |" + " ---: |" * (2 * len(vs))]
+    for path in paths:
+        for c in conc:
+            cells = []
+            for m in ("pool", "per-thread"):
+                for v in vs:
+                    xs = [runs[(m, r)][v][(path, c)] for r in range(1, int(rounds) + 1) if (path, c) in runs[(m, r)][v]]
+                    cpu = sum(x["server"]["cpu_s"] for x in xs)
+                    ok = sum(x["ok"] for x in xs)
+                    cells.append(f"{cpu * 1e6 / ok:.0f}" if ok else "-")
+            rows.append(f"| {path} | {c} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+summary = "\n\n".join(f"**{p}: requests/s patched / unpatched (p99 patched / unpatched)**\n\n{ratio_table(p)}" for p in paths)
+pgb = [l.split() for l in open(os.path.join(out, "pgbench.txt")).read().splitlines() if l.strip()]
+pgbench_rows = "\n".join(f"| {r} | {float(u):,.0f} | {float(p):,.0f} | {float(p) / float(u):.2f}x |" for r, u, p in pgb)
 section = f"""{begin}
 ## A database-bound server: pg_threads on PostgreSQL
 
@@ -107,10 +158,22 @@ one table, and the rounds with each other. Ratios are patched / unpatched of the
 
 ![requests/s and p99 latency per scenario](charts/{os.path.basename(chart)})
 
+{summary}
+
+**Server CPU per answered request, µs** (the server's user+system CPU over the requests it answered,
+all rounds): what a request costs the server, which the machine's load changes far less than
+throughput.
+
+{cpu_table()}
+
+<details><summary>All measurements (requests/s, p99, errors, RSS, threads, CPU)</summary>
+
 {open(tables_md).read().rstrip()}
 
+</details>
+
 **pgbench -S** (select-only, `pgbench -n -S -c 50 -j 4 -T 5`, scale 1): an unmodified threaded
-libpq client, unpatched vs `greenrun --hubs {hubs}`, alternated:
+libpq client, unpatched vs `greenrun --hubs {hubs.split(',')[0]}`, alternated:
 
 | round | unpatched tps | greenrun tps | ratio |
 | ---: | ---: | ---: | ---: |
