@@ -35,6 +35,8 @@ struct Variant {
     int row;     // the counters row this variant writes, so variants do not share one
 };
 
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
 void skip_without_postgres() {
     if (const char* why = std::getenv("GREEN_PG_UNAVAILABLE")) GTEST_SKIP() << why;
 }
