@@ -19,6 +19,8 @@
 #   SCENARIO_SECONDS  seconds measured per level (default 3; 1 s warm-up each)
 #   SCENARIO_HUBS     GREEN_HUBS values for the patched runs (default 1)
 #   SCENARIO_DOC      file to write the section into (default docs/benchmarks.md)
+#   SCENARIO_PG       1 (default): then run tools/scenarios_pg.sh, the database
+#                     scenarios on a throw-away PostgreSQL (about 10 minutes more); 0: skip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh wrk
@@ -124,3 +126,6 @@ else:
 open(doc, "w").write(text)
 print(f"scenarios: wrote the section of {doc} and {chart}")
 PY
+if [ "${SCENARIO_PG:-1}" = 1 ]; then
+  GREEN_BUILD_DIR=$BUILD SCENARIO_HUBS=$HUBS SCENARIO_SECONDS=$SECS SCENARIO_DOC=$DOC bash tools/scenarios_pg.sh
+fi

@@ -195,6 +195,23 @@ void Hub::on_fd(struct ev_loop*, ev_io* io, int revents) noexcept {
 }
 
 WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept {
+    // A set of one fd (a client library waiting on its socket, as libpq
+    // does for every reply) waits on the fd's long-lived watcher: it stays
+    // armed between waits, where a temporary watcher costs an epoll_ctl on
+    // every wait and a spurious event after it. A close of the fd meanwhile
+    // wakes the caller as a temporary watcher's error event would: Ready, and
+    // the caller's own recheck reports what the kernel says about the fd.
+    const FdInterest* only = nullptr;
+    std::size_t watchable = 0;
+    for (std::size_t i = 0; i < n && watchable < 2; ++i)
+        if (fds[i].fd >= 0 && (fds[i].events & (kReadable | kWritable))) {
+            only = &fds[i];
+            ++watchable;
+        }
+    if (watchable == 1) {
+        WaitResult r = wait_fd(only->fd, only->events, deadline);
+        return r == WaitResult::Closed ? WaitResult::Ready : r;
+    }
     ParkOptions o{deadline, true, true};
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
     // Temporary watchers beside any long-lived FdWatch of the same fds; libev

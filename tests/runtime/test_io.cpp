@@ -415,6 +415,32 @@ TEST(WaitAnyFd, SharesAnFdWithAWaitFdWaiter) {
     });
 }
 
+// A one-fd set waits like wait_fd; the fd's close ends it Ready (the
+// caller's zero-timeout recheck then reports the kernel's answer), and the
+// long-lived watcher serves the next wait on a new file with the same number.
+TEST(WaitAnyFd, OneFdSetEndsReadyWhenTheFdCloses) {
+    in_green([] {
+        int fds[2];
+        ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+        green::FdInterest set[] = {{fds[0], green::kReadable}};
+        auto waiter = green::spawn([&] { return green::wait_any_fd(set, 1, Clock::now() + 20s); });
+        let_runnable_fibers_run();
+        EXPECT_FALSE(waiter.done());
+        green::notify_fd_closing(fds[0]);
+        close(fds[0]);
+        EXPECT_EQ(waiter.join(), WaitResult::Ready);
+        close(fds[1]);
+
+        SocketPair reused;  // likely the same numbers again
+        green::FdInterest again[] = {{reused.a(), green::kReadable}};
+        auto second = green::spawn([&] { return green::wait_any_fd(again, 1, Clock::now() + 20s); });
+        let_runnable_fibers_run();
+        EXPECT_FALSE(second.done());
+        ASSERT_TRUE(write_byte(reused.b()));
+        EXPECT_EQ(second.join(), WaitResult::Ready);
+    });
+}
+
 TEST(WaitAnyFd, CancelledAndExpired) {
     in_green([] {
         SocketPair sp;

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The articles' database scenarios on a real PostgreSQL, patched vs unpatched,
+# written into docs/benchmarks.md (its own section, between markers) with the
+# tables, a chart (docs/charts/greenbench-pg.svg) and this command.
+#
+#   static   GET /static         no database
+#   read     GET /read?id=42     a prepared primary-key SELECT
+#   write    GET /write          BEGIN; SELECT ... FOR UPDATE on one row; UPDATE; COMMIT
+#
+# examples/pg_threads (libpq, a thread per connection) runs with a pool of
+# PG_POOL connections behind std::mutex + std::condition_variable, and with one
+# connection per thread; each unpatched and under greenrun, SCENARIO_ROUNDS
+# times (the rounds alternate, so slow drift of a shared machine hits both
+# sides). Then pgbench -S (an unmodified threaded client), unpatched and under
+# greenrun, alternated. The database is scripts/pg_scratch.sh's throw-away one.
+#
+# Usage: tools/scenarios_pg.sh        (about 10 minutes on 2 CPUs)
+#   GREEN_BUILD_DIR   build directory (default build-scenarios, release)
+#   SCENARIO_LEVELS   concurrency levels (default 16,256,1000)
+#   SCENARIO_SECONDS  seconds measured per level (default 3; 1 s warm-up each)
+#   SCENARIO_HUBS     GREEN_HUBS values for the patched runs (default 1)
+#   SCENARIO_ROUNDS   rounds of everything (default 2)
+#   PG_POOL           connections in the pooled mode (default 20)
+#   SCENARIO_DOC      file to write the section into (default docs/benchmarks.md)
+#   SCENARIO_REPORT_ONLY=1  rewrite the section from the last run's results only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${GREEN_PG_BIN:-}" ]; then
+  bash scripts/deps.sh
+  exec bash scripts/pg_scratch.sh -- bash "$0" "$@"
+fi
+if [ -n "${GREEN_PG_UNAVAILABLE:-}" ]; then
+  echo "scenarios_pg: $GREEN_PG_UNAVAILABLE" >&2
+  exit 1
+fi
+BUILD=${GREEN_BUILD_DIR:-build-scenarios}
+LEVELS=${SCENARIO_LEVELS:-16,256,1000}
+SECS=${SCENARIO_SECONDS:-3}
+HUBS=${SCENARIO_HUBS:-1}
+ROUNDS=${SCENARIO_ROUNDS:-2}
+POOL=${PG_POOL:-20}
+DOC=${SCENARIO_DOC:-docs/benchmarks.md}
+CHART=docs/charts/greenbench-pg.svg
+[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release >/dev/null
+ninja -C "$BUILD" examples/pg_threads tools/greenbench tools/greenrun interpose/libgreen-preload.so >/dev/null
+OUT="$BUILD/scenarios-pg"
+mkdir -p "$OUT" "$(dirname "$CHART")"
+GB="$BUILD/tools/greenbench"
+GR="$BUILD/tools/greenrun"
+ulimit -n 20000 2>/dev/null || true
+
+if [ "${SCENARIO_REPORT_ONLY:-0}" != 1 ]; then
+paths=(-p /static -p '/read?id=42' -p /write)
+jsons=()
+for round in $(seq "$ROUNDS"); do
+  for mode in pool per-thread; do
+    args=()
+    label="pg_threads per-thread r$round"
+    if [ "$mode" = pool ]; then args=(--pool "$POOL"); label="pg_threads pool $POOL r$round"; fi
+    echo "== $label" >&2
+    "$GB" compare --no-progress -c "$LEVELS" --hubs "$HUBS" -d "$SECS" -w 1 "${paths[@]}" --label "$label" \
+      --json "$OUT/$mode-r$round.json" --svg "" -- "$BUILD/examples/pg_threads" 0 "${args[@]}" \
+      >"$OUT/$mode-r$round.txt"
+    jsons+=("$OUT/$mode-r$round.json")
+  done
+done
+"$GB" report "${jsons[@]}" --title "pg_threads on PostgreSQL: pool vs per-thread connection, unpatched vs greenrun" \
+  --markdown "$OUT/tables.md" --svg "$CHART" | tee "$OUT/tables.txt"
+
+# pgbench -S: an unmodified threaded libpq client, 50 connections on 4 threads.
+"$GREEN_PG_BIN/pgbench" -i -q -s 1 >/dev/null 2>&1
+pgb=("$GREEN_PG_BIN/pgbench" -n -S -c 50 -j 4 -T 5)
+tps() { awk '/^tps = / {print $3; exit}'; }
+pgbench_rows=""
+for round in $(seq "$ROUNDS"); do
+  u=$("${pgb[@]}" 2>/dev/null | tps)
+  p=$("$GR" --hubs "${HUBS%%,*}" -- "${pgb[@]}" 2>/dev/null | tps)
+  pgbench_rows+="$round $u $p"$'\n'
+done
+printf '%s' "$pgbench_rows" >"$OUT/pgbench.txt"
+
+fi
+
+python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$OUT" <<'PY'
+import json, os, subprocess, sys, time
+doc, tables_md, chart, levels, secs, hubs, pool, rounds, out = sys.argv[1:]
+begin = "<!-- BEGIN greenbench pg scenarios: written by tools/scenarios_pg.sh; edit the script, not this section -->"
+end = "<!-- END greenbench pg scenarios -->"
+machine = json.load(open(os.path.join(os.path.dirname(tables_md), "pool-r1.json")))["machine"]
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+load = open("/proc/loadavg").read().split()[0]
+
+# Compact views of the rounds: per path and level, patched / unpatched of the
+# same round, and the server's CPU per answered request (a cost that load on
+# the machine changes far less than throughput).
+runs = {}  # (mode, round) -> {variant: {(path, c): point}}
+for mode in ("pool", "per-thread"):
+    for r in range(1, int(rounds) + 1):
+        d = json.load(open(os.path.join(out, f"{mode}-r{r}.json")))
+        runs[(mode, r)] = {s["variant"]: {(p["path"], p["concurrency"]): p for p in s["points"]} for s in d["series"]}
+variants = [v for v in runs[("pool", 1)] if v != "unpatched"]
+paths = list(dict.fromkeys(k[0] for k in runs[("pool", 1)]["unpatched"]))
+conc = sorted(set(k[1] for k in runs[("pool", 1)]["unpatched"]))
+cols = [(m, v, r) for m in ("pool", "per-thread") for v in variants for r in range(1, int(rounds) + 1)]
+def ratio_table(path):
+    head = "| c | " + " | ".join(f"{m} {v.replace('patched ', '')} r{r}" for m, v, r in cols) + " |"
+    rows = [head, "| ---: |" + " ---: |" * len(cols)]
+    for c in conc:
+        cells = []
+        for m, v, r in cols:
+            u, p = runs[(m, r)]["unpatched"].get((path, c)), runs[(m, r)][v].get((path, c))
+            if not u or not p or not u["requests_per_s"]:
+                cells.append("-")
+                continue
+            q = p["requests_per_s"] / u["requests_per_s"]
+            l = p["latency_ms"]["p99"] / u["latency_ms"]["p99"] if u["latency_ms"]["p99"] else float("nan")
+            cells.append(f"{'**' if q < 1 else ''}{q:.2f}x{'**' if q < 1 else ''} (p99 {l:.2f}x)")
+        rows.append(f"| {c} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+def cpu_table():
+    vs = ["unpatched"] + variants
+    head = "| path | c | " + " | ".join(f"{m} {v.replace('patched ', '')}" for m in ("pool", "per-thread") for v in vs) + " |"
+    rows = [head, "| --- | ---: |" + " ---: |" * (2 * len(vs))]
+    for path in paths:
+        for c in conc:
+            cells = []
+            for m in ("pool", "per-thread"):
+                for v in vs:
+                    xs = [runs[(m, r)][v][(path, c)] for r in range(1, int(rounds) + 1) if (path, c) in runs[(m, r)][v]]
+                    cpu = sum(x["server"]["cpu_s"] for x in xs)
+                    ok = sum(x["ok"] for x in xs)
+                    cells.append(f"{cpu * 1e6 / ok:.0f}" if ok else "-")
+            rows.append(f"| {path} | {c} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+summary = "\n\n".join(f"**{p}: requests/s patched / unpatched (p99 patched / unpatched)**\n\n{ratio_table(p)}" for p in paths)
+pgb = [l.split() for l in open(os.path.join(out, "pgbench.txt")).read().splitlines() if l.strip()]
+pgbench_rows = "\n".join(f"| {r} | {float(u):,.0f} | {float(p):,.0f} | {float(p) / float(u):.2f}x |" for r, u, p in pgb)
+section = f"""{begin}
+## A database-bound server: pg_threads on PostgreSQL
+
+The articles' database scenarios on `examples/pg_threads`, an ordinary libpq server (plain sockets,
+a `std::thread` per connection, no green headers), against a real PostgreSQL 15 on the same machine
+(`scripts/pg_scratch.sh`: a throw-away cluster on 127.0.0.1, durability off so that the shared
+disk does not decide). Two ways to reach the database: a pool of {pool} connections behind
+`std::mutex` + `std::condition_variable`, and one connection per handling thread. Each runs unpatched
+and under `greenrun` (GREEN_HUBS={hubs}), loaded by `greenbench` at {levels.replace(',', ', ')}
+keep-alive connections ({secs} s per level after 1 s of warm-up), {rounds} rounds (r1, r2, ...).
+
+- **static** — `GET /static`: no database.
+- **read** — `GET /read?id=42`: one prepared primary-key `SELECT`.
+- **write** — `GET /write`: `BEGIN`, `SELECT value ... FOR UPDATE` on one row, `UPDATE`, `COMMIT`:
+  every request contends for the same row lock, so PostgreSQL serialises them.
+
+Reproduce with `bash tools/scenarios_pg.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine};
+load average {load} when it finished). The server, PostgreSQL's backends and the load generator share
+these CPUs, and this machine was also shared with other work while measuring: compare the columns of
+one table, and the rounds with each other. Ratios are patched / unpatched of the same server.
+
+![requests/s and p99 latency per scenario](charts/{os.path.basename(chart)})
+
+{summary}
+
+**Server CPU per answered request, µs** (the server's user+system CPU over the requests it answered,
+all rounds): what a request costs the server, which the machine's load changes far less than
+throughput.
+
+{cpu_table()}
+
+<details><summary>All measurements (requests/s, p99, errors, RSS, threads, CPU)</summary>
+
+{open(tables_md).read().rstrip()}
+
+</details>
+
+**pgbench -S** (select-only, `pgbench -n -S -c 50 -j 4 -T 5`, scale 1): an unmodified threaded
+libpq client, unpatched vs `greenrun --hubs {hubs.split(',')[0]}`, alternated:
+
+| round | unpatched tps | greenrun tps | ratio |
+| ---: | ---: | ---: | ---: |
+{pgbench_rows.rstrip()}
+{end}
+"""
+text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
+if begin in text and end in text:
+    a = text.index(begin)
+    b = text.index(end) + len(end)
+    text = text[:a] + section.rstrip("\n") + text[b:]
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text)
+print(f"scenarios_pg: wrote the section of {doc} and {chart}")
+PY
