@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -66,7 +67,19 @@ struct KeySlot {
 std::atomic<std::uint32_t> g_keys_lock{0};
 KeySlot g_keys[kMaxKeys];
 
-thread_local std::vector<KeyValue> tls_keys;  // for contexts that are not pthread fibers
+// Key values of a context that is not a thread-fiber (the main thread, hub
+// threads, threads the shim does not own): one mmap'd table per OS thread.
+// Not a C++ thread_local object, for two reasons: exit() destroys those
+// *before* atexit handlers run, which still read their keys unpatched
+// (OpenSSL's cleanup); and constructing one registers a thread-exit hook and
+// allocates, which re-enters a program's allocator that keeps its own
+// per-thread state in a key (jemalloc). A real glibc key, whose value is the
+// table, runs the destructors and frees the table when such a thread ends;
+// glibc runs no key destructors for the main thread at exit(), nor does this.
+struct ThreadKeys {
+    KeyValue values[kMaxKeys];
+};
+thread_local ThreadKeys* tls_keys __attribute__((tls_model("initial-exec"))) = nullptr;
 
 ThreadHandle* as_handle(pthread_t t) noexcept {
     auto* h = reinterpret_cast<ThreadHandle*>(t);
@@ -79,15 +92,10 @@ ThreadHandle* current_handle() noexcept {
     return static_cast<ThreadHandle*>(h->running()->user);
 }
 
-std::vector<KeyValue>& my_keys() {
-    ThreadHandle* th = current_handle();
-    return th ? th->keys : tls_keys;
-}
-
-void run_key_destructors(std::vector<KeyValue>& values) {
+void run_key_destructors(KeyValue* values, std::size_t n) {
     for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
         bool any = false;
-        for (unsigned k = 0; k < values.size(); ++k) {
+        for (unsigned k = 0; k < n; ++k) {
             void* v = values[k].value;
             if (!v) continue;
             void (*dtor)(void*) = nullptr;
@@ -103,6 +111,47 @@ void run_key_destructors(std::vector<KeyValue>& values) {
         }
         if (!any) break;
     }
+}
+
+pthread_key_t g_table_key;  // the real glibc key holding a thread's ThreadKeys
+std::atomic<std::uint32_t> g_table_key_state{0};  // 0: none, 1: creating, 2: made
+
+void free_thread_keys(void* p) {
+    auto* t = static_cast<ThreadKeys*>(p);
+    run_key_destructors(t->values, kMaxKeys);
+    tls_keys = nullptr;
+    munmap(t, sizeof(ThreadKeys));
+}
+
+// This thread's table; with `create`, made on first use (mmap: no malloc).
+ThreadKeys* thread_keys(bool create) noexcept {
+    if (ThreadKeys* t = tls_keys) [[likely]]
+        return t;
+    if (!create) return nullptr;
+    void* p = mmap(nullptr, sizeof(ThreadKeys), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    auto* t = static_cast<ThreadKeys*>(p);  // zero-filled: every value null
+    std::uint32_t st = 0;
+    if (g_table_key_state.compare_exchange_strong(st, 1, std::memory_order_acq_rel)) {
+        GREEN_NEXT(pthread_key_create)(&g_table_key, free_thread_keys);
+        g_table_key_state.store(2, std::memory_order_release);
+    }
+    while (g_table_key_state.load(std::memory_order_acquire) != 2) sched_yield();
+    GREEN_NEXT(pthread_setspecific)(g_table_key, t);
+    tls_keys = t;
+    return t;
+}
+
+// The calling context's values and how many slots there are (0: none yet).
+KeyValue* my_keys(std::size_t need, std::size_t* n) {
+    if (ThreadHandle* th = current_handle()) {
+        if (th->keys.size() < need) th->keys.resize(need);
+        *n = th->keys.size();
+        return th->keys.data();
+    }
+    ThreadKeys* t = thread_keys(need > 0);
+    *n = t ? kMaxKeys : 0;
+    return t ? t->values : nullptr;
 }
 
 // --- the fiber body ----------------------------------------------------------
@@ -121,7 +170,7 @@ void run_thread(ThreadHandle* th) {
     } catch (const ThreadExit& e) {
         th->result = e.value;
     }
-    run_key_destructors(th->keys);
+    run_key_destructors(th->keys.data(), th->keys.size());
     if (th->state.exchange(2, std::memory_order_acq_rel) == 1) release_handle(th);  // detached: nobody joins
 }
 
@@ -145,9 +194,12 @@ std::size_t stack_size_for(const pthread_attr_t* attr) {
 extern "C" {
 
 int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
-    if (!g_shim_ready.load(std::memory_order_acquire)) return REAL(pthread_create)(thread, attr, start, arg);
+    // A thread without a hub (one the shim does not own) makes real threads:
+    // giving it a hub would give it an event loop nobody serves.
+    detail::Hub* hub = fiber_context();
+    if (!hub) return REAL(pthread_create)(thread, attr, start, arg);
     count_call(Family::Thread);
-    detail::Hub& here = detail::Hub::current();
+    detail::Hub& here = *hub;
     int detach = PTHREAD_CREATE_JOINABLE;
     if (attr) pthread_attr_getdetachstate(attr, &detach);
     auto* th = new ThreadHandle();
@@ -341,8 +393,9 @@ int pthread_key_delete(pthread_key_t key) noexcept {
 
 void* pthread_getspecific(pthread_key_t key) noexcept {
     if (key >= kMaxKeys) return nullptr;
-    std::vector<KeyValue>& v = my_keys();
-    if (key >= v.size()) return nullptr;
+    std::size_t n = 0;
+    KeyValue* v = my_keys(0, &n);
+    if (key >= n) return nullptr;
     // A value set under an earlier key with the same number is not seen.
     std::uint32_t gen = __atomic_load_n(&g_keys[key].generation, __ATOMIC_ACQUIRE);
     return v[key].generation == gen ? v[key].value : nullptr;
@@ -352,8 +405,9 @@ int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
     if (key >= kMaxKeys) return EINVAL;
     std::uint32_t gen = __atomic_load_n(&g_keys[key].generation, __ATOMIC_ACQUIRE);
     if (gen % 2 == 0) return EINVAL;
-    std::vector<KeyValue>& v = my_keys();
-    if (key >= v.size()) v.resize(key + 1);
+    std::size_t n = 0;
+    KeyValue* v = my_keys(key + 1, &n);
+    if (key >= n) return ENOMEM;
     v[key] = KeyValue{gen, const_cast<void*>(value)};
     return 0;
 }

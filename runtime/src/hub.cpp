@@ -485,6 +485,13 @@ bool Hub::wake(Waiter& w, WakeReason reason) noexcept {
     if (!w.reason.compare_exchange_strong(expected, reason, std::memory_order_acq_rel)) return false;
     FiberRecord* f = w.fiber;
     Hub* owner = f->hub;
+    if (!owner) [[unlikely]] {
+        // A plain thread: it returns once it sees the word, so `w` may be gone
+        // by the time the wake reaches the kernel (a harmless spurious wake).
+        w.thread_woken.store(1, std::memory_order_release);
+        os::futex_wake(&w.thread_woken, 1);
+        return true;
+    }
     if (owner == tls_hub_) {
         owner->make_ready(f);
     } else {
