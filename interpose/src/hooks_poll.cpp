@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
 #include "real.hpp"
 
 using namespace green;
@@ -73,7 +74,9 @@ int wait_set(detail::Hub* h, const FdInterest* set, std::size_t n, Clock::time_p
             errno = saved_errno;
             return 0;
         }
+        cancel_point();
         WaitResult w = h->wait_any_fd(set, n, deadline);
+        if (w == WaitResult::Cancelled) cancel_point();
         if (w == WaitResult::TimedOut) {
             int last = check();  // report what became ready at the very end, as the kernel would
             if (last >= 0) errno = saved_errno;

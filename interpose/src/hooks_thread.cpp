@@ -25,6 +25,7 @@
 
 #include "fiber_futex.hpp"
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
 #include "hubs.hpp"
 #include "os.hpp"
 #include "real.hpp"
@@ -52,6 +53,7 @@ struct ThreadHandle {
     std::atomic<int> state{0};
     detail::FiberRecord* fiber = nullptr;
     std::vector<KeyValue> keys;
+    CancelState cancel;
 };
 
 struct ThreadExit {
@@ -166,7 +168,7 @@ void release_handle(ThreadHandle* th) noexcept {
 // with the usual "terminate called after throwing" report, as unpatched.
 void run_thread(ThreadHandle* th) {
     try {
-        th->result = th->start(th->arg);
+        th->result = run_cancellable(th->cancel, th->start, th->arg);
     } catch (const ThreadExit& e) {
         th->result = e.value;
     }
@@ -190,6 +192,11 @@ std::size_t stack_size_for(const pthread_attr_t* attr) {
 #define REAL(name) GREEN_NEXT(name)
 
 }  // namespace
+
+CancelState* green::interpose::current_cancel_state() noexcept {
+    ThreadHandle* th = current_handle();
+    return th ? &th->cancel : nullptr;
+}
 
 extern "C" {
 
@@ -218,6 +225,7 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     *static_cast<ThreadHandle**>(payload) = th;
     f->user = th;
     th->fiber = f;
+    th->cancel.fiber = f;
     *thread = reinterpret_cast<pthread_t>(th);
     here.start(f);
     return 0;
@@ -228,7 +236,14 @@ int pthread_join(pthread_t t, void** ret) {
     if (!th) return REAL(pthread_join)(t, ret);
     if (th == current_handle()) return EDEADLK;
     if (th->state.load(std::memory_order_acquire) == 1) return EINVAL;
-    detail::fiber_join(th->fiber);
+    for (;;) {
+        try {
+            detail::fiber_join(th->fiber);
+            break;
+        } catch (const green::Cancelled&) {
+            cancel_point();  // pthread_join is a cancellation point
+        }
+    }
     if (ret) *ret = th->result;
     release_handle(th);
     return 0;
@@ -260,7 +275,8 @@ int pthread_detach(pthread_t t) noexcept {
 }
 
 void pthread_exit(void* value) {
-    if (current_handle()) throw ThreadExit{value};
+    // Unwound as glibc does (forced unwind: cleanup handlers, destructors).
+    if (ThreadHandle* th = current_handle()) exit_by_unwind(th->cancel, value);
     detail::Hub* h = detail::Hub::current_if_any();
     if (h && g_shim_ready.load() && h->running()->is_root && !h->in_scheduler()) {
         // main() called pthread_exit: the process lives on until the last
@@ -317,11 +333,10 @@ int pthread_kill(pthread_t t, int sig) noexcept {
 }
 
 int pthread_cancel(pthread_t t) {
-    if (!as_handle(t)) return REAL(pthread_cancel)(t);
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true))
-        detail::os::write_stderr("green: pthread_cancel of a fiber thread is not supported; ignored\n");
-    return ENOTSUP;
+    ThreadHandle* th = as_handle(t);
+    if (!th) return REAL(pthread_cancel)(t);
+    if (th->state.load(std::memory_order_acquire) == 2) return 0;  // ended, not yet joined: as glibc
+    return request_cancel(th->cancel);
 }
 
 int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t* set) noexcept {

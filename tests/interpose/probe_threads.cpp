@@ -3,6 +3,7 @@
 // forced by synchronisation) must be identical patched and unpatched, where
 // patched means every thread below is a fiber. Timings only as lower bounds.
 #include <pthread.h>
+#include <setjmp.h>
 #include <semaphore.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <latch>
 #include <mutex>
@@ -485,6 +487,161 @@ void case_main_returns_with_threads_blocked() {
 }
 
 // Not differential (unpatched it hangs forever): the shim must report it.
+// glibc's entry points behind C's pthread_cleanup_push (the C++ macro uses a
+// destructor instead); called here the way the C macro expands.
+extern "C" {
+void __pthread_register_cancel(__pthread_unwind_buf_t*);
+void __pthread_unregister_cancel(__pthread_unwind_buf_t*);
+[[noreturn]] void __pthread_unwind_next(__pthread_unwind_buf_t*);
+}
+
+// What the cancelled threads did, printed by the main thread after the join
+// (with two hubs their output would otherwise interleave with main's).
+std::mutex g_log_mutex;
+std::string g_log;
+void note(const std::string& line) {
+    std::lock_guard g(g_log_mutex);
+    g_log += line + "\n";
+}
+void flush_log() {
+    std::lock_guard g(g_log_mutex);
+    std::fputs(g_log.c_str(), stdout);
+    g_log.clear();
+}
+
+struct Noisy {
+    const char* what;
+    ~Noisy() { note(std::string("destructor: ") + what); }
+};
+
+void c_cleanup(void* what) { note(std::string("cleanup handler: ") + static_cast<const char*>(what)); }
+
+int g_cancel_pipe[2];
+int g_ready_pipe[2];
+
+void say_ready() { (void)!write(g_ready_pipe[1], "r", 1); }
+void wait_ready_byte() {
+    char c;
+    (void)!read(g_ready_pipe[0], &c, 1);
+}
+
+// Blocks in read() (a cancellation point) inside a C++ cleanup handler, a
+// destructor and a catch (...) that rethrows.
+__attribute__((noinline)) void read_until_cancelled() {
+    pthread_cleanup_push(c_cleanup, const_cast<char*>("C++ cleanup_push"));
+    Noisy n{"reader's local"};
+    try {
+        say_ready();
+        char c;
+        (void)!read(g_cancel_pipe[0], &c, 1);
+        note("read returned (not cancelled)");
+    } catch (...) {
+        note("catch (...) saw the unwind, rethrows");
+        throw;
+    }
+    pthread_cleanup_pop(0);
+}
+
+// The same inside a C cleanup buffer, written as C's pthread_cleanup_push expands.
+void* blocked_reader(void*) {
+    __pthread_unwind_buf_t buf;
+    if (__sigsetjmp(reinterpret_cast<__jmp_buf_tag*>(buf.__cancel_jmp_buf), 0)) {
+        c_cleanup(const_cast<char*>("C buffer"));
+        __pthread_unwind_next(&buf);
+    }
+    __pthread_register_cancel(&buf);
+    read_until_cancelled();
+    __pthread_unregister_cancel(&buf);
+    return nullptr;
+}
+
+void* disabled_then_test(void*) {
+    int old = -1;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    note(std::string("old state enabled: ") + (old == PTHREAD_CANCEL_ENABLE ? "1" : "0"));
+    say_ready();
+    char c;
+    // Not cancelled while disabled: the main thread cancels, then writes.
+    ssize_t r = read(g_cancel_pipe[0], &c, 1);
+    note("read while disabled = " + std::to_string(r));
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
+    Noisy n{"disabled thread's local"};
+    pthread_testcancel();
+    note("after testcancel (not reached)");
+    return nullptr;
+}
+
+void* exits_with_value(void*) {
+    pthread_cleanup_push(c_cleanup, const_cast<char*>("pthread_exit's handler"));
+    Noisy n{"exiting thread's local"};
+    pthread_exit(reinterpret_cast<void*>(42));
+    pthread_cleanup_pop(0);
+    return nullptr;
+}
+
+void* sleeper(void*) {
+    Noisy n{"sleeper's local"};
+    say_ready();
+    for (;;) sleep(1000);
+}
+
+void* finishes(void*) { return reinterpret_cast<void*>(7); }
+
+void case_cancel() {
+    if (pipe(g_cancel_pipe) != 0 || pipe(g_ready_pipe) != 0) return;
+    pthread_t t;
+    void* ret = nullptr;
+    int c, j;
+
+    pthread_create(&t, nullptr, blocked_reader, nullptr);
+    wait_ready_byte();
+    c = pthread_cancel(t);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
+
+    pthread_create(&t, nullptr, disabled_then_test, nullptr);
+    wait_ready_byte();
+    c = pthread_cancel(t);
+    (void)!write(g_cancel_pipe[1], "x", 1);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
+
+    pthread_create(&t, nullptr, exits_with_value, nullptr);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("join = %s, pthread_exit value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
+
+    pthread_create(&t, nullptr, sleeper, nullptr);
+    wait_ready_byte();
+    c = pthread_cancel(t);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
+
+    std::printf("main's own cancel state disable = %s\n", err(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr)));
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
+    pthread_create(&t, nullptr, finishes, nullptr);
+    j = pthread_join(t, &ret);
+    std::printf("join = %s, value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
+}
+
+// A key's value read in an atexit handler: exit() keeps it, unpatched.
+pthread_key_t g_exit_key;
+char g_exit_value[] = "main thread's value";
+void read_key_at_exit() {
+    auto* v = static_cast<const char*>(pthread_getspecific(g_exit_key));
+    std::printf("atexit handler sees: %s\n", v ? v : "null");
+}
+
+void case_exit_time_keys() {
+    pthread_key_create(&g_exit_key, nullptr);
+    pthread_setspecific(g_exit_key, g_exit_value);
+    std::atexit(read_key_at_exit);
+    std::printf("set\n");
+}
+
 void case_lock_cycle() {
     static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER, b = PTHREAD_MUTEX_INITIALIZER;
     static std::latch both_hold(2);
@@ -529,6 +686,7 @@ const green::probe::Case kCases[] = {
     {"process", case_process},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
+    {"cancel", case_cancel}, {"exit_time_keys", case_exit_time_keys},
     {"lock_cycle", case_lock_cycle}, {"thread_local_shared", case_thread_local_shared},
 };
 

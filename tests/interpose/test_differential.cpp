@@ -26,7 +26,7 @@ const std::vector<std::string> kCases = {"read_write", "vectors", "nonblocking_f
 const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types", "condvar",
                                                "rwlock", "barrier_sem", "process", "exit_from_thread",
                                                "uncaught_in_thread", "main_pthread_exit",
-                                               "main_returns_with_threads_blocked"};
+                                               "main_returns_with_threads_blocked", "cancel", "exit_time_keys"};
 // Listed by the probe but checked by their own tests below.
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "thread_local_shared"};
 
