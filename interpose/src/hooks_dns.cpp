@@ -81,9 +81,16 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
         addrinfo numeric{};
         if (hints) numeric = *hints;
         else numeric.ai_flags = AI_V4MAPPED | AI_ADDRCONFIG;  // glibc's default for null hints
+        const int asked = numeric.ai_flags;
         numeric.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+        const int added = numeric.ai_flags & ~asked;
         int saved = errno;
         int r = real_getaddrinfo()(node, service, &numeric, res);
+        if (r == 0) {
+            // glibc copies the request's flags into every result.
+            for (addrinfo* a = *res; a; a = a->ai_next) a->ai_flags &= ~added;
+            return r;
+        }
         if (r != EAI_NONAME) return r;
         errno = saved;
     }

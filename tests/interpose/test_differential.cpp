@@ -21,7 +21,7 @@ namespace {
 
 // Cases of the I/O probe (probe.cpp) and of the thread probe (probe_threads.cpp).
 const std::vector<std::string> kCases = {"read_write", "vectors", "nonblocking_flags", "timeouts", "connect_accept",
-                                         "poll_select", "sleep", "dns", "sendfile", "big_transfer",
+                                         "poll_select", "sleep", "dns", "dns_numeric", "sendfile", "big_transfer",
                                          "files", "thread_passthrough"};
 const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types", "condvar",
                                                "rwlock", "barrier_sem", "process", "exit_from_thread",
@@ -80,6 +80,11 @@ TEST_P(Differential, PatchedOutputMatchesUnpatched) {
         EXPECT_NE(patched.err.find("green: shim active"), std::string::npos) << patched.err;
     }
     EXPECT_EQ(plain.err.find("green:"), std::string::npos) << "unpatched run must not load the shim";
+    if (name == "dns_numeric") {
+        // Numeric hosts and services never reach the resolver: no pool job.
+        EXPECT_NE(patched.err.find("pool jobs 0\n"), std::string::npos) << patched.err;
+        EXPECT_EQ(patched.err.find(" dns=0"), std::string::npos) << "the calls went through the hooks: " << patched.err;
+    }
 }
 
 TEST(ShimReports, PthreadMutexCycleNamesBothThreadsAndExits3) {
