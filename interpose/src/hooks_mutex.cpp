@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
 #include "lock_self.hpp"
 #include "spinlock.hpp"
 #include "wait_list.hpp"
@@ -103,8 +104,9 @@ bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->t
 // Parks `w` (already linked on `list` under `lock`). Returns Woken when a
 // waker handed over what was waited for; otherwise unlinks and returns why.
 template <class L>
-WakeReason park_linked(const LockSelf& me, std::atomic<std::uint32_t>& lock, L& list, Waiter& w, Clock::time_point deadline) {
-    WakeReason r = park_self(me, w, deadline);
+WakeReason park_linked(const LockSelf& me, std::atomic<std::uint32_t>& lock, L& list, Waiter& w, Clock::time_point deadline,
+                       bool cancellable = false) {
+    WakeReason r = park_self(me, w, deadline, cancellable);
     if (r != WakeReason::Woken) {
         SpinGuard g(lock);
         if (w.list) detail::list_unlink(list, w);
@@ -253,11 +255,16 @@ int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_onl
 
 // --- cond --------------------------------------------------------------------
 
+// A cancellation point for thread-fibers (hooks_cancel.hpp): a cancel that
+// is pending at entry acts with the mutex held, one that arrives during the
+// wait after the mutex is taken again, as glibc does.
 int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
     const LockSelf me = lock_self();
     detail::FiberRecord* self = me.fiber;
     if ((m->owner.load(std::memory_order_relaxed) & ~kWaiters) != self->id && type_of(m) == PTHREAD_MUTEX_ERRORCHECK)
         return EPERM;
+    const bool cancellable = me.hub && current_cancel_state();
+    if (cancellable) cancel_point();
     Waiter w;
     w.fiber = self;
     w.what = "pthread_cond";
@@ -271,9 +278,13 @@ int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
     if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = 1;
     mutex_unlock(m);
     if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
-    WakeReason r = park_linked(me, c->lock, *c, w, deadline);
+    WakeReason r = park_linked(me, c->lock, *c, w, deadline, cancellable);
     mutex_lock(m, Clock::time_point::max(), false);
     if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = depth;
+    if (r == WakeReason::Cancelled) {
+        cancel_point();
+        return 0;  // cancellation was disabled meanwhile: a spurious wakeup
+    }
     return r == WakeReason::Woken ? 0 : ETIMEDOUT;
 }
 

@@ -46,9 +46,10 @@ LockSelf lock_self() noexcept {
     return {nullptr, thread_record()};
 }
 
-detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::time_point deadline) noexcept {
+detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::time_point deadline,
+                             bool cancellable) noexcept {
     using detail::WakeReason;
-    if (self.hub) return self.hub->park(w, detail::ParkOptions{deadline, false, false});
+    if (self.hub) return self.hub->park(w, detail::ParkOptions{deadline, cancellable, false});
     for (;;) {
         if (w.thread_woken.load(std::memory_order_acquire)) return w.reason.load(std::memory_order_acquire);
         timespec rel{};

@@ -33,7 +33,9 @@ LockSelf lock_self() noexcept;
 
 // Parks `w` (already linked where its waker will find it) until a waker wins
 // it or `deadline` passes: the fiber's hub parks it; a thread blocks on a
-// futex. Returns the winning reason (Woken or TimedOut).
-detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::time_point deadline) noexcept;
+// futex. Returns the winning reason (Woken or TimedOut; Cancelled too for a
+// fiber when `cancellable`).
+detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::time_point deadline,
+                             bool cancellable = false) noexcept;
 
 }  // namespace green::interpose

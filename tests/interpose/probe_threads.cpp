@@ -587,6 +587,24 @@ void* sleeper(void*) {
 
 void* finishes(void*) { return reinterpret_cast<void*>(7); }
 
+pthread_mutex_t g_cancel_mutex = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_cancel_cond = PTHREAD_COND_INITIALIZER;
+
+void unlock_mutex(void* m) {
+    note("cleanup handler unlocks the mutex it holds again");
+    pthread_mutex_unlock(static_cast<pthread_mutex_t*>(m));
+}
+
+// The classic worker: waits on a condvar that is never signalled.
+void* cond_waiter(void*) {
+    pthread_mutex_lock(&g_cancel_mutex);
+    pthread_cleanup_push(unlock_mutex, &g_cancel_mutex);
+    say_ready();
+    for (;;) pthread_cond_wait(&g_cancel_cond, &g_cancel_mutex);
+    pthread_cleanup_pop(1);
+    return nullptr;
+}
+
 void case_cancel() {
     if (pipe(g_cancel_pipe) != 0 || pipe(g_ready_pipe) != 0) return;
     pthread_t t;
@@ -620,11 +638,44 @@ void case_cancel() {
     flush_log();
     std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
 
+    pthread_create(&t, nullptr, cond_waiter, nullptr);
+    wait_ready_byte();
+    pthread_mutex_lock(&g_cancel_mutex);  // the waiter is inside pthread_cond_wait now
+    pthread_mutex_unlock(&g_cancel_mutex);
+    c = pthread_cancel(t);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d, mutex free: %s\n", err(c), err(j),
+                ret == PTHREAD_CANCELED, err(pthread_mutex_trylock(&g_cancel_mutex)));
+    pthread_mutex_unlock(&g_cancel_mutex);
+
     std::printf("main's own cancel state disable = %s\n", err(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr)));
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
     pthread_create(&t, nullptr, finishes, nullptr);
     j = pthread_join(t, &ret);
     std::printf("join = %s, value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
+}
+
+// A catch (...) that swallows the cancellation: glibc aborts the process.
+void* swallows(void*) {
+    try {
+        say_ready();
+        char c;
+        (void)!read(g_cancel_pipe[0], &c, 1);
+    } catch (...) {
+        std::printf("caught, not rethrown\n");
+    }
+    return nullptr;
+}
+
+void case_cancel_swallowed() {
+    if (pipe(g_cancel_pipe) != 0 || pipe(g_ready_pipe) != 0) return;
+    pthread_t t;
+    pthread_create(&t, nullptr, swallows, nullptr);
+    wait_ready_byte();
+    pthread_cancel(t);
+    pthread_join(t, nullptr);
+    std::printf("not reached\n");
 }
 
 // A key's value read in an atexit handler: exit() keeps it, unpatched.
@@ -686,7 +737,7 @@ const green::probe::Case kCases[] = {
     {"process", case_process},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
-    {"cancel", case_cancel}, {"exit_time_keys", case_exit_time_keys},
+    {"cancel", case_cancel}, {"cancel_swallowed", case_cancel_swallowed}, {"exit_time_keys", case_exit_time_keys},
     {"lock_cycle", case_lock_cycle}, {"thread_local_shared", case_thread_local_shared},
 };
 

@@ -26,7 +26,8 @@ const std::vector<std::string> kCases = {"read_write", "vectors", "nonblocking_f
 const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types", "condvar",
                                                "rwlock", "barrier_sem", "process", "exit_from_thread",
                                                "uncaught_in_thread", "main_pthread_exit",
-                                               "main_returns_with_threads_blocked", "cancel", "exit_time_keys"};
+                                               "main_returns_with_threads_blocked", "cancel", "cancel_swallowed",
+                                               "exit_time_keys"};
 // Listed by the probe but checked by their own tests below.
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "thread_local_shared"};
 
@@ -36,6 +37,7 @@ int expected_status(const std::string& name) {
     if (name == "exit_from_thread") return 7;
     if (name == "uncaught_in_thread") return 128 + SIGABRT;
     if (name == "main_returns_with_threads_blocked") return 4;
+    if (name == "cancel_swallowed") return 128 + SIGABRT;
     return 0;
 }
 
@@ -73,7 +75,10 @@ TEST_P(Differential, PatchedOutputMatchesUnpatched) {
     ASSERT_EQ(patched.status, plain.status) << patched.err;
     ASSERT_FALSE(plain.out.empty());
     EXPECT_EQ(patched.out, plain.out);
-    if (name == "uncaught_in_thread") {
+    if (name == "cancel_swallowed") {
+        EXPECT_NE(plain.err.find("FATAL: exception not rethrown"), std::string::npos) << plain.err;
+        EXPECT_NE(patched.err.find("FATAL: exception not rethrown"), std::string::npos) << patched.err;
+    } else if (name == "uncaught_in_thread") {
         EXPECT_NE(patched.err.find("terminate called after throwing"), std::string::npos) << patched.err;
         EXPECT_NE(patched.err.find("escaped a thread"), std::string::npos) << patched.err;
     } else {
