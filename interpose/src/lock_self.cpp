@@ -2,6 +2,8 @@
 #include "lock_self.hpp"
 
 #include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -10,6 +12,7 @@
 
 #include "hook_context.hpp"
 #include "os.hpp"
+#include "real.hpp"
 
 namespace green::interpose {
 
@@ -24,9 +27,33 @@ alignas(detail::FiberRecord) thread_local unsigned char
     tls_record_storage[sizeof(detail::FiberRecord)] __attribute__((tls_model("initial-exec")));
 thread_local detail::FiberRecord* tls_record __attribute__((tls_model("initial-exec"))) = nullptr;
 
+// A thread without a hub that takes the shim's locks once the program runs
+// may wake a fiber at any time (an unlock, a signal), and the deadlock
+// detector cannot see it: it counts as an external waker for as long as it
+// lives, so a wait it may end is never reported as a deadlock. A real glibc
+// key's destructor takes it off when the thread ends.
+pthread_key_t g_waker_key;
+std::atomic<std::uint32_t> g_waker_key_state{0};  // 0: none, 1: creating, 2: made
+
+void thread_gone(void*) { detail::external_wakers().fetch_sub(1, std::memory_order_seq_cst); }
+
+void count_as_external_waker() noexcept {
+    std::uint32_t st = 0;
+    if (g_waker_key_state.compare_exchange_strong(st, 1, std::memory_order_acq_rel)) {
+        GREEN_NEXT(pthread_key_create)(&g_waker_key, thread_gone);
+        g_waker_key_state.store(2, std::memory_order_release);
+    }
+    while (g_waker_key_state.load(std::memory_order_acquire) != 2) GREEN_NEXT(sched_yield)();
+    detail::external_wakers().fetch_add(1, std::memory_order_seq_cst);
+    GREEN_NEXT(pthread_setspecific)(g_waker_key, reinterpret_cast<void*>(1));
+}
+
 detail::FiberRecord* thread_record() noexcept {
     if (detail::FiberRecord* r = tls_record) [[likely]]
         return r;
+    // Hub threads (a scheduler taking a lock) and the main thread before the
+    // shim is ready are not such threads.
+    if (g_shim_ready.load(std::memory_order_acquire) && !detail::Hub::current_if_any()) count_as_external_waker();
     auto* r = new (tls_record_storage) detail::FiberRecord();
     r->hub = nullptr;
     r->id = g_next_thread_id.fetch_add(1, std::memory_order_relaxed);
