@@ -2,6 +2,7 @@
 // programs whose observable results (return values, errno names, orderings
 // forced by synchronisation) must be identical patched and unpatched, where
 // patched means every thread below is a fiber. Timings only as lower bounds.
+#include <dlfcn.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <semaphore.h>
@@ -656,6 +657,67 @@ void case_cancel() {
     std::printf("join = %s, value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
 }
 
+// A thread made by libc's own pthread_create, as a library that bypasses
+// the shim (or one started before it) would: under the shim it has no hub, so
+// its locks must block it like glibc's, against fibers holding the same locks.
+using CreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+using JoinFn = int (*)(pthread_t, void**);
+
+pthread_mutex_t g_foreign_mutex = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_foreign_cond = PTHREAD_COND_INITIALIZER;
+int g_turn = 0;  // 0: main's turn, 1: the foreign thread's
+long g_shared = 0;
+pthread_key_t g_foreign_key;
+pthread_once_t g_foreign_once = PTHREAD_ONCE_INIT;
+int g_foreign_once_runs = 0;
+
+void foreign_key_destructor(void* v) { note(std::string("key destructor at thread exit: ") + static_cast<const char*>(v)); }
+
+void* foreign_body(void*) {
+    pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
+    pthread_setspecific(g_foreign_key, const_cast<char*>("foreign value"));
+    // Its first lock makes it known to the shim (as a thread that may wake
+    // fibers); until then a fiber waiting for it would look deadlocked.
+    pthread_mutex_lock(&g_foreign_mutex);
+    pthread_mutex_unlock(&g_foreign_mutex);
+    say_ready();
+    for (int i = 0; i < 1000; ++i) {
+        pthread_mutex_lock(&g_foreign_mutex);
+        while (g_turn != 1) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
+        g_shared += 2;
+        g_turn = 0;
+        pthread_cond_signal(&g_foreign_cond);
+        pthread_mutex_unlock(&g_foreign_mutex);
+    }
+    return static_cast<char*>(pthread_getspecific(g_foreign_key)) == std::string("foreign value") ? nullptr
+                                                                                                  : reinterpret_cast<void*>(1);
+}
+
+void case_foreign_thread() {
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    auto real_create = reinterpret_cast<CreateFn>(dlsym(libc, "pthread_create"));
+    auto real_join = reinterpret_cast<JoinFn>(dlsym(libc, "pthread_join"));
+    pthread_key_create(&g_foreign_key, foreign_key_destructor);
+    if (pipe(g_ready_pipe) != 0) return;
+    pthread_t t;
+    std::printf("libc pthread_create = %s\n", err(real_create(&t, nullptr, foreign_body, nullptr)));
+    wait_ready_byte();
+    pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
+    for (int i = 0; i < 1000; ++i) {
+        pthread_mutex_lock(&g_foreign_mutex);
+        while (g_turn != 0) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
+        g_shared += 1;
+        g_turn = 1;
+        pthread_cond_signal(&g_foreign_cond);
+        pthread_mutex_unlock(&g_foreign_mutex);
+    }
+    void* ret = reinterpret_cast<void*>(2);
+    int j = real_join(t, &ret);
+    std::printf("libc pthread_join = %s, key value seen: %d\n", err(j), ret == nullptr);
+    flush_log();
+    std::printf("shared = %ld, once ran %d time(s)\n", g_shared, g_foreign_once_runs);
+}
+
 // A catch (...) that swallows the cancellation: glibc aborts the process.
 void* swallows(void*) {
     try {
@@ -737,7 +799,7 @@ const green::probe::Case kCases[] = {
     {"process", case_process},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
-    {"cancel", case_cancel}, {"cancel_swallowed", case_cancel_swallowed}, {"exit_time_keys", case_exit_time_keys},
+    {"foreign_thread", case_foreign_thread}, {"cancel", case_cancel}, {"cancel_swallowed", case_cancel_swallowed}, {"exit_time_keys", case_exit_time_keys},
     {"lock_cycle", case_lock_cycle}, {"thread_local_shared", case_thread_local_shared},
 };
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <regex>
@@ -26,7 +27,7 @@ const std::vector<std::string> kCases = {"read_write", "vectors", "nonblocking_f
 const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types", "condvar",
                                                "rwlock", "barrier_sem", "process", "exit_from_thread",
                                                "uncaught_in_thread", "main_pthread_exit",
-                                               "main_returns_with_threads_blocked", "cancel", "cancel_swallowed",
+                                               "main_returns_with_threads_blocked", "foreign_thread", "cancel", "cancel_swallowed",
                                                "exit_time_keys"};
 // Listed by the probe but checked by their own tests below.
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "thread_local_shared"};
@@ -91,6 +92,38 @@ TEST_P(Differential, PatchedOutputMatchesUnpatched) {
         EXPECT_EQ(patched.err.find(" dns=0"), std::string::npos) << "the calls went through the hooks: " << patched.err;
     }
 }
+
+// A program that brings its own allocator: jemalloc's first malloc takes a
+// pthread mutex before the shim is ready, and its background threads are made
+// by libc's own pthread_create. Same output with and without the shim.
+class WithJemalloc : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(WithJemalloc, SameOutputAsUnpatched) {
+    const std::string jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    if (access(jemalloc.c_str(), R_OK) != 0) GTEST_SKIP() << jemalloc << " missing (package libjemalloc2)";
+    const std::string param = GetParam();
+    const std::string hubs = param.substr(0, param.find('/'));
+    const std::string name = param.substr(param.find('/') + 1);
+    const std::string probe = env_or_die("GREEN_PROBE_THREADS");
+    // background_thread:true makes jemalloc start its own threads.
+    const std::string conf = "MALLOC_CONF=background_thread:true";
+    auto plain = run_capture({probe, name}, {"LD_PRELOAD=" + jemalloc, conf});
+    auto patched = run_capture({probe, name}, {"LD_PRELOAD=" + env_or_die("GREEN_PRELOAD") + " " + jemalloc, conf,
+                                               "GREEN_STATS=1", "GREEN_HUBS=" + hubs});
+    ASSERT_EQ(plain.status, 0) << plain.err;
+    EXPECT_EQ(patched.status, 0) << patched.err;
+    EXPECT_EQ(patched.out, plain.out);
+    EXPECT_NE(patched.err.find("green: shim active"), std::string::npos) << patched.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, WithJemalloc,
+                         ::testing::Values("1/lifecycle", "1/condvar", "1/foreign_thread", "1/cancel", "2/lifecycle",
+                                           "2/condvar", "2/foreign_thread", "2/cancel"),
+                         [](const auto& info) {
+                             std::string s = "hubs" + info.param;
+                             for (auto& c : s) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                             return s;
+                         });
 
 TEST(ShimReports, PthreadMutexCycleNamesBothThreadsAndExits3) {
     auto r = run_capture({env_or_die("GREEN_PROBE_THREADS"), "lock_cycle"}, {preload_env()});
