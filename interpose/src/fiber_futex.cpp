@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "hub.hpp"
+#include "lock_self.hpp"
 #include "os.hpp"
 #include "spinlock.hpp"
 #include "wait_list.hpp"
@@ -39,10 +40,10 @@ std::atomic<int>& kernel_futex_waiters() noexcept {
 int fiber_futex_wait(const std::atomic<std::uint32_t>* addr, std::uint32_t expected, Clock::time_point deadline,
                      std::uint32_t bitset) noexcept {
     using namespace detail;
-    Hub& h = Hub::current();
+    const LockSelf self = lock_self();
     Bucket& b = bucket_for(addr);
     Waiter me;
-    me.fiber = h.running();
+    me.fiber = self.fiber;
     me.what = "futex";
     me.object = addr;
     me.detail = bitset;
@@ -51,7 +52,7 @@ int fiber_futex_wait(const std::atomic<std::uint32_t>* addr, std::uint32_t expec
         if (addr->load(std::memory_order_seq_cst) != expected) return EAGAIN;
         list_push_back(b, me);
     }
-    WakeReason r = h.park(me, ParkOptions{deadline, false, false});
+    WakeReason r = park_self(self, me, deadline);
     if (r == WakeReason::Woken) return 0;
     SpinGuard g(b.lock);
     if (me.list) list_unlink(b, me);

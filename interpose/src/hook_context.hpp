@@ -108,9 +108,13 @@ inline int errno_for(WaitResult r) noexcept {
     }
 }
 
-// Waits until `fd` may be ready: parks the calling fiber on hub `h`; without
-// a hub, the thread itself blocks in the real poll().
-WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) noexcept;
+// Waits until `fd` may be ready. With a hub, parks the calling fiber. Without
+// one (a thread the shim does not own, using a managed fd, whose kernel flag
+// is O_NONBLOCK) the thread itself blocks in the real poll(), which is what
+// its blocking call would have done.
+// From a thread-fiber it is a cancellation point (hooks_cancel.hpp): it may
+// unwind the caller, so it is not noexcept.
+WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline);
 
 // Repeats `attempt` (a real non-blocking call) until it does not fail with
 // EAGAIN, waiting for `fd` in between. Returns what the blocking call

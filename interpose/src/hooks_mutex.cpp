@@ -28,6 +28,8 @@
 #include <cstring>
 
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
+#include "lock_self.hpp"
 #include "spinlock.hpp"
 #include "wait_list.hpp"
 
@@ -92,9 +94,9 @@ PBarrier* pb(pthread_barrier_t* b) { return reinterpret_cast<PBarrier*>(b); }
 
 int type_of(const PMutex* m) { return m->kind & 3; }
 
-// The calling context's fiber (a thread without a hub gets one on first use,
-// so plain threads block in their own event loop, not in the kernel).
-detail::FiberRecord* me() { return Hub::current().running(); }
+// The calling context's fiber, or its own record on a thread without a hub
+// (lock_self.hpp): such threads block in the kernel, as with glibc's locks.
+detail::FiberRecord* me() { return lock_self().fiber; }
 
 
 bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
@@ -102,8 +104,9 @@ bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->t
 // Parks `w` (already linked on `list` under `lock`). Returns Woken when a
 // waker handed over what was waited for; otherwise unlinks and returns why.
 template <class L>
-WakeReason park_linked(Hub& h, std::atomic<std::uint32_t>& lock, L& list, Waiter& w, Clock::time_point deadline) {
-    WakeReason r = h.park(w, ParkOptions{deadline, false, false});
+WakeReason park_linked(const LockSelf& me, std::atomic<std::uint32_t>& lock, L& list, Waiter& w, Clock::time_point deadline,
+                       bool cancellable = false) {
+    WakeReason r = park_self(me, w, deadline, cancellable);
     if (r != WakeReason::Woken) {
         SpinGuard g(lock);
         if (w.list) detail::list_unlink(list, w);
@@ -114,8 +117,8 @@ WakeReason park_linked(Hub& h, std::atomic<std::uint32_t>& lock, L& list, Waiter
 // --- mutex -------------------------------------------------------------------
 
 int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
-    Hub& h = Hub::current();
-    detail::FiberRecord* self = h.running();
+    const LockSelf me = lock_self();
+    detail::FiberRecord* self = me.fiber;
     std::uint64_t expected = 0;
     if (m->owner.compare_exchange_strong(expected, self->id, std::memory_order_acquire)) [[likely]] {
         m->depth = 1;
@@ -156,8 +159,8 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
         }
         detail::list_push_back(*m, w);
     }
-    detail::HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = h.park(w, ParkOptions{deadline, false, false});
+    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
+    WakeReason r = park_self(me, w, deadline);
     if (r != WakeReason::Woken) {
         SpinGuard g(m->lock);
         if (w.list) {
@@ -171,7 +174,7 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
 }
 
 int mutex_unlock(PMutex* m) {
-    const std::uint64_t self = Hub::current().running()->id;
+    const std::uint64_t self = me()->id;
     const int type = type_of(m);
     std::uint64_t cur = m->owner.load(std::memory_order_relaxed);
     if ((cur & ~kWaiters) != self) {
@@ -223,8 +226,8 @@ void rwlock_grant(PRwlock* l, detail::WakesAfterUnlock& wakes) {
 }
 
 int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_only) {
-    Hub& h = Hub::current();
-    detail::FiberRecord* self = h.running();
+    const LockSelf me = lock_self();
+    detail::FiberRecord* self = me.fiber;
     Waiter w;
     {
         SpinGuard g(l->lock);
@@ -247,17 +250,22 @@ int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_onl
         if (writer != 0) w.holder = &l->writer;
         detail::list_push_back(*l, w);
     }
-    detail::HubCounters::bump(h.counters.sync_waits);
-    return park_linked(h, l->lock, *l, w, deadline) == WakeReason::Woken ? 0 : ETIMEDOUT;
+    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
+    return park_linked(me, l->lock, *l, w, deadline) == WakeReason::Woken ? 0 : ETIMEDOUT;
 }
 
 // --- cond --------------------------------------------------------------------
 
+// A cancellation point for thread-fibers (hooks_cancel.hpp): a cancel that
+// is pending at entry acts with the mutex held, one that arrives during the
+// wait after the mutex is taken again, as glibc does.
 int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
-    Hub& h = Hub::current();
-    detail::FiberRecord* self = h.running();
+    const LockSelf me = lock_self();
+    detail::FiberRecord* self = me.fiber;
     if ((m->owner.load(std::memory_order_relaxed) & ~kWaiters) != self->id && type_of(m) == PTHREAD_MUTEX_ERRORCHECK)
         return EPERM;
+    const bool cancellable = me.hub && current_cancel_state();
+    if (cancellable) cancel_point();
     Waiter w;
     w.fiber = self;
     w.what = "pthread_cond";
@@ -270,10 +278,14 @@ int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
     std::uint32_t depth = m->depth;
     if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = 1;
     mutex_unlock(m);
-    detail::HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = park_linked(h, c->lock, *c, w, deadline);
+    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
+    WakeReason r = park_linked(me, c->lock, *c, w, deadline, cancellable);
     mutex_lock(m, Clock::time_point::max(), false);
     if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = depth;
+    if (r == WakeReason::Cancelled) {
+        cancel_point();
+        return 0;  // cancellation was disabled meanwhile: a spurious wakeup
+    }
     return r == WakeReason::Woken ? 0 : ETIMEDOUT;
 }
 
@@ -406,7 +418,7 @@ int pthread_barrier_destroy(pthread_barrier_t* b) noexcept { return pb(b)->head 
 
 int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
     PBarrier* b = pb(barrier);
-    Hub& h = Hub::current();
+    const LockSelf me = lock_self();
     Waiter w;
     {
         detail::WakesAfterUnlock wakes;
@@ -416,12 +428,12 @@ int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
             detail::list_wake_all(*b, WakeReason::Woken, wakes);
             return PTHREAD_BARRIER_SERIAL_THREAD;
         }
-        w.fiber = h.running();
+        w.fiber = me.fiber;
         w.what = "pthread_barrier";
         w.object = b;
         detail::list_push_back(*b, w);
     }
-    h.park(w, ParkOptions{Clock::time_point::max(), false, false});
+    park_self(me, w, Clock::time_point::max());
     return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
 #include "real.hpp"
 
 using namespace green;
@@ -45,21 +46,38 @@ int interest_of(short events) noexcept {
     return e;
 }
 
+// A poll that returns without waiting lets the hub's other fibers run first.
+// An event loop whose descriptors are always ready (a client with nothing
+// left to send keeps its sockets registered for writing) would otherwise
+// never suspend and starve every other fiber of its hub, including the one
+// whose progress would let it stop; unpatched, the kernel preempts it.
+// Alone on its hub, the fiber continues at once (no switch).
+int yield_after(detail::Hub* h, int r) noexcept {
+    if (h) {
+        int saved = errno;
+        h->yield();
+        errno = saved;
+    }
+    return r;
+}
+
 // Parks until the set may be ready; `check` is the zero-timeout kernel call.
 template <class Check>
 int wait_set(detail::Hub* h, const FdInterest* set, std::size_t n, Clock::time_point deadline, Check&& check) {
     const int saved_errno = errno;
-    for (;;) {
+    for (bool first = true;; first = false) {
         int r = check();
         if (r != 0) {
             if (r > 0) errno = saved_errno;
-            return r;
+            return first ? yield_after(h, r) : r;
         }
         if (deadline != Clock::time_point::max() && Clock::now() >= deadline) {
             errno = saved_errno;
             return 0;
         }
+        cancel_point();
         WaitResult w = h->wait_any_fd(set, n, deadline);
+        if (w == WaitResult::Cancelled) cancel_point();
         if (w == WaitResult::TimedOut) {
             int last = check();  // report what became ready at the very end, as the kernel would
             if (last >= 0) errno = saved_errno;
@@ -126,7 +144,7 @@ extern "C" {
 int poll(pollfd* fds, nfds_t n, int timeout) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || timeout == 0) return real_poll()(fds, n, timeout);
+    if (!h || timeout == 0) return yield_after(h, real_poll()(fds, n, timeout));
     return poll_fiber(h, fds, n, deadline_ms(timeout));
 }
 
@@ -138,7 +156,7 @@ int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
 int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return real_ppoll()(fds, n, ts, mask);
+    if (!h || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return yield_after(h, real_ppoll()(fds, n, ts, mask));
     return poll_fiber(h, fds, n, deadline_ts(ts));
 }
 
@@ -150,7 +168,7 @@ int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask,
 int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || nfds < 0 || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select()(nfds, r, w, e, tv);
+    if (!h || nfds < 0 || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return yield_after(h, real_select()(nfds, r, w, e, tv));
     Clock::time_point deadline =
         tv ? Clock::now() + std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec)
            : Clock::time_point::max();
@@ -169,14 +187,14 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
 int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts, const sigset_t* mask) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || nfds < 0 || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return real_pselect()(nfds, r, w, e, ts, mask);
+    if (!h || nfds < 0 || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return yield_after(h, real_pselect()(nfds, r, w, e, ts, mask));
     return select_fiber(h, nfds, r, w, e, deadline_ts(ts));
 }
 
 int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || timeout == 0) return real_epoll_wait()(epfd, events, maxevents, timeout);
+    if (!h || timeout == 0) return yield_after(h, real_epoll_wait()(epfd, events, maxevents, timeout));
     // An epoll fd is itself readable while any of its events is pending.
     FdInterest self{epfd, kReadable};
     return wait_set(h, &self, 1, deadline_ms(timeout), [&] { return real_epoll_wait()(epfd, events, maxevents, 0); });

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "hook_context.hpp"
+#include "lock_self.hpp"
 #include "real.hpp"
 #include "spinlock.hpp"
 #include "wait_list.hpp"
@@ -45,7 +46,7 @@ PSem* ours(sem_t* s) {
 
 
 int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
-    Hub& h = Hub::current();
+    const LockSelf me = lock_self();
     Waiter w;
     {
         SpinGuard g(s->lock);
@@ -55,13 +56,13 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
         }
         if (try_only) return fail_with(EAGAIN);
         if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return fail_with(ETIMEDOUT);
-        w.fiber = h.running();
+        w.fiber = me.fiber;
         w.what = "sem";
         w.object = s;
         detail::list_push_back(*s, w);
     }
-    detail::HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = h.park(w, detail::ParkOptions{deadline, false, false});
+    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
+    WakeReason r = park_self(me, w, deadline);
     if (r == WakeReason::Woken) return 0;  // the poster handed its unit to us
     SpinGuard g(s->lock);
     if (w.list) detail::list_unlink(*s, w);

@@ -11,6 +11,7 @@
 #include <cerrno>
 
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
 #include "real.hpp"
 
 using namespace green;
@@ -24,9 +25,11 @@ Clock::duration to_duration(const timespec& ts) noexcept {
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-void sleep_fiber(detail::Hub*, Clock::time_point until) noexcept {
-    // A cancel (runtime API only) ends the sleep early, like a signal would.
-    green::wait_until(until);
+void sleep_fiber(detail::Hub*, Clock::time_point until) {
+    // A cancel from the runtime API ends the sleep early, like a signal
+    // would; pthread_cancel unwinds the thread-fiber here.
+    cancel_point();
+    if (green::wait_until(until) == WaitResult::Cancelled) cancel_point();
 }
 
 }  // namespace

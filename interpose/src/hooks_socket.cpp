@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
 #include "real.hpp"
 #include "shim_fds.hpp"
 
@@ -161,8 +162,13 @@ int getsockopt(int fd, int level, int name, void* value, socklen_t* len) noexcep
 
 namespace green::interpose {
 
-WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) noexcept {
-    if (h) return h->wait_fd(fd, events, deadline);
+WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) {
+    if (h) {
+        cancel_point();  // a hooked call that would block is a cancellation point
+        WaitResult r = h->wait_fd(fd, events, deadline);
+        if (r == WaitResult::Cancelled) cancel_point();
+        return r;
+    }
     pollfd p{fd, static_cast<short>(((events & kReadable) ? POLLIN : 0) | ((events & kWritable) ? POLLOUT : 0)), 0};
     int timeout = -1;
     if (deadline != Clock::time_point::max()) {

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -25,6 +26,8 @@
 #include "fiber_futex.hpp"
 #include "fiber_tls.hpp"
 #include "hook_context.hpp"
+#include "hooks_cancel.hpp"
+#include "hubs.hpp"
 #include "placement.hpp"
 #include "os.hpp"
 #include "real.hpp"
@@ -37,6 +40,7 @@ namespace {
 
 constexpr std::uint64_t kHandleMagic = 0x67726e5468726561ull;  // "grnThrea"
 constexpr unsigned kMaxKeys = PTHREAD_KEYS_MAX;
+constexpr unsigned kInlineKeys = 32;  // PTHREAD_KEY_2NDLEVEL_SIZE in glibc
 
 struct KeyValue {
     std::uint32_t generation = 0;
@@ -51,7 +55,21 @@ struct ThreadHandle {
     // 0: running, joinable; 1: detached; 2: finished (the handle waits for join).
     std::atomic<int> state{0};
     detail::FiberRecord* fiber = nullptr;
-    std::vector<KeyValue> keys;
+    // Key values. The first kInlineKeys live here, so pthread_setspecific
+    // allocates nothing for them (as glibc's first key block): an allocator
+    // that keeps its per-thread state under a key (jemalloc) calls it while
+    // it sets that state up, where a malloc would re-enter it half-made.
+    KeyValue inline_keys[kInlineKeys] = {};
+    KeyValue* keys = inline_keys;
+    std::size_t key_slots = kInlineKeys;
+    CancelState cancel;
+
+    ThreadHandle() = default;
+    ThreadHandle(const ThreadHandle&) = delete;
+    ThreadHandle& operator=(const ThreadHandle&) = delete;
+    ~ThreadHandle() {
+        if (keys != inline_keys) delete[] keys;
+    }
 };
 
 struct ThreadExit {
@@ -67,7 +85,19 @@ struct KeySlot {
 std::atomic<std::uint32_t> g_keys_lock{0};
 KeySlot g_keys[kMaxKeys];
 
-thread_local std::vector<KeyValue> tls_keys;  // for contexts that are not pthread fibers
+// Key values of a context that is not a thread-fiber (the main thread, hub
+// threads, threads the shim does not own): one mmap'd table per OS thread.
+// Not a C++ thread_local object, for two reasons: exit() destroys those
+// *before* atexit handlers run, which still read their keys unpatched
+// (OpenSSL's cleanup); and constructing one registers a thread-exit hook and
+// allocates, which re-enters a program's allocator that keeps its own
+// per-thread state in a key (jemalloc). A real glibc key, whose value is the
+// table, runs the destructors and frees the table when such a thread ends;
+// glibc runs no key destructors for the main thread at exit(), nor does this.
+struct ThreadKeys {
+    KeyValue values[kMaxKeys];
+};
+thread_local ThreadKeys* tls_keys __attribute__((tls_model("initial-exec"))) = nullptr;
 
 ThreadHandle* as_handle(pthread_t t) noexcept {
     auto* h = reinterpret_cast<ThreadHandle*>(t);
@@ -80,15 +110,10 @@ ThreadHandle* current_handle() noexcept {
     return static_cast<ThreadHandle*>(h->running()->user);
 }
 
-std::vector<KeyValue>& my_keys() {
-    ThreadHandle* th = current_handle();
-    return th ? th->keys : tls_keys;
-}
-
-void run_key_destructors(std::vector<KeyValue>& values) {
+void run_key_destructors(KeyValue* values, std::size_t n) {
     for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
         bool any = false;
-        for (unsigned k = 0; k < values.size(); ++k) {
+        for (unsigned k = 0; k < n; ++k) {
             void* v = values[k].value;
             if (!v) continue;
             void (*dtor)(void*) = nullptr;
@@ -106,6 +131,53 @@ void run_key_destructors(std::vector<KeyValue>& values) {
     }
 }
 
+pthread_key_t g_table_key;  // the real glibc key holding a thread's ThreadKeys
+std::atomic<std::uint32_t> g_table_key_state{0};  // 0: none, 1: creating, 2: made
+
+void free_thread_keys(void* p) {
+    auto* t = static_cast<ThreadKeys*>(p);
+    run_key_destructors(t->values, kMaxKeys);
+    tls_keys = nullptr;
+    munmap(t, sizeof(ThreadKeys));
+}
+
+// This thread's table; with `create`, made on first use (mmap: no malloc).
+ThreadKeys* thread_keys(bool create) noexcept {
+    if (ThreadKeys* t = tls_keys) [[likely]]
+        return t;
+    if (!create) return nullptr;
+    void* p = mmap(nullptr, sizeof(ThreadKeys), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    auto* t = static_cast<ThreadKeys*>(p);  // zero-filled: every value null
+    std::uint32_t st = 0;
+    if (g_table_key_state.compare_exchange_strong(st, 1, std::memory_order_acq_rel)) {
+        GREEN_NEXT(pthread_key_create)(&g_table_key, free_thread_keys);
+        g_table_key_state.store(2, std::memory_order_release);
+    }
+    while (g_table_key_state.load(std::memory_order_acquire) != 2) sched_yield();
+    GREEN_NEXT(pthread_setspecific)(g_table_key, t);
+    tls_keys = t;
+    return t;
+}
+
+// The calling context's values and how many slots there are (0: none yet).
+KeyValue* my_keys(std::size_t need, std::size_t* n) {
+    if (ThreadHandle* th = current_handle()) {
+        if (th->key_slots < need) {
+            auto* grown = new KeyValue[kMaxKeys]();
+            std::copy(th->keys, th->keys + th->key_slots, grown);
+            if (th->keys != th->inline_keys) delete[] th->keys;
+            th->keys = grown;
+            th->key_slots = kMaxKeys;
+        }
+        *n = th->key_slots;
+        return th->keys;
+    }
+    ThreadKeys* t = thread_keys(need > 0);
+    *n = t ? kMaxKeys : 0;
+    return t ? t->values : nullptr;
+}
+
 // --- the fiber body ----------------------------------------------------------
 
 void release_handle(ThreadHandle* th) noexcept {
@@ -118,13 +190,13 @@ void release_handle(ThreadHandle* th) noexcept {
 // with the usual "terminate called after throwing" report, as unpatched.
 void run_thread(ThreadHandle* th) {
     try {
-        th->result = th->start(th->arg);
+        th->result = run_cancellable(th->cancel, th->start, th->arg);
     } catch (const ThreadExit& e) {
         th->result = e.value;
     }
     // glibc's order at thread exit: thread_local destructors, then keys.
     if (detail::Hub::current().running()->tls) detail::fiber_tls_run_destructors();
-    run_key_destructors(th->keys);
+    run_key_destructors(th->keys, th->key_slots);
     placement_thread_ended();
     if (th->state.exchange(2, std::memory_order_acq_rel) == 1) release_handle(th);  // detached: nobody joins
 }
@@ -155,12 +227,20 @@ std::size_t stack_size_for(const pthread_attr_t* attr) {
 
 }  // namespace
 
+CancelState* green::interpose::current_cancel_state() noexcept {
+    ThreadHandle* th = current_handle();
+    return th ? &th->cancel : nullptr;
+}
+
 extern "C" {
 
 int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
-    if (!g_shim_ready.load(std::memory_order_acquire)) return REAL(pthread_create)(thread, attr, start, arg);
+    // A thread without a hub (one the shim does not own) makes real threads:
+    // giving it a hub would give it an event loop nobody serves.
+    detail::Hub* hub = fiber_context();
+    if (!hub) return REAL(pthread_create)(thread, attr, start, arg);
     count_call(Family::Thread);
-    detail::Hub& here = detail::Hub::current();
+    detail::Hub& here = *hub;
     int detach = PTHREAD_CREATE_JOINABLE;
     if (attr) pthread_attr_getdetachstate(attr, &detach);
     auto* th = new ThreadHandle();
@@ -182,6 +262,7 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     *static_cast<ThreadHandle**>(payload) = th;
     f->user = th;
     th->fiber = f;
+    th->cancel.fiber = f;
     *thread = reinterpret_cast<pthread_t>(th);
     here.start(f);
     return 0;
@@ -192,7 +273,14 @@ int pthread_join(pthread_t t, void** ret) {
     if (!th) return REAL(pthread_join)(t, ret);
     if (th == current_handle()) return EDEADLK;
     if (th->state.load(std::memory_order_acquire) == 1) return EINVAL;
-    detail::fiber_join(th->fiber);
+    for (;;) {
+        try {
+            detail::fiber_join(th->fiber);
+            break;
+        } catch (const green::Cancelled&) {
+            cancel_point();  // pthread_join is a cancellation point
+        }
+    }
     if (ret) *ret = th->result;
     release_handle(th);
     return 0;
@@ -224,7 +312,8 @@ int pthread_detach(pthread_t t) noexcept {
 }
 
 void pthread_exit(void* value) {
-    if (current_handle()) throw ThreadExit{value};
+    // Unwound as glibc does (forced unwind: cleanup handlers, destructors).
+    if (ThreadHandle* th = current_handle()) exit_by_unwind(th->cancel, value);
     detail::Hub* h = detail::Hub::current_if_any();
     if (h && g_shim_ready.load() && h->running()->is_root && !h->in_scheduler()) {
         // main() called pthread_exit: the process lives on until the last
@@ -281,11 +370,10 @@ int pthread_kill(pthread_t t, int sig) noexcept {
 }
 
 int pthread_cancel(pthread_t t) {
-    if (!as_handle(t)) return REAL(pthread_cancel)(t);
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true))
-        detail::os::write_stderr("green: pthread_cancel of a fiber thread is not supported; ignored\n");
-    return ENOTSUP;
+    ThreadHandle* th = as_handle(t);
+    if (!th) return REAL(pthread_cancel)(t);
+    if (th->state.load(std::memory_order_acquire) == 2) return 0;  // ended, not yet joined: as glibc
+    return request_cancel(th->cancel);
 }
 
 int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t* set) noexcept {
@@ -357,8 +445,9 @@ int pthread_key_delete(pthread_key_t key) noexcept {
 
 void* pthread_getspecific(pthread_key_t key) noexcept {
     if (key >= kMaxKeys) return nullptr;
-    std::vector<KeyValue>& v = my_keys();
-    if (key >= v.size()) return nullptr;
+    std::size_t n = 0;
+    KeyValue* v = my_keys(0, &n);
+    if (key >= n) return nullptr;
     // A value set under an earlier key with the same number is not seen.
     std::uint32_t gen = __atomic_load_n(&g_keys[key].generation, __ATOMIC_ACQUIRE);
     return v[key].generation == gen ? v[key].value : nullptr;
@@ -368,8 +457,9 @@ int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
     if (key >= kMaxKeys) return EINVAL;
     std::uint32_t gen = __atomic_load_n(&g_keys[key].generation, __ATOMIC_ACQUIRE);
     if (gen % 2 == 0) return EINVAL;
-    std::vector<KeyValue>& v = my_keys();
-    if (key >= v.size()) v.resize(key + 1);
+    std::size_t n = 0;
+    KeyValue* v = my_keys(key + 1, &n);
+    if (key >= n) return ENOMEM;
     v[key] = KeyValue{gen, const_cast<void*>(value)};
     return 0;
 }

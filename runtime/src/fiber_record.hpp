@@ -67,6 +67,10 @@ struct Waiter {
     // say who holds what this fiber waits for. Bit 63 of that word may be a
     // flag of the lock's own and is ignored.
     const std::atomic<std::uint64_t>* holder = nullptr;
+    // A waiter whose fiber record has no hub is a plain OS thread blocked in
+    // the kernel on this word (the shim's locks on threads it does not own):
+    // the waker that wins `reason` sets it to 1 and futex-wakes it.
+    std::atomic<std::uint32_t> thread_woken{0};
 };
 
 // Abandoned: a fiber that existed in the parent of fork() but not in the

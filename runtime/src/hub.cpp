@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -454,11 +455,16 @@ __attribute__((always_inline)) inline void Hub::after_switch(boost::context::fib
     sanitizer::after_switch(current_->sanitizer, prev ? &prev->sanitizer : nullptr);
     switch_from_ = nullptr;
     if (prev->state == FiberState::Done) {
-        release(prev);  // the running fiber's own reference
+        // The running fiber's own reference. What release() does (freeing,
+        // trimming stacks) must not show in the errno of the fiber we are
+        // switching into, whose TLS is current here.
+        const int saved_errno = errno;
+        release(prev);
+        errno = saved_errno;
     } else {
         prev->ctx = std::move(from);
     }
-    enter_thread_state(current_);  // last: release() may have changed errno
+    enter_thread_state(current_);
 }
 
 __attribute__((always_inline)) inline void Hub::make_ready(FiberRecord* f) noexcept {
@@ -539,6 +545,13 @@ bool Hub::claim(Waiter& w, WakeReason reason) noexcept {
 void Hub::schedule(Waiter& w) noexcept {
     FiberRecord* f = w.fiber;
     Hub* owner = f->hub;
+    if (!owner) [[unlikely]] {
+        // A plain thread: it returns once it sees the word, so `w` may be gone
+        // by the time the wake reaches the kernel (a harmless spurious wake).
+        w.thread_woken.store(1, std::memory_order_release);
+        os::futex_wake(&w.thread_woken, 1);
+        return;
+    }
     if (owner == tls_hub_) {
         owner->make_ready(f);
     } else {

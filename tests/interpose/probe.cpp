@@ -351,6 +351,100 @@ void case_dns() {
     std::printf("getaddrinfo bad service = %s\n", gai_strerror(r));
 }
 
+// Every field of every result, in glibc's order.
+void print_addrinfo(const char* node, const char* service, const addrinfo* hints) {
+    addrinfo* res = nullptr;
+    errno = 0;
+    int r = getaddrinfo(node, service, hints, &res);
+    std::printf("getaddrinfo(%s, %s, flags=%d family=%d socktype=%d) = %d", node ? node : "NULL",
+                service ? service : "NULL", hints ? hints->ai_flags : -1, hints ? hints->ai_family : -1,
+                hints ? hints->ai_socktype : -1, r);
+    if (r == EAI_SYSTEM) std::printf(" errno=%s", errname(errno));
+    std::printf("\n");
+    for (addrinfo* a = res; a; a = a->ai_next) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+        if (a->ai_family == AF_INET) {
+            auto* in = reinterpret_cast<sockaddr_in*>(a->ai_addr);
+            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+            port = ntohs(in->sin_port);
+        } else if (a->ai_family == AF_INET6) {
+            auto* in6 = reinterpret_cast<sockaddr_in6*>(a->ai_addr);
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+            port = ntohs(in6->sin6_port);
+        }
+        std::printf("  flags=%d family=%d socktype=%d protocol=%d addrlen=%u %s port %u canon=%s\n", a->ai_flags,
+                    a->ai_family, a->ai_socktype, a->ai_protocol, static_cast<unsigned>(a->ai_addrlen), host, port,
+                    a->ai_canonname ? a->ai_canonname : "NULL");
+    }
+    if (res) freeaddrinfo(res);
+}
+
+// Numeric hosts and services: answered without a lookup (and, under the
+// shim, without the blocking pool: the test checks its pool-job count).
+void case_dns_numeric() {
+    // (Only names glibc parses as addresses: anything else is looked up.)
+    const char* nodes[] = {"127.0.0.1", "::1", "127.1", "0x7f.1", "::ffff:10.0.0.1", "fe80::1%lo", nullptr};
+    const char* services[] = {"80", "0", "65536", nullptr};
+    const int flags[] = {0, AI_PASSIVE, AI_CANONNAME, AI_NUMERICHOST, AI_V4MAPPED | AI_ALL, AI_ADDRCONFIG};
+    const int families[] = {AF_UNSPEC, AF_INET, AF_INET6};
+    for (const char* node : nodes)
+        for (const char* service : services) {
+            if (!node && !service) continue;
+            print_addrinfo(node, service, nullptr);
+            for (int f : flags)
+                for (int fam : families) {
+                    addrinfo hints{};
+                    hints.ai_flags = f;
+                    hints.ai_family = fam;
+                    hints.ai_socktype = fam == AF_INET6 ? SOCK_DGRAM : 0;
+                    print_addrinfo(node, service, &hints);
+                }
+        }
+    addrinfo bad{};
+    bad.ai_flags = 0x4000;  // no such flag
+    print_addrinfo("127.0.0.1", "80", &bad);
+    bad.ai_flags = 0;
+    bad.ai_family = 12345;
+    print_addrinfo("127.0.0.1", "80", &bad);
+
+    sockaddr_in a = loopback(8080);
+    sockaddr_in6 a6{};
+    a6.sin6_family = AF_INET6;
+    a6.sin6_addr = in6addr_loopback;
+    a6.sin6_port = htons(443);
+    const int ni_flags[] = {NI_NUMERICHOST | NI_NUMERICSERV, NI_NUMERICHOST | NI_NUMERICSERV | NI_DGRAM};
+    for (int f : ni_flags) {
+        char host[64] = "", serv[32] = "";
+        int r = getnameinfo(reinterpret_cast<sockaddr*>(&a), sizeof a, host, sizeof host, serv, sizeof serv, f);
+        std::printf("getnameinfo v4 flags=%d = %d %s %s\n", f, r, host, serv);
+        r = getnameinfo(reinterpret_cast<sockaddr*>(&a6), sizeof a6, host, sizeof host, serv, sizeof serv, f);
+        std::printf("getnameinfo v6 flags=%d = %d %s %s\n", f, r, host, serv);
+        r = getnameinfo(reinterpret_cast<sockaddr*>(&a), sizeof a, host, 4, serv, sizeof serv, f);
+        std::printf("getnameinfo short buffer = %d\n", r);
+        r = getnameinfo(reinterpret_cast<sockaddr*>(&a), sizeof a, nullptr, 0, serv, sizeof serv, NI_NUMERICSERV);
+        std::printf("getnameinfo serv only = %d %s\n", r, serv);
+    }
+    const char* names[] = {"127.0.0.1", "10.1.2.3", "1.2.3.4.5", "::1", "999.1.1.1"};
+    for (const char* n : names) {
+        h_errno = 0;
+        hostent* h = gethostbyname(n);
+        std::printf("gethostbyname(%s) = %s h_errno=%d", n, h ? h->h_name : "NULL", h_errno);
+        if (h)
+            for (char** p = h->h_addr_list; *p; ++p) {
+                char buf[64];
+                inet_ntop(h->h_addrtype, *p, buf, sizeof buf);
+                std::printf(" %s", buf);
+            }
+        std::printf("\n");
+        hostent he{}, *hr = nullptr;
+        char buf[1024];
+        int herr = 0;
+        int r = gethostbyname_r(n, &he, buf, sizeof buf, &hr, &herr);
+        std::printf("gethostbyname_r(%s) = %d %s herr=%d\n", n, r, hr ? hr->h_name : "NULL", herr);
+    }
+}
+
 void case_sendfile() {
     char path[] = "/tmp/green-probe-XXXXXX";
     int f = mkstemp(path);
@@ -455,7 +549,7 @@ void case_thread_passthrough() {
 const green::probe::Case kCases[] = {
     {"read_write", case_read_write},   {"vectors", case_vectors},       {"nonblocking_flags", case_nonblocking_flags},
     {"timeouts", case_timeouts},       {"connect_accept", case_connect_accept}, {"poll_select", case_poll_select},
-    {"sleep", case_sleep},             {"dns", case_dns},               {"sendfile", case_sendfile},
+    {"sleep", case_sleep},             {"dns", case_dns}, {"dns_numeric", case_dns_numeric},               {"sendfile", case_sendfile},
     {"big_transfer", case_big_transfer}, {"files", case_files},       {"thread_passthrough", case_thread_passthrough},
 };
 

@@ -2,7 +2,9 @@
 // programs whose observable results (return values, errno names, orderings
 // forced by synchronisation) must be identical patched and unpatched, where
 // patched means every thread below is a fiber. Timings only as lower bounds.
+#include <dlfcn.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <semaphore.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <latch>
 #include <mutex>
@@ -546,6 +549,273 @@ void case_main_returns_with_threads_blocked() {
 }
 
 // Not differential (unpatched it hangs forever): the shim must report it.
+// glibc's entry points behind C's pthread_cleanup_push (the C++ macro uses a
+// destructor instead); called here the way the C macro expands.
+extern "C" {
+void __pthread_register_cancel(__pthread_unwind_buf_t*);
+void __pthread_unregister_cancel(__pthread_unwind_buf_t*);
+[[noreturn]] void __pthread_unwind_next(__pthread_unwind_buf_t*);
+}
+
+// What the cancelled threads did, printed by the main thread after the join
+// (with two hubs their output would otherwise interleave with main's).
+std::mutex g_log_mutex;
+std::string g_log;
+void note(const std::string& line) {
+    std::lock_guard g(g_log_mutex);
+    g_log += line + "\n";
+}
+void flush_log() {
+    std::lock_guard g(g_log_mutex);
+    std::fputs(g_log.c_str(), stdout);
+    g_log.clear();
+}
+
+struct Noisy {
+    const char* what;
+    ~Noisy() { note(std::string("destructor: ") + what); }
+};
+
+void c_cleanup(void* what) { note(std::string("cleanup handler: ") + static_cast<const char*>(what)); }
+
+int g_cancel_pipe[2];
+int g_ready_pipe[2];
+
+void say_ready() { (void)!write(g_ready_pipe[1], "r", 1); }
+void wait_ready_byte() {
+    char c;
+    (void)!read(g_ready_pipe[0], &c, 1);
+}
+
+// Blocks in read() (a cancellation point) inside a C++ cleanup handler, a
+// destructor and a catch (...) that rethrows.
+__attribute__((noinline)) void read_until_cancelled() {
+    pthread_cleanup_push(c_cleanup, const_cast<char*>("C++ cleanup_push"));
+    Noisy n{"reader's local"};
+    try {
+        say_ready();
+        char c;
+        (void)!read(g_cancel_pipe[0], &c, 1);
+        note("read returned (not cancelled)");
+    } catch (...) {
+        note("catch (...) saw the unwind, rethrows");
+        throw;
+    }
+    pthread_cleanup_pop(0);
+}
+
+// The same inside a C cleanup buffer, written as C's pthread_cleanup_push expands.
+void* blocked_reader(void*) {
+    __pthread_unwind_buf_t buf;
+    if (__sigsetjmp(reinterpret_cast<__jmp_buf_tag*>(buf.__cancel_jmp_buf), 0)) {
+        c_cleanup(const_cast<char*>("C buffer"));
+        __pthread_unwind_next(&buf);
+    }
+    __pthread_register_cancel(&buf);
+    read_until_cancelled();
+    __pthread_unregister_cancel(&buf);
+    return nullptr;
+}
+
+void* disabled_then_test(void*) {
+    int old = -1;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    note(std::string("old state enabled: ") + (old == PTHREAD_CANCEL_ENABLE ? "1" : "0"));
+    say_ready();
+    char c;
+    // Not cancelled while disabled: the main thread cancels, then writes.
+    ssize_t r = read(g_cancel_pipe[0], &c, 1);
+    note("read while disabled = " + std::to_string(r));
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
+    Noisy n{"disabled thread's local"};
+    pthread_testcancel();
+    note("after testcancel (not reached)");
+    return nullptr;
+}
+
+void* exits_with_value(void*) {
+    pthread_cleanup_push(c_cleanup, const_cast<char*>("pthread_exit's handler"));
+    Noisy n{"exiting thread's local"};
+    pthread_exit(reinterpret_cast<void*>(42));
+    pthread_cleanup_pop(0);
+    return nullptr;
+}
+
+void* sleeper(void*) {
+    Noisy n{"sleeper's local"};
+    say_ready();
+    for (;;) sleep(1000);
+}
+
+void* finishes(void*) { return reinterpret_cast<void*>(7); }
+
+pthread_mutex_t g_cancel_mutex = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_cancel_cond = PTHREAD_COND_INITIALIZER;
+
+void unlock_mutex(void* m) {
+    note("cleanup handler unlocks the mutex it holds again");
+    pthread_mutex_unlock(static_cast<pthread_mutex_t*>(m));
+}
+
+// The classic worker: waits on a condvar that is never signalled.
+void* cond_waiter(void*) {
+    pthread_mutex_lock(&g_cancel_mutex);
+    pthread_cleanup_push(unlock_mutex, &g_cancel_mutex);
+    say_ready();
+    for (;;) pthread_cond_wait(&g_cancel_cond, &g_cancel_mutex);
+    pthread_cleanup_pop(1);
+    return nullptr;
+}
+
+void case_cancel() {
+    if (pipe(g_cancel_pipe) != 0 || pipe(g_ready_pipe) != 0) return;
+    pthread_t t;
+    void* ret = nullptr;
+    int c, j;
+
+    pthread_create(&t, nullptr, blocked_reader, nullptr);
+    wait_ready_byte();
+    c = pthread_cancel(t);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
+
+    pthread_create(&t, nullptr, disabled_then_test, nullptr);
+    wait_ready_byte();
+    c = pthread_cancel(t);
+    (void)!write(g_cancel_pipe[1], "x", 1);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
+
+    pthread_create(&t, nullptr, exits_with_value, nullptr);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("join = %s, pthread_exit value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
+
+    pthread_create(&t, nullptr, sleeper, nullptr);
+    wait_ready_byte();
+    c = pthread_cancel(t);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
+
+    pthread_create(&t, nullptr, cond_waiter, nullptr);
+    wait_ready_byte();
+    pthread_mutex_lock(&g_cancel_mutex);  // the waiter is inside pthread_cond_wait now
+    pthread_mutex_unlock(&g_cancel_mutex);
+    c = pthread_cancel(t);
+    j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d, mutex free: %s\n", err(c), err(j),
+                ret == PTHREAD_CANCELED, err(pthread_mutex_trylock(&g_cancel_mutex)));
+    pthread_mutex_unlock(&g_cancel_mutex);
+
+    std::printf("main's own cancel state disable = %s\n", err(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr)));
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
+    pthread_create(&t, nullptr, finishes, nullptr);
+    j = pthread_join(t, &ret);
+    std::printf("join = %s, value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
+}
+
+// A thread made by libc's own pthread_create, as a library that bypasses
+// the shim (or one started before it) would: under the shim it has no hub, so
+// its locks must block it like glibc's, against fibers holding the same locks.
+using CreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+using JoinFn = int (*)(pthread_t, void**);
+
+pthread_mutex_t g_foreign_mutex = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_foreign_cond = PTHREAD_COND_INITIALIZER;
+int g_turn = 0;  // 0: main's turn, 1: the foreign thread's
+long g_shared = 0;
+pthread_key_t g_foreign_key;
+pthread_once_t g_foreign_once = PTHREAD_ONCE_INIT;
+int g_foreign_once_runs = 0;
+
+void foreign_key_destructor(void* v) { note(std::string("key destructor at thread exit: ") + static_cast<const char*>(v)); }
+
+void* foreign_body(void*) {
+    pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
+    pthread_setspecific(g_foreign_key, const_cast<char*>("foreign value"));
+    // Its first lock makes it known to the shim (as a thread that may wake
+    // fibers); until then a fiber waiting for it would look deadlocked.
+    pthread_mutex_lock(&g_foreign_mutex);
+    pthread_mutex_unlock(&g_foreign_mutex);
+    say_ready();
+    for (int i = 0; i < 1000; ++i) {
+        pthread_mutex_lock(&g_foreign_mutex);
+        while (g_turn != 1) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
+        g_shared += 2;
+        g_turn = 0;
+        pthread_cond_signal(&g_foreign_cond);
+        pthread_mutex_unlock(&g_foreign_mutex);
+    }
+    return static_cast<char*>(pthread_getspecific(g_foreign_key)) == std::string("foreign value") ? nullptr
+                                                                                                  : reinterpret_cast<void*>(1);
+}
+
+void case_foreign_thread() {
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    auto real_create = reinterpret_cast<CreateFn>(dlsym(libc, "pthread_create"));
+    auto real_join = reinterpret_cast<JoinFn>(dlsym(libc, "pthread_join"));
+    pthread_key_create(&g_foreign_key, foreign_key_destructor);
+    if (pipe(g_ready_pipe) != 0) return;
+    pthread_t t;
+    std::printf("libc pthread_create = %s\n", err(real_create(&t, nullptr, foreign_body, nullptr)));
+    wait_ready_byte();
+    pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
+    for (int i = 0; i < 1000; ++i) {
+        pthread_mutex_lock(&g_foreign_mutex);
+        while (g_turn != 0) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
+        g_shared += 1;
+        g_turn = 1;
+        pthread_cond_signal(&g_foreign_cond);
+        pthread_mutex_unlock(&g_foreign_mutex);
+    }
+    void* ret = reinterpret_cast<void*>(2);
+    int j = real_join(t, &ret);
+    std::printf("libc pthread_join = %s, key value seen: %d\n", err(j), ret == nullptr);
+    flush_log();
+    std::printf("shared = %ld, once ran %d time(s)\n", g_shared, g_foreign_once_runs);
+}
+
+// A catch (...) that swallows the cancellation: glibc aborts the process.
+void* swallows(void*) {
+    try {
+        say_ready();
+        char c;
+        (void)!read(g_cancel_pipe[0], &c, 1);
+    } catch (...) {
+        std::printf("caught, not rethrown\n");
+    }
+    return nullptr;
+}
+
+void case_cancel_swallowed() {
+    if (pipe(g_cancel_pipe) != 0 || pipe(g_ready_pipe) != 0) return;
+    pthread_t t;
+    pthread_create(&t, nullptr, swallows, nullptr);
+    wait_ready_byte();
+    pthread_cancel(t);
+    pthread_join(t, nullptr);
+    std::printf("not reached\n");
+}
+
+// A key's value read in an atexit handler: exit() keeps it, unpatched.
+pthread_key_t g_exit_key;
+char g_exit_value[] = "main thread's value";
+void read_key_at_exit() {
+    auto* v = static_cast<const char*>(pthread_getspecific(g_exit_key));
+    std::printf("atexit handler sees: %s\n", v ? v : "null");
+}
+
+void case_exit_time_keys() {
+    pthread_key_create(&g_exit_key, nullptr);
+    pthread_setspecific(g_exit_key, g_exit_value);
+    std::atexit(read_key_at_exit);
+    std::printf("set\n");
+}
+
 void case_lock_cycle() {
     static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER, b = PTHREAD_MUTEX_INITIALIZER;
     static std::latch both_hold(2);
@@ -573,6 +843,7 @@ const green::probe::Case kCases[] = {
     {"process", case_process},     {"free_after_wake", case_free_after_wake},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
+    {"foreign_thread", case_foreign_thread}, {"cancel", case_cancel}, {"cancel_swallowed", case_cancel_swallowed}, {"exit_time_keys", case_exit_time_keys},
     {"lock_cycle", case_lock_cycle},
 };
 

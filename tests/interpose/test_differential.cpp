@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <regex>
@@ -21,12 +22,13 @@ namespace {
 
 // Cases of the I/O probe (probe.cpp) and of the thread probe (probe_threads.cpp).
 const std::vector<std::string> kCases = {"read_write", "vectors", "nonblocking_flags", "timeouts", "connect_accept",
-                                         "poll_select", "sleep", "dns", "sendfile", "big_transfer",
+                                         "poll_select", "sleep", "dns", "dns_numeric", "sendfile", "big_transfer",
                                          "files", "thread_passthrough"};
 const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types", "condvar",
                                                "rwlock", "barrier_sem", "process", "free_after_wake", "exit_from_thread",
                                                "uncaught_in_thread", "main_pthread_exit",
-                                               "main_returns_with_threads_blocked"};
+                                               "main_returns_with_threads_blocked", "foreign_thread", "cancel", "cancel_swallowed",
+                                               "exit_time_keys"};
 // Cases of the fd/process probe (probe_fds.cpp), run with one hub and two.
 const std::vector<std::string> kFdCases = {"first_open", "daemon_close", "foreign_pipe_thread", "eventfd_timerfd",
                                            "inherited_listener", "popen_reader", "child_pipes", "vfork_exec",
@@ -44,6 +46,7 @@ int expected_status(const std::string& name) {
     if (name == "exit_from_thread") return 7;
     if (name == "uncaught_in_thread") return 128 + SIGABRT;
     if (name == "main_returns_with_threads_blocked") return 4;
+    if (name == "cancel_swallowed") return 128 + SIGABRT;
     return 0;
 }
 
@@ -92,14 +95,54 @@ TEST_P(Differential, PatchedOutputMatchesUnpatched) {
     ASSERT_EQ(patched.status, plain.status) << patched.err;
     ASSERT_FALSE(plain.out.empty());
     EXPECT_EQ(patched.out, plain.out);
-    if (name == "uncaught_in_thread") {
+    if (name == "cancel_swallowed") {
+        EXPECT_NE(plain.err.find("FATAL: exception not rethrown"), std::string::npos) << plain.err;
+        EXPECT_NE(patched.err.find("FATAL: exception not rethrown"), std::string::npos) << patched.err;
+    } else if (name == "uncaught_in_thread") {
         EXPECT_NE(patched.err.find("terminate called after throwing"), std::string::npos) << patched.err;
         EXPECT_NE(patched.err.find("escaped a thread"), std::string::npos) << patched.err;
     } else {
         EXPECT_NE(patched.err.find("green: shim active"), std::string::npos) << patched.err;
     }
     EXPECT_EQ(plain.err.find("green:"), std::string::npos) << "unpatched run must not load the shim";
+    if (name == "dns_numeric") {
+        // Numeric hosts and services never reach the resolver: no pool job.
+        EXPECT_NE(patched.err.find("pool jobs 0\n"), std::string::npos) << patched.err;
+        EXPECT_EQ(patched.err.find(" dns=0"), std::string::npos) << "the calls went through the hooks: " << patched.err;
+    }
 }
+
+// A program that brings its own allocator: jemalloc's first malloc takes a
+// pthread mutex before the shim is ready, and its background threads are made
+// by libc's own pthread_create. Same output with and without the shim.
+class WithJemalloc : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(WithJemalloc, SameOutputAsUnpatched) {
+    const std::string jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    if (access(jemalloc.c_str(), R_OK) != 0) GTEST_SKIP() << jemalloc << " missing (package libjemalloc2)";
+    const std::string param = GetParam();
+    const std::string hubs = param.substr(0, param.find('/'));
+    const std::string name = param.substr(param.find('/') + 1);
+    const std::string probe = env_or_die("GREEN_PROBE_THREADS");
+    // background_thread:true makes jemalloc start its own threads.
+    const std::string conf = "MALLOC_CONF=background_thread:true";
+    auto plain = run_capture({probe, name}, {"LD_PRELOAD=" + jemalloc, conf});
+    auto patched = run_capture({probe, name}, {"LD_PRELOAD=" + env_or_die("GREEN_PRELOAD") + " " + jemalloc, conf,
+                                               "GREEN_STATS=1", "GREEN_HUBS=" + hubs});
+    ASSERT_EQ(plain.status, 0) << plain.err;
+    EXPECT_EQ(patched.status, 0) << patched.err;
+    EXPECT_EQ(patched.out, plain.out);
+    EXPECT_NE(patched.err.find("green: shim active"), std::string::npos) << patched.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, WithJemalloc,
+                         ::testing::Values("1/lifecycle", "1/condvar", "1/foreign_thread", "1/cancel", "2/lifecycle",
+                                           "2/condvar", "2/foreign_thread", "2/cancel"),
+                         [](const auto& info) {
+                             std::string s = "hubs" + info.param;
+                             for (auto& c : s) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                             return s;
+                         });
 
 TEST(ShimReports, PthreadMutexCycleNamesBothThreadsAndExits3) {
     auto r = run_capture({env_or_die("GREEN_PROBE_THREADS"), "lock_cycle"}, {preload_env()});
