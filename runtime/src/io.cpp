@@ -75,6 +75,7 @@ WaitResult to_result(WakeReason r) noexcept {
         case WakeReason::Expired: return WaitResult::Expired;
         case WakeReason::Closed: return WaitResult::Closed;
         case WakeReason::Cancelled:
+        case WakeReason::Interrupted:
         case WakeReason::Deadlock:
         case WakeReason::Waiting: break;
     }
@@ -141,7 +142,7 @@ void Hub::rearm_fd(FdWatch* w) noexcept {
 }
 
 WaitResult Hub::wait_fd(int fd, int events, Clock::time_point deadline) noexcept {
-    ParkOptions o{deadline, true, true};
+    ParkOptions o{deadline, true, true, true};
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
     events &= kReadable | kWritable;
     if (fd < 0 || events == 0) return WaitResult::Ready;  // the caller's syscall reports the error
@@ -192,7 +193,7 @@ void Hub::on_fd(struct ev_loop*, ev_io* io, int revents) noexcept {
 }
 
 WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept {
-    ParkOptions o{deadline, true, true};
+    ParkOptions o{deadline, true, true, true};
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
     // Temporary watchers beside any long-lived FdWatch of the same fds; libev
     // merges their interest per fd. Small sets live on the stack.
@@ -315,7 +316,7 @@ WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point d
 WaitResult wait_until(Clock::time_point deadline) noexcept {
     using namespace detail;
     Hub& h = Hub::current();
-    ParkOptions o{deadline, true, true};
+    ParkOptions o{deadline, true, true, true};
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
         return r == WakeReason::TimedOut ? WaitResult::TimedOut
                : r == WakeReason::Expired ? WaitResult::Expired
