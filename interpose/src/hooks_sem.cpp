@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include "hook_context.hpp"
 #include "real.hpp"
@@ -61,11 +62,24 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
         detail::list_push_back(*s, w);
     }
     detail::HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = h.park(w, detail::ParkOptions{deadline, false, false});
+    signals_wait_begins();
+    WakeReason r;
+    {
+        // Only a signal handler may end this wait: not a deadlock then.
+        std::optional<ExternalWaker> rescuable;
+        if (signals_could_interrupt()) rescuable.emplace();
+        r = h.park(w, detail::ParkOptions{deadline, false, false, true});
+    }
     if (r == WakeReason::Woken) return 0;  // the poster handed its unit to us
-    SpinGuard g(s->lock);
-    if (w.list) detail::list_unlink(*s, w);
-    return fail_with(ETIMEDOUT);
+    {
+        SpinGuard g(s->lock);
+        if (w.list) detail::list_unlink(*s, w);
+    }
+    if (r != WakeReason::Interrupted) return fail_with(ETIMEDOUT);
+    // A handler ran: EINTR without SA_RESTART, else wait on (the kernel
+    // restarts the futex wait underneath glibc's sem_wait).
+    if (signals_eintr(true)) return fail_with(EINTR);
+    return sem_wait_until(s, deadline, try_only);
 }
 
 

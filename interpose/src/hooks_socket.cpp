@@ -94,8 +94,10 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         }
         if (errno == EAGAIN) {
             // AF_UNIX with a full backlog: a blocking connect waits for room.
+            if (h) signals_wait_begins();
             WaitResult w = wait_ready(h, fd, kWritable, deadline);
             if (w != WaitResult::Ready) {
+                if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
                 errno = errno_for(w);
                 return -1;
             }
@@ -103,6 +105,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         }
         if (errno != EINPROGRESS) return -1;
         started = true;
+        if (h) signals_wait_begins();
         WaitResult w = wait_ready(h, fd, kWritable, deadline);
         if (w == WaitResult::TimedOut) {
             // What Linux's blocking connect reports when SO_SNDTIMEO expires;
@@ -111,6 +114,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
             return -1;
         }
         if (w != WaitResult::Ready) {
+            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
             errno = errno_for(w);
             return -1;
         }

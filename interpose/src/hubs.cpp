@@ -11,6 +11,7 @@
 
 #include "hub.hpp"
 #include "os.hpp"
+#include "signals.hpp"
 
 namespace green::interpose {
 
@@ -27,6 +28,7 @@ struct StartArg {
 void* hub_thread(void* p) {
     auto* arg = static_cast<StartArg*>(p);
     detail::Hub& h = detail::Hub::current();
+    signals_start_hub();
     arg->hub.store(&h, std::memory_order_release);
     g_ready.fetch_add(1, std::memory_order_release);
     detail::os::futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&g_ready), 1);
@@ -44,6 +46,7 @@ void start_hub_threads(unsigned hubs) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
+        detail::os::block_signals_in(&attr);
         if (detail::os::libc().pthread_create(&t, &attr, hub_thread, arg) != 0) {
             detail::os::write_stderr("green: cannot start a hub thread (GREEN_HUBS)\n");
             _exit(2);

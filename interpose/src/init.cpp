@@ -25,6 +25,7 @@
 #include "hubs.hpp"
 #include "os.hpp"
 #include "real.hpp"
+#include "signals.hpp"
 
 namespace green::interpose {
 
@@ -64,6 +65,7 @@ void print_stats() {
 __attribute__((constructor(101))) void start_shim() {
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
+    signals_start_process();  // before any other thread exists
     start_hub_threads(c.hubs);
     if (c.stats) {
         // The highest fd the limit allows: the program's own fd numbers
