@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <spawn.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -492,6 +493,38 @@ void case_sigpipe_default() {
     pthread_join(t, nullptr);
 }
 
+// --- the mask a child process starts with ----------------------------------------
+
+// exec and posix_spawn hand the calling thread's mask to the new program.
+void case_child_masks() {
+    block(SIG_BLOCK, {SIGUSR1, SIGTERM});
+    // The children run unpatched: a patched one would show the shim's own
+    // kernel mask in /proc/self/status.
+    unsetenv("LD_PRELOAD");
+    const char* show = "grep -E '^SigBlk' /proc/self/status";
+    std::fflush(stdout);
+    std::printf("system: %d\n", system(show));
+    FILE* f = popen(show, "r");
+    char line[128] = {};
+    if (f && fgets(line, sizeof line, f)) std::printf("popen: %s", line);
+    if (f) pclose(f);
+    std::fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/grep", "grep", "-E", "^SigBlk", "/proc/self/status", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    std::printf("fork+execl: %d\n", WEXITSTATUS(status));
+    std::fflush(stdout);
+    char* args[] = {const_cast<char*>("grep"), const_cast<char*>("-E"), const_cast<char*>("^SigBlk"),
+                    const_cast<char*>("/proc/self/status"), nullptr};
+    check(posix_spawn(&pid, "/bin/grep", nullptr, nullptr, args, environ) == 0, "posix_spawn");
+    waitpid(pid, &status, 0);
+    std::printf("posix_spawn: %d\n", WEXITSTATUS(status));
+}
+
 // --- default actions -------------------------------------------------------------
 
 void case_default_terminate() {
@@ -516,6 +549,7 @@ const green::probe::Case kCases[] = {
     {"sigpipe_ignored", case_sigpipe_ignored},
     {"sigpipe_handler", case_sigpipe_handler},
     {"sigpipe_default", case_sigpipe_default},
+    {"child_masks", case_child_masks},
     {"default_terminate", case_default_terminate},
 };
 

@@ -17,7 +17,7 @@ namespace {
 const std::vector<std::string> kCases = {"interrupt_no_restart", "interrupt_restart", "sigwait_server",
                                          "signalfd_server", "blocked_pending", "thread_masks",
                                          "pthread_kill_parked", "pthread_kill_main", "sigchld_waitpid", "sigpipe_ignored",
-                                         "sigpipe_handler", "sigpipe_default", "default_terminate"};
+                                         "sigpipe_handler", "sigpipe_default", "child_masks", "default_terminate"};
 
 int expected_status(const std::string& name) {
     if (name == "sigpipe_default") return 128 + SIGPIPE;
