@@ -550,6 +550,9 @@ int signals_kill_thread(SigState* t, int sig) noexcept {
     info.si_uid = getuid();
     {
         SpinGuard g(g_lock);
+        // A thread past its end (its state is about to go): lost, as a
+        // signal sent to a thread exiting unpatched.
+        if (!t->registered) return 0;
         if (hand_to_waiter_locked(t, sig, info)) return 0;
         if (t->mask.load(std::memory_order_relaxed) & bit(sig)) {
             g_info[sig] = info;

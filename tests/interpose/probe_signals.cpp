@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <string>
 
 #include "probe_main.hpp"
 
@@ -292,6 +293,13 @@ void signal_thread_with_server(void* (*waiter)(void*)) {
         check(read(sv[0], back, sizeof back) == n && std::memcmp(msg, back, static_cast<std::size_t>(n)) == 0, "echo");
     }
     std::printf("served 100 requests while the signal thread waited\n");
+    // A child waited for: under the shim that starts a blocking-pool thread,
+    // which must not take the SIGTERM below either.
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    int status = -1;
+    waitpid(child, &status, 0);
+    std::printf("child exit %d\n", WEXITSTATUS(status));
     kill(getpid(), SIGUSR1);
     std::printf("main saw: %c\n", take(g_stop[0]));
     kill(getpid(), SIGTERM);
@@ -525,6 +533,39 @@ void case_child_masks() {
     std::printf("posix_spawn: %d\n", WEXITSTATUS(status));
 }
 
+// --- the shim's own threads (patched runs only) ------------------------------------
+
+// Every OS thread of the process other than main, after main blocked
+// SIGTERM: does its kernel mask block SIGTERM? Under the shim these are the
+// shim's own threads (hubs, monitor, blocking pool), which must never take a
+// signal meant for the program.
+void case_os_thread_masks() {
+    block(SIG_BLOCK, {SIGTERM});
+    pid_t child = fork();  // waitpid starts a blocking-pool thread under the shim
+    if (child == 0) _exit(0);
+    waitpid(child, nullptr, 0);
+    int others = 0, open = 0;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/task", getpid());
+    FILE* ls = popen((std::string("ls ") + path).c_str(), "r");
+    char tid[32];
+    while (ls && fgets(tid, sizeof tid, ls)) {
+        if (atoi(tid) == getpid()) continue;
+        ++others;
+        char status_path[96];
+        std::snprintf(status_path, sizeof status_path, "%s/%d/status", path, atoi(tid));
+        FILE* st = fopen(status_path, "r");
+        char line[256];
+        while (st && fgets(line, sizeof line, st)) {
+            unsigned long long blk = 0;
+            if (std::sscanf(line, "SigBlk: %llx", &blk) == 1 && !(blk & (1ull << (SIGTERM - 1)))) ++open;
+        }
+        if (st) fclose(st);
+    }
+    if (ls) pclose(ls);
+    std::printf("other OS threads: %s, taking SIGTERM: %d\n", others > 0 ? "some" : "none", open);
+}
+
 // --- default actions -------------------------------------------------------------
 
 void case_default_terminate() {
@@ -550,6 +591,7 @@ const green::probe::Case kCases[] = {
     {"sigpipe_handler", case_sigpipe_handler},
     {"sigpipe_default", case_sigpipe_default},
     {"child_masks", case_child_masks},
+    {"os_thread_masks", case_os_thread_masks},
     {"default_terminate", case_default_terminate},
 };
 

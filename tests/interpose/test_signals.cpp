@@ -19,6 +19,10 @@ const std::vector<std::string> kCases = {"interrupt_no_restart", "interrupt_rest
                                          "pthread_kill_parked", "pthread_kill_main", "sigchld_waitpid", "sigpipe_ignored",
                                          "sigpipe_handler", "sigpipe_default", "child_masks", "default_terminate"};
 
+// Listed by the probe, checked patched-only below (unpatched the process
+// has no other OS thread).
+const std::string kPatchedOnly = "os_thread_masks";
+
 int expected_status(const std::string& name) {
     if (name == "sigpipe_default") return 128 + SIGPIPE;
     if (name == "default_terminate") return 128 + SIGTERM;
@@ -33,7 +37,10 @@ TEST(SignalsSetup, EveryProbeCaseIsTested) {
     auto listed = run_capture({env_or_die("GREEN_PROBE_SIGNALS"), "--list"});
     ASSERT_EQ(listed.status, 0);
     std::string want;
-    for (const auto& c : kCases) want += c + "\n";
+    for (const auto& c : kCases) {
+        want += c + "\n";
+        if (c == "child_masks") want += kPatchedOnly + "\n";
+    }
     EXPECT_EQ(listed.out, want);
 }
 
@@ -69,6 +76,14 @@ INSTANTIATE_TEST_SUITE_P(Cases, SignalDifferential, ::testing::ValuesIn(all_case
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
     return s;
 });
+
+TEST(ShimThreads, NeverTakeASignalTheProgramBlocks) {
+    for (const char* hubs : {"1", "3"}) {
+        auto patched = run_capture({env_or_die("GREEN_PROBE_SIGNALS"), kPatchedOnly}, patched_env(hubs));
+        ASSERT_EQ(patched.status, 0) << patched.err;
+        EXPECT_EQ(patched.out, "other OS threads: some, taking SIGTERM: 0\n") << "GREEN_HUBS=" << hubs;
+    }
+}
 
 // Real programs: python3's own signal handling (a C handler that flags the
 // signal, EINTR bringing the main thread back to run the Python handler).
