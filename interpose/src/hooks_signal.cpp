@@ -590,7 +590,11 @@ ChildWait::ChildWait() noexcept : s(current_sigstate()) {
     if (s) s->waiting_for_child.fetch_add(1, std::memory_order_relaxed);
 }
 ChildWait::~ChildWait() {
-    if (s) s->waiting_for_child.fetch_sub(1, std::memory_order_relaxed);
+    if (!s) return;
+    // The child's SIGCHLD was sent before the wait returned: deliver it now,
+    // to this thread, as the kernel does before waitpid returns.
+    if (tls_sigfd >= 0) drain(tls_sigfd);
+    s->waiting_for_child.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool signals_could_interrupt() noexcept {
