@@ -116,13 +116,18 @@ auto real_sigaction() noexcept { return GREEN_NEXT(sigaction); }
 
 // --- registry (lock held) ----------------------------------------------------
 
-void count_unblocked(std::uint64_t bits, int d) noexcept {
+// True if a count went from or to zero (the signalfd mask may change).
+bool count_unblocked(std::uint64_t bits, int d) noexcept {
     bits &= kManaged;
+    bool crossed = false;
     while (bits) {
         int sig = lowest(bits);
         bits &= bits - 1;
+        int before = g_unblocked[sig];
         g_unblocked[sig] += d;
+        crossed |= (before == 0) != (g_unblocked[sig] == 0);
     }
+    return crossed;
 }
 
 void refresh_fds_locked() noexcept {
@@ -140,12 +145,13 @@ void refresh_fds_locked() noexcept {
 void set_mask_locked(SigState* s, std::uint64_t mask) noexcept {
     mask &= ~kUnblockable;
     std::uint64_t old = s->mask.load(std::memory_order_relaxed);
+    bool crossed = false;
     if (s->registered) {
-        count_unblocked(~old, -1);
-        count_unblocked(~mask, +1);
+        crossed |= count_unblocked(~old & mask, -1);  // newly blocked
+        crossed |= count_unblocked(old & ~mask, +1);  // newly unblocked
     }
     s->mask.store(mask, std::memory_order_relaxed);
-    if (s->registered) refresh_fds_locked();
+    if (crossed) refresh_fds_locked();
 }
 
 void register_locked(SigState* s) noexcept {
@@ -155,8 +161,7 @@ void register_locked(SigState* s) noexcept {
     if (g_tail) g_tail->next = s;
     else g_head = s;
     g_tail = s;
-    count_unblocked(~s->mask.load(std::memory_order_relaxed), +1);
-    refresh_fds_locked();
+    if (count_unblocked(~s->mask.load(std::memory_order_relaxed), +1)) refresh_fds_locked();
 }
 
 void unregister_locked(SigState* s) noexcept {
@@ -167,8 +172,7 @@ void unregister_locked(SigState* s) noexcept {
     else g_head = s->next;
     if (s->next) s->next->prev = s->prev;
     else g_tail = s->prev;
-    count_unblocked(~s->mask.load(std::memory_order_relaxed), -1);
-    refresh_fds_locked();
+    if (count_unblocked(~s->mask.load(std::memory_order_relaxed), -1)) refresh_fds_locked();
 }
 
 // Hands `sig` to a sigwait* in progress on `s`, if it waits for it.
@@ -415,6 +419,8 @@ void fork_parent() noexcept {
 void fork_child() noexcept {
     while (g_head) unregister_locked(g_head);
     for (auto& s : g_stand_ins) s = StandIn{nullptr, nullptr};
+    for (int& w : g_waiting) w = 0;  // the other threads' sigwaits are gone
+    refresh_fds_locked();
     if (g_forking) {
         g_forking->waiter = nullptr;
         register_locked(g_forking);
