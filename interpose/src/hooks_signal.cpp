@@ -417,6 +417,13 @@ void fork_parent() noexcept {
     g_lock.store(0, std::memory_order_release);
 }
 void fork_child() noexcept {
+    // The inherited signalfds are the parent's open files: changing their
+    // mask here would change the parent's. Drop them and read through a
+    // fresh one at the surviving hub's fd number (its watcher stays valid;
+    // libev re-registers every fd after a fork).
+    for (int i = 0; i < g_nfds; ++i)
+        if (g_fds[i] != tls_sigfd) real_close()(g_fds[i]);
+    g_nfds = 0;
     while (g_head) unregister_locked(g_head);
     for (auto& s : g_stand_ins) s = StandIn{nullptr, nullptr};
     for (int& w : g_waiting) w = 0;  // the other threads' sigwaits are gone
@@ -424,6 +431,12 @@ void fork_child() noexcept {
     if (g_forking) {
         g_forking->waiter = nullptr;
         register_locked(g_forking);
+    }
+    if (tls_sigfd >= 0) {
+        sigset_t want = to_set(g_fd_mask);
+        int fresh = real_signalfd()(-1, &want, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (fresh >= 0 && GREEN_NEXT(dup3)(fresh, tls_sigfd, O_CLOEXEC) >= 0) g_fds[g_nfds++] = tls_sigfd;
+        if (fresh >= 0) real_close()(fresh);
     }
     g_lock.store(0, std::memory_order_release);
 }

@@ -295,8 +295,17 @@ void signal_thread_with_server(void* (*waiter)(void*)) {
     std::printf("served 100 requests while the signal thread waited\n");
     // A child waited for: under the shim that starts a blocking-pool thread,
     // which must not take the SIGTERM below either.
+    // The child (only this thread) takes its own signals; the parent's
+    // signal thread keeps its own.
     pid_t child = fork();
-    if (child == 0) _exit(0);
+    if (child == 0) {
+        kill(getpid(), SIGUSR1);
+        sigset_t w;
+        sigemptyset(&w);
+        sigaddset(&w, SIGUSR1);
+        int sig = 0;
+        _exit(sigwait(&w, &sig) == 0 && sig == SIGUSR1 ? 5 : 6);
+    }
     int status = -1;
     waitpid(child, &status, 0);
     std::printf("child exit %d\n", WEXITSTATUS(status));
