@@ -70,7 +70,16 @@ std::atomic<std::uint32_t> g_lock{0};
 SigState g_main;
 SigState* g_head = nullptr;  // main first, then threads in creation order
 SigState* g_tail = nullptr;
-int g_unblocked[kMaxSig + 1];  // registered threads not blocking the signal
+// Registered threads by mask: programs have a handful of distinct masks, so
+// a thread's start and end cost a short scan, not a pass over 64 signals.
+struct MaskCount {
+    std::uint64_t mask;
+    int threads;
+};
+constexpr int kMaskSlots = 64;
+MaskCount g_masks[kMaskSlots];
+int g_nmasks = 0;
+int g_overflow = 0;  // threads whose mask found no slot: accept everything for them
 int g_waiting[kMaxSig + 1];    // sigwait* in progress for it
 std::uint64_t g_fd_mask = 0;   // what the hubs' signalfds read
 std::uint64_t g_proc_pending = 0;  // taken from the kernel, nobody accepted it (yet)
@@ -116,24 +125,34 @@ auto real_sigaction() noexcept { return GREEN_NEXT(sigaction); }
 
 // --- registry (lock held) ----------------------------------------------------
 
-// True if a count went from or to zero (the signalfd mask may change).
-bool count_unblocked(std::uint64_t bits, int d) noexcept {
-    bits &= kManaged;
-    bool crossed = false;
-    while (bits) {
-        int sig = lowest(bits);
-        bits &= bits - 1;
-        int before = g_unblocked[sig];
-        g_unblocked[sig] += d;
-        crossed |= (before == 0) != (g_unblocked[sig] == 0);
+// Adds d threads with `mask`; true if the set of masks present changed
+// (the signalfd mask may change).
+bool count_mask(std::uint64_t mask, int d) noexcept {
+    for (int i = 0; i < g_nmasks; ++i) {
+        if (g_masks[i].mask != mask) continue;
+        g_masks[i].threads += d;
+        if (g_masks[i].threads != 0) return false;
+        g_masks[i] = g_masks[--g_nmasks];
+        return true;
     }
-    return crossed;
+    if (d < 0) {  // counted as overflow when it came
+        --g_overflow;
+        return g_overflow == 0;
+    }
+    if (g_nmasks == kMaskSlots) {
+        ++g_overflow;
+        return g_overflow == 1;
+    }
+    g_masks[g_nmasks++] = MaskCount{mask, d};
+    return true;
 }
 
 void refresh_fds_locked() noexcept {
-    std::uint64_t want = 0;
+    std::uint64_t want = g_overflow ? ~std::uint64_t{0} : 0;
+    for (int i = 0; i < g_nmasks; ++i) want |= ~g_masks[i].mask;
     for (int sig = 1; sig <= kMaxSig; ++sig)
-        if ((kManaged & bit(sig)) && (g_unblocked[sig] > 0 || g_waiting[sig] > 0)) want |= bit(sig);
+        if (g_waiting[sig] > 0) want |= bit(sig);
+    want &= kManaged;
     if (want == g_fd_mask) return;
     g_fd_mask = want;
     sigset_t s = to_set(want);
@@ -145,10 +164,11 @@ void refresh_fds_locked() noexcept {
 void set_mask_locked(SigState* s, std::uint64_t mask) noexcept {
     mask &= ~kUnblockable;
     std::uint64_t old = s->mask.load(std::memory_order_relaxed);
+    if (old == mask) return;
     bool crossed = false;
     if (s->registered) {
-        crossed |= count_unblocked(~old & mask, -1);  // newly blocked
-        crossed |= count_unblocked(old & ~mask, +1);  // newly unblocked
+        crossed |= count_mask(old, -1);
+        crossed |= count_mask(mask, +1);
     }
     s->mask.store(mask, std::memory_order_relaxed);
     if (crossed) refresh_fds_locked();
@@ -161,7 +181,7 @@ void register_locked(SigState* s) noexcept {
     if (g_tail) g_tail->next = s;
     else g_head = s;
     g_tail = s;
-    if (count_unblocked(~s->mask.load(std::memory_order_relaxed), +1)) refresh_fds_locked();
+    if (count_mask(s->mask.load(std::memory_order_relaxed), +1)) refresh_fds_locked();
 }
 
 void unregister_locked(SigState* s) noexcept {
@@ -172,7 +192,7 @@ void unregister_locked(SigState* s) noexcept {
     else g_head = s->next;
     if (s->next) s->next->prev = s->prev;
     else g_tail = s->prev;
-    if (count_unblocked(~s->mask.load(std::memory_order_relaxed), -1)) refresh_fds_locked();
+    if (count_mask(s->mask.load(std::memory_order_relaxed), -1)) refresh_fds_locked();
 }
 
 // Hands `sig` to a sigwait* in progress on `s`, if it waits for it.
