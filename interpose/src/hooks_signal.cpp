@@ -86,7 +86,14 @@ std::uint64_t g_proc_pending = 0;  // taken from the kernel, nobody accepted it 
 siginfo_t g_info[kMaxSig + 1];     // the last siginfo of each signal
 int g_fds[64];
 int g_nfds = 0;
-thread_local int tls_sigfd = -1;
+// Each hub's signalfd, by hub index (not thread_local: a thread-fiber may
+// have a TLS block of its own).
+constexpr unsigned kMaxHubIndex = 256;
+std::atomic<int> g_hub_fd[kMaxHubIndex];
+int hub_sigfd() noexcept {
+    Hub* h = Hub::current_if_any();
+    return h && h->index() < kMaxHubIndex ? g_hub_fd[h->index()].load(std::memory_order_relaxed) - 1 : -1;
+}
 SigState* g_forking = nullptr;      // set by fork_prepare
 pthread_t g_main_thread{};          // main's real pthread_t
 SigState* g_last_forker = nullptr;  // SIGCHLD's preferred thread, as the kernel's
@@ -442,7 +449,7 @@ void fork_child() noexcept {
     // fresh one at the surviving hub's fd number (its watcher stays valid;
     // libev re-registers every fd after a fork).
     for (int i = 0; i < g_nfds; ++i)
-        if (g_fds[i] != tls_sigfd) real_close()(g_fds[i]);
+        if (g_fds[i] != hub_sigfd()) real_close()(g_fds[i]);
     g_nfds = 0;
     while (g_head) unregister_locked(g_head);
     for (auto& s : g_stand_ins) s = StandIn{nullptr, nullptr};
@@ -452,10 +459,10 @@ void fork_child() noexcept {
         g_forking->waiter = nullptr;
         register_locked(g_forking);
     }
-    if (tls_sigfd >= 0) {
+    if (int mine = hub_sigfd(); mine >= 0) {
         sigset_t want = to_set(g_fd_mask);
         int fresh = real_signalfd()(-1, &want, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (fresh >= 0 && GREEN_NEXT(dup3)(fresh, tls_sigfd, O_CLOEXEC) >= 0) g_fds[g_nfds++] = tls_sigfd;
+        if (fresh >= 0 && GREEN_NEXT(dup3)(fresh, mine, O_CLOEXEC) >= 0) g_fds[g_nfds++] = mine;
         if (fresh >= 0) real_close()(fresh);
     }
     g_lock.store(0, std::memory_order_release);
@@ -540,7 +547,7 @@ void signals_start_hub() noexcept {
         }
         if (g_nfds < 64) g_fds[g_nfds++] = fd;
     }
-    tls_sigfd = fd;
+    if (Hub::current().index() < kMaxHubIndex) g_hub_fd[Hub::current().index()].store(fd + 1, std::memory_order_relaxed);
     auto* w = new ev_io;  // lives as long as the hub
     ev_io_init(w, &on_sigfd, fd, EV_READ);
     ev_io_start(Hub::current().loop(), w);
@@ -632,7 +639,7 @@ ChildWait::~ChildWait() {
     if (!s) return;
     // The child's SIGCHLD was sent before the wait returned: deliver it now,
     // to this thread, as the kernel does before waitpid returns.
-    if (tls_sigfd >= 0) drain(tls_sigfd);
+    if (int fd = hub_sigfd(); fd >= 0) drain(fd);
     s->waiting_for_child.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -860,9 +867,8 @@ int kill(pid_t pid, int sig) noexcept {
     int r = GREEN_NEXT(kill)(pid, sig);
     // A signal to our own process is delivered before kill() returns when
     // the caller accepts it: read it now rather than at the next loop turn.
-    if (r == 0 && sig > 0 && sig <= kMaxSig && (kManaged & bit(sig)) && tls_sigfd >= 0 && self_targeted(pid) &&
-        current_sigstate())
-        drain(tls_sigfd);
+    if (r == 0 && sig > 0 && sig <= kMaxSig && (kManaged & bit(sig)) && self_targeted(pid) && current_sigstate())
+        if (int fd = hub_sigfd(); fd >= 0) drain(fd);
     return r;
 }
 
