@@ -304,11 +304,13 @@ bool deliver_unblocked(SigState* t) noexcept {
         restart &= run_handler_as(t, sig, info);
     }
     // Pending in the kernel (sent while every thread blocked it).
+    const int saved_errno = errno;
     std::uint64_t open = ~t->mask.load(std::memory_order_relaxed) & kManaged;
     sigset_t set = to_set(open);
     timespec zero{0, 0};
     siginfo_t info;
     while (open && real_sigtimedwait()(&set, &info, &zero) > 0) restart &= run_handler_as(t, info.si_signo, info);
+    errno = saved_errno;
     return restart;
 }
 
@@ -421,11 +423,16 @@ siginfo_t from_signalfd(const signalfd_siginfo& s) noexcept {
     return i;
 }
 
+// Called from hooks too (kill, waitpid): errno is the program's.
 void drain(int fd) noexcept {
+    const int saved_errno = errno;
     signalfd_siginfo buf[8];
     for (;;) {
         ssize_t n = detail::os::libc().read(fd, buf, sizeof buf);
-        if (n <= 0) return;
+        if (n <= 0) {
+            errno = saved_errno;
+            return;
+        }
         for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof buf[0]; ++i)
             dispatch_process(static_cast<int>(buf[i].ssi_signo), from_signalfd(buf[i]));
     }
@@ -709,7 +716,9 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
         }
         timespec zero{0, 0};
         sigset_t kset = to_set(want);
+        const int saved_errno = errno;
         int sig = real_sigtimedwait()(&kset, &got, &zero);
+        errno = saved_errno;
         if (sig > 0) {
             if (info) *info = got;
             return sig;

@@ -335,8 +335,9 @@ void case_blocked_pending() {
     sigemptyset(&w);
     sigaddset(&w, SIGTERM);
     int sig = 0;
+    errno = EDOM;
     check(sigwait(&w, &sig) == 0, "sigwait");
-    std::printf("sigwait: %d\n", sig);
+    std::printf("sigwait: %d errno %s\n", sig, errno == EDOM ? "kept" : err_name(errno));
     sigpending(&p);
     std::printf("pending after sigwait: SIGTERM=%d\n", sigismember(&p, SIGTERM));
 
@@ -344,11 +345,14 @@ void case_blocked_pending() {
     // runs before pthread_sigmask returns.
     install(SIGUSR1, count_handler, SA_RESTART);
     g_handled.store(0);
+    errno = EDOM;  // a successful call leaves errno alone
     kill(getpid(), SIGUSR1);
+    std::printf("errno after kill: %s\n", errno == EDOM ? "kept" : err_name(errno));
     sigpending(&p);
     std::printf("pending after kill: SIGUSR1=%d handled=%d\n", sigismember(&p, SIGUSR1), g_handled.load());
+    errno = EDOM;
     block(SIG_UNBLOCK, {SIGUSR1});
-    std::printf("after unblock: handled=%d\n", g_handled.load());
+    std::printf("after unblock: handled=%d errno %s\n", g_handled.load(), errno == EDOM ? "kept" : err_name(errno));
 
     // sigtimedwait with nothing pending times out; with one pending returns it.
     timespec zero{0, 0};
