@@ -26,6 +26,7 @@
 
 #include "fd_table.hpp"
 #include "hub.hpp"
+#include "signals.hpp"
 
 namespace green::interpose {
 
@@ -129,8 +130,12 @@ auto retry_until_ready(detail::Hub* h, int fd, int events, Clock::time_point dea
             return r;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) return r;
+        if (h) signals_wait_begins();
         WaitResult w = wait_ready(h, fd, events, deadline);
         if (w != WaitResult::Ready) {
+            // A signal handler ran for this thread: SA_RESTART restarts the
+            // call unless a socket timeout is set (signal(7)).
+            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
             errno = errno_for(w);
             return decltype(r)(-1);
         }

@@ -164,9 +164,11 @@ ssize_t send_all(const Plan& p, int fd, std::size_t total, const auto& attempt) 
             if (done > 0) break;  // the kernel reports what it wrote before the error
             return -1;
         }
+        if (p.hub) signals_wait_begins();
         WaitResult w = wait_ready(p.hub, fd, kWritable, p.deadline);
         if (w != WaitResult::Ready) {
             if (done > 0) break;
+            if (w == WaitResult::Cancelled && p.hub && !signals_eintr(p.deadline == Clock::time_point::max())) continue;
             errno = errno_for(w);
             return -1;
         }
@@ -226,9 +228,11 @@ ssize_t recvmsg_waitall(const Plan& p, int fd, msghdr* msg, int flags) {
             if (got > 0) break;
             return -1;
         }
+        if (p.hub) signals_wait_begins();
         WaitResult w = wait_ready(p.hub, fd, kReadable, p.deadline);
         if (w != WaitResult::Ready) {
             if (got > 0) break;
+            if (w == WaitResult::Cancelled && p.hub && !signals_eintr(p.deadline == Clock::time_point::max())) continue;
             errno = errno_for(w);
             return -1;
         }

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include "hook_context.hpp"
 #include "lock_self.hpp"
@@ -61,12 +62,27 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
         w.object = s;
         detail::list_push_back(*s, w);
     }
-    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
-    WakeReason r = park_self(me, w, deadline);
+    WakeReason r;
+    if (me.hub) {
+        detail::HubCounters::bump(me.hub->counters.sync_waits);
+        signals_wait_begins();
+        // Only a signal handler may end this wait: not a deadlock then.
+        std::optional<ExternalWaker> rescuable;
+        if (signals_could_interrupt()) rescuable.emplace();
+        r = me.hub->park(w, detail::ParkOptions{deadline, false, false, true});
+    } else {
+        r = park_self(me, w, deadline);
+    }
     if (r == WakeReason::Woken) return 0;  // the poster handed its unit to us
-    SpinGuard g(s->lock);
-    if (w.list) detail::list_unlink(*s, w);
-    return fail_with(ETIMEDOUT);
+    {
+        SpinGuard g(s->lock);
+        if (w.list) detail::list_unlink(*s, w);
+    }
+    if (r != WakeReason::Interrupted) return fail_with(ETIMEDOUT);
+    // A handler ran: EINTR without SA_RESTART, else wait on (the kernel
+    // restarts the futex wait underneath glibc's sem_wait).
+    if (signals_eintr(true)) return fail_with(EINTR);
+    return sem_wait_until(s, deadline, try_only);
 }
 
 

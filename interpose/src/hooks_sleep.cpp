@@ -2,12 +2,13 @@
 // glibc's sleep() and usleep() reach the clock_nanosleep syscall internally
 // where no preload sees them.
 //
-// A sleeping fiber parks on its hub's timer. Differences from unpatched, by
-// design: a signal does not cut a fiber's sleep short (the hub, not the fiber,
-// takes signals), so `rem` is left untouched and EINTR never occurs.
+// A sleeping fiber parks on its hub's timer. A signal handler run for the
+// thread ends the sleep early with EINTR and the time left, as the kernel
+// does (sleeps are never restarted, whatever SA_RESTART says).
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "hook_context.hpp"
@@ -25,11 +26,22 @@ Clock::duration to_duration(const timespec& ts) noexcept {
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-void sleep_fiber(detail::Hub*, Clock::time_point until) {
-    // A cancel from the runtime API ends the sleep early, like a signal
-    // would; pthread_cancel unwinds the thread-fiber here.
+// Returns the time left when a signal handler (or a cancel, runtime API
+// only) ended the sleep early, else zero. A cancellation point:
+// pthread_cancel unwinds the thread-fiber here.
+Clock::duration sleep_fiber(detail::Hub*, Clock::time_point until) {
     cancel_point();
-    if (green::wait_until(until) == WaitResult::Cancelled) cancel_point();
+    signals_wait_begins();
+    if (green::wait_until(until) != WaitResult::Cancelled) return Clock::duration::zero();
+    cancel_point();
+    signals_eintr(false);
+    return std::max(until - Clock::now(), Clock::duration(1));
+}
+
+void to_timespec(Clock::duration d, timespec* out) noexcept {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    out->tv_sec = static_cast<time_t>(ns / 1000000000);
+    out->tv_nsec = static_cast<long>(ns % 1000000000);
 }
 
 }  // namespace
@@ -40,8 +52,10 @@ int nanosleep(const timespec* req, timespec* rem) {
     count_call(Family::Sleep);
     detail::Hub* h = fiber_context();
     if (!h || !valid(req)) return real_nanosleep()(req, rem);
-    sleep_fiber(h, Clock::now() + to_duration(*req));
-    return 0;
+    Clock::duration left = sleep_fiber(h, Clock::now() + to_duration(*req));
+    if (left == Clock::duration::zero()) return 0;
+    if (rem) to_timespec(left, rem);
+    return fail_with(EINTR);
 }
 
 int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
@@ -57,15 +71,17 @@ int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* r
         d -= to_duration(now);
         if (d.count() < 0) d = Clock::duration::zero();
     }
-    sleep_fiber(h, Clock::now() + d);
-    return 0;
+    Clock::duration left = sleep_fiber(h, Clock::now() + d);
+    if (left == Clock::duration::zero()) return 0;
+    if (rem && !(flags & TIMER_ABSTIME)) to_timespec(left, rem);
+    return EINTR;  // clock_nanosleep reports its error as the result
 }
 
 int usleep(useconds_t usec) {
     count_call(Family::Sleep);
     detail::Hub* h = fiber_context();
     if (!h) return real_usleep()(usec);
-    sleep_fiber(h, Clock::now() + std::chrono::microseconds(usec));
+    if (sleep_fiber(h, Clock::now() + std::chrono::microseconds(usec)) != Clock::duration::zero()) return fail_with(EINTR);
     return 0;
 }
 
@@ -73,8 +89,9 @@ unsigned sleep(unsigned seconds) {
     count_call(Family::Sleep);
     detail::Hub* h = fiber_context();
     if (!h) return real_sleep()(seconds);
-    sleep_fiber(h, Clock::now() + std::chrono::seconds(seconds));
-    return 0;
+    Clock::duration left = sleep_fiber(h, Clock::now() + std::chrono::seconds(seconds));
+    // glibc's sleep() returns the whole seconds nanosleep left.
+    return static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(left).count());
 }
 
 }  // extern "C"

@@ -73,8 +73,12 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     if (d && is_socket(d->kind)) {
         const auto deadline = deadline_after_ns(d->recv_timeout_ns.load());
         while (!ready_now(fd, POLLIN)) {
+            if (h) signals_wait_begins();
             WaitResult w = wait_ready(h, fd, kReadable, deadline);
-            if (w != WaitResult::Ready) return fail_with(errno_for(w));
+            if (w == WaitResult::Ready) continue;
+            // A handler with SA_RESTART ran: accept goes on waiting.
+            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
+            return fail_with(errno_for(w));
         }
     }
     int newfd = real_accept4()(fd, addr, len, flags);
@@ -110,7 +114,14 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         }
         if (err != EAGAIN && err != EINPROGRESS) return fail_with(err);
         // EAGAIN: AF_UNIX with a full backlog; a blocking connect waits for room.
-        WaitResult w = wait_ready(h, fd, kWritable, deadline);
+        WaitResult w;
+        for (;;) {
+            if (h) signals_wait_begins();
+            w = wait_ready(h, fd, kWritable, deadline);
+            // A handler with SA_RESTART ran: the kernel would go on waiting.
+            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
+            break;
+        }
         if (w == WaitResult::TimedOut && err == EINPROGRESS) {
             // What Linux's blocking connect reports when SO_SNDTIMEO expires;
             // the handshake goes on in the background, as it does there.

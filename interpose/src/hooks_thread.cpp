@@ -31,6 +31,7 @@
 #include "placement.hpp"
 #include "os.hpp"
 #include "real.hpp"
+#include "signals.hpp"
 #include "spinlock.hpp"
 
 using namespace green;
@@ -63,6 +64,7 @@ struct ThreadHandle {
     KeyValue* keys = inline_keys;
     std::size_t key_slots = kInlineKeys;
     CancelState cancel;
+    SigState sig;  // the thread's signal mask and pending signals
 
     ThreadHandle() = default;
     ThreadHandle(const ThreadHandle&) = delete;
@@ -198,6 +200,7 @@ void run_thread(ThreadHandle* th) {
     if (detail::Hub::current().running()->tls) detail::fiber_tls_run_destructors();
     run_key_destructors(th->keys, th->key_slots);
     placement_thread_ended();
+    signals_thread_ended(&th->sig);
     if (th->state.exchange(2, std::memory_order_acq_rel) == 1) release_handle(th);  // detached: nobody joins
 }
 
@@ -232,6 +235,8 @@ CancelState* green::interpose::current_cancel_state() noexcept {
     return th ? &th->cancel : nullptr;
 }
 
+SigState* green::interpose::sigstate_of_handle(void* user) noexcept { return &static_cast<ThreadHandle*>(user)->sig; }
+
 extern "C" {
 
 int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
@@ -263,6 +268,7 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     f->user = th;
     th->fiber = f;
     th->cancel.fiber = f;
+    signals_thread_created(&th->sig, f);
     *thread = reinterpret_cast<pthread_t>(th);
     here.start(f);
     return 0;
@@ -361,10 +367,17 @@ int pthread_getattr_np(pthread_t t, pthread_attr_t* attr) noexcept {
 
 int pthread_kill(pthread_t t, int sig) noexcept {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_kill)(t, sig);
+    if (!th) {
+        // main runs as a fiber too: its signals are the shim's to deliver.
+        if (SigState* m = signals_main_thread(t); m && sig != 0)
+            if (int r = signals_kill_thread(m, sig); r != -1) return r;
+        return REAL(pthread_kill)(t, sig);
+    }
     if (th->state.load() == 2) return ESRCH;
     if (sig == 0) return 0;
-    // A fiber has no kernel thread of its own: the signal goes to its hub's.
+    if (int r = signals_kill_thread(&th->sig, sig); r != -1) return r;
+    // A signal the kernel keeps delivering itself (signals.hpp): to the
+    // fiber's hub thread.
     long r = syscall(SYS_tgkill, getpid(), th->fiber->hub->tid(), sig);
     return r == 0 ? 0 : errno;
 }

@@ -17,6 +17,7 @@
 #include "hub.hpp"
 #include "os.hpp"
 #include "placement.hpp"
+#include "signals.hpp"
 
 namespace green::interpose {
 
@@ -36,6 +37,7 @@ void* hub_thread(void* p) {
     auto* arg = static_cast<StartArg*>(p);
     detail::Hub& h = detail::Hub::current();
     placement_bind_this_thread(arg->slot);
+    signals_start_hub();
     arg->hub.store(&h, std::memory_order_release);
     g_ready.fetch_add(1, std::memory_order_release);
     detail::os::futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&g_ready), 1);
@@ -52,6 +54,7 @@ void add_hub_threads(unsigned hubs) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
+        detail::os::block_signals_in(&attr);
         if (detail::os::libc().pthread_create(&t, &attr, hub_thread, arg) != 0) {
             detail::os::write_stderr("green: cannot start a hub thread (GREEN_HUBS)\n");
             _exit(2);

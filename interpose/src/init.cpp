@@ -28,6 +28,7 @@
 #include "os.hpp"
 #include "real.hpp"
 #include "shim_fds.hpp"
+#include "signals.hpp"
 
 namespace green::interpose {
 
@@ -100,6 +101,7 @@ void print_stats() {
 __attribute__((constructor(101))) void start_shim() {
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
+    signals_start_process();  // before any other thread exists
     choose_thread_locals();
     start_hub_threads(c.hubs);
     if (c.stats) {

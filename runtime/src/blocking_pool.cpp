@@ -120,6 +120,7 @@ void run_on_pool(void (*fn)(void*), void* arg) noexcept {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
+        os::block_signals_in(&attr);
         if (os::libc().pthread_create(&t, &attr, worker, nullptr) == 0) {
             os::libc().pthread_detach(t);
         } else {

@@ -39,13 +39,14 @@ enum class WakeReason : std::uint8_t {
     Cancelled,  // Task::cancel()
     Closed,     // notify_fd_closing() on the fd waited for
     Deadlock,   // the whole process can never make progress (root in green::run)
+    Interrupted,  // request_interrupt(): a signal handler is due on this fiber
 };
 
 // A node in a hub's remote (cross-thread) queue: either a Waiter to make
 // runnable or a FiberRecord to deliver a cancel to.
 struct RemoteNode {
     RemoteNode* next = nullptr;
-    enum Kind : std::uint8_t { kWake, kCancel, kSpawn } kind = kWake;
+    enum Kind : std::uint8_t { kWake, kCancel, kSpawn, kInterrupt } kind = kWake;
     void* owner = nullptr;  // the Waiter (kWake) or FiberRecord (kCancel, kSpawn)
 };
 
@@ -53,6 +54,7 @@ struct Waiter {
     FiberRecord* fiber = nullptr;
     std::atomic<WakeReason> reason{WakeReason::Waiting};
     bool cancellable = true;
+    bool interruptible = false;
     // Link in a WaitList (guarded by its lock) or in an fd's waiter list
     // (touched only by the owning hub's thread).
     Waiter* next = nullptr;
@@ -102,6 +104,11 @@ struct FiberRecord {
     std::atomic<bool> cancel_posted{false};
     RemoteNode cancel_node{nullptr, RemoteNode::kCancel, nullptr};
     RemoteNode spawn_node{nullptr, RemoteNode::kSpawn, nullptr};  // started from another hub
+    // Hub::request_interrupt(): the interruptible wait this fiber is parked
+    // in when its hub takes the request ends with WakeReason::Interrupted.
+    std::atomic<bool> interrupt_pending{false};
+    std::atomic<bool> interrupt_posted{false};
+    RemoteNode interrupt_node{nullptr, RemoteNode::kInterrupt, nullptr};
     void* user = nullptr;  // owned by the layer above (the shim's pthread identity)
     WaitList joiners;
 

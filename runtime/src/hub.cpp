@@ -513,6 +513,7 @@ WakeReason Hub::park(Waiter& w, const ParkOptions& o) noexcept {
         std::abort();
     }
     w.cancellable = o.cancellable;
+    w.interruptible = o.interruptible;
     self->parked = &w;
     Clock::time_point scope = o.honour_scope ? self->scoped_deadline : Clock::time_point::max();
     Clock::time_point deadline = std::min(scope, o.deadline);
@@ -599,6 +600,27 @@ void Hub::deliver_cancel(FiberRecord* f) noexcept {
     }
 }
 
+void Hub::request_interrupt(FiberRecord* f) noexcept {
+    f->interrupt_pending.store(true, std::memory_order_seq_cst);
+    if (f->hub == tls_hub_) {
+        f->hub->deliver_interrupt(f);
+        return;
+    }
+    if (f->interrupt_posted.exchange(true)) return;
+    f->refs.fetch_add(1, std::memory_order_relaxed);  // keep the record alive in the queue
+    f->interrupt_node.owner = f;
+    f->hub->post_remote(&f->interrupt_node);
+}
+
+// An interrupt concerns the wait in progress when it reaches the fiber's hub
+// (as a signal interrupts only the blocking call it arrives during): a fiber
+// that is not parked in an interruptible wait by then is left alone.
+void Hub::deliver_interrupt(FiberRecord* f) noexcept {
+    if (!f->interrupt_pending.exchange(false, std::memory_order_acq_rel)) return;
+    if (f->state == FiberState::Suspended && f->parked && f->parked->interruptible)
+        wake(*f->parked, WakeReason::Interrupted);
+}
+
 void Hub::post_remote(RemoteNode* node) noexcept {
     // Once the node is pushed, the hub may run the woken fiber, finish, and
     // its thread may exit and retire the hub while we still touch it below;
@@ -637,6 +659,11 @@ void Hub::drain_remote() noexcept {
             make_ready(static_cast<Waiter*>(fifo->owner)->fiber);
         } else if (fifo->kind == RemoteNode::kSpawn) {
             adopt(static_cast<FiberRecord*>(fifo->owner));
+        } else if (fifo->kind == RemoteNode::kInterrupt) {
+            auto* f = static_cast<FiberRecord*>(fifo->owner);
+            f->interrupt_posted.store(false, std::memory_order_release);
+            deliver_interrupt(f);
+            release(f);
         } else {
             auto* f = static_cast<FiberRecord*>(fifo->owner);
             f->cancel_posted.store(false, std::memory_order_release);

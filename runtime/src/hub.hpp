@@ -32,6 +32,7 @@ struct ParkOptions {
     Clock::time_point deadline = Clock::time_point::max();
     bool cancellable = true;       // Task::cancel() interrupts the wait
     bool honour_scope = true;      // an enclosing green::Deadline bounds it
+    bool interruptible = false;    // request_interrupt() ends it (WakeReason::Interrupted)
 };
 
 class Hub {
@@ -112,6 +113,10 @@ public:
     // In the child of fork(): keep only the running fiber (see hub.cpp).
     void after_fork_in_child() noexcept;
     void request_cancel(FiberRecord* f) noexcept;  // any thread
+    // Any thread: ends the interruptible wait f is parked in, if any, when
+    // f's own hub takes the request (like a cancel, but never sticky). The
+    // caller keeps f's record alive for the duration of the call.
+    static void request_interrupt(FiberRecord* f) noexcept;
 
     // --- fds (io.cpp) -----------------------------------------------------
     WaitResult wait_fd(int fd, int events, Clock::time_point deadline) noexcept;
@@ -144,6 +149,7 @@ private:
     void post_remote(RemoteNode* node) noexcept;
     void drain_remote() noexcept;
     void deliver_cancel(FiberRecord* f) noexcept;
+    void deliver_interrupt(FiberRecord* f) noexcept;
     FiberRecord* pick_next() noexcept;
     void switch_to(FiberRecord* next) noexcept;
     void leave_thread_state(FiberRecord* from, FiberRecord* to) noexcept;

@@ -99,6 +99,7 @@ void start_hub_monitor() noexcept {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 128 * 1024);
+    os::block_signals_in(&attr);
     if (os::libc().pthread_create(&t, &attr, monitor_main, nullptr) == 0) os::libc().pthread_detach(t);
     pthread_attr_destroy(&attr);
 }

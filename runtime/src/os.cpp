@@ -1,6 +1,8 @@
 // See os.hpp: real libc entry points and raw syscalls for the runtime itself.
 #include "os.hpp"
 
+#include <signal.h>
+
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -69,6 +71,12 @@ Libc load() noexcept {
 const Libc& libc() noexcept {
     static const Libc table = load();
     return table;
+}
+
+void block_signals_in(pthread_attr_t* attr) noexcept {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_attr_setsigmask_np(attr, &all);  // glibc leaves its own internal signals out
 }
 
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {

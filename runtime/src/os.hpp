@@ -30,6 +30,12 @@ struct Libc {
 // Resolved on first use; safe before any constructor of ours has run.
 const Libc& libc() noexcept;
 
+// Sets `attr` so the thread it starts has every blockable signal blocked from
+// its first instruction: the runtime's own threads (pool, monitor, hub
+// threads) must never take a signal meant for the program, or a signal the
+// program blocked in all of its threads would run its default action there.
+void block_signals_in(pthread_attr_t* attr) noexcept;
+
 long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept;
 
 // Blocks the OS thread while *word == expected (spurious returns possible).
