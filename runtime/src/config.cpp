@@ -5,6 +5,7 @@
 // what it accepts, then exit status 2.
 #include <green/run.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,6 +71,7 @@ Config load() {
     c.stats = false;
     c.hubs = 1;
     c.blocked_ms = 2000;
+    c.dump_signal = SIGQUIT;
     if (const char* v = std::getenv("GREEN_STACK_SIZE"))
         c.stack_size = parse_size("GREEN_STACK_SIZE", v, 16 * 1024, 1024ull * 1024 * 1024,
                                   "a stack size in bytes with optional K/M/G suffix, 16K to 1G (e.g. 256K)");
@@ -91,6 +93,15 @@ Config load() {
     if (const char* v = std::getenv("GREEN_BLOCKED_MS"))
         c.blocked_ms = static_cast<unsigned>(
             parse_count("GREEN_BLOCKED_MS", v, 0, 3600000, "milliseconds from 0 (off) to 3600000"));
+    if (const char* v = std::getenv("GREEN_DUMP_SIGNAL")) {
+        std::string_view s(v);
+        if (s.starts_with("SIG")) s.remove_prefix(3);
+        if (s == "QUIT") c.dump_signal = SIGQUIT;
+        else if (s == "USR1") c.dump_signal = SIGUSR1;
+        else if (s == "USR2") c.dump_signal = SIGUSR2;
+        else if (s == "0" || s == "off") c.dump_signal = 0;
+        else reject("GREEN_DUMP_SIGNAL", v, "one of QUIT, USR1, USR2 (SIG prefix optional), or 0/off for none");
+    }
     if (const char* v = std::getenv("GREEN_HUBS"))
         c.hubs = static_cast<unsigned>(parse_count("GREEN_HUBS", v, 1, 64, "a hub count from 1 to 64"));
     return c;

@@ -13,7 +13,10 @@
 //
 // The monitor is a plain thread started with libc's own pthread_create; it
 // never touches a hub's data beyond atomic counters and the running fiber's
-// id and name (read racily: a report is a diagnostic, not a decision).
+// id and name (read racily: a report is a diagnostic, not a decision). The
+// blocking fiber's stack is taken through a signal to the hub thread
+// (backtrace.cpp), after the registry lock is released: the walk waits for
+// the hub thread, and nobody else should wait for the registry meanwhile.
 #include <green/run.hpp>
 
 #include <linux/futex.h>
@@ -23,8 +26,10 @@
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <string>
 #include <vector>
 
+#include "backtrace.hpp"
 #include "hub.hpp"
 #include "os.hpp"
 
@@ -53,11 +58,17 @@ void* monitor_main(void*) {
         timespec pause{0, period_ns};
         os::raw_syscall6(SYS_nanosleep, reinterpret_cast<long>(&pause), 0, 0, 0, 0, 0);
         const std::uint64_t now = now_ms();
+        struct Blocked {
+            pid_t tid;
+            std::string line;
+        };
+        std::vector<Blocked> blocked;
         struct Snapshot {
             std::vector<Seen>* seen;
             std::uint64_t now;
             unsigned limit;
-        } snap{&seen, now, limit};
+            std::vector<Blocked>* blocked;
+        } snap{&seen, now, limit, &blocked};
         for_each_hub(
             [](Hub* h, void* p) {
                 auto* s = static_cast<Snapshot*>(p);
@@ -83,9 +94,24 @@ void* monitor_main(void*) {
                                       "or a blocking call green does not hook) stops every fiber of this hub\n",
                                       h->index(), static_cast<int>(h->tid()), s->now - entry->since_ms,
                                       f ? f->id : 0, f ? f->name : "?");
-                os::write_stderr(line, static_cast<std::size_t>(n));
+                if (n > 0) s->blocked->push_back(Blocked{h->tid(), std::string(line, static_cast<std::size_t>(n))});
             },
             &snap);
+        for (Blocked& b : blocked) {
+            Trace t;
+            const char* why = "";
+            if (capture_thread(b.tid, t, 1000, &why)) {
+                char head[96];
+                std::snprintf(head, sizeof head, "  stack of fiber %" PRIu64 ":\n", t.fiber_id);
+                b.line += head;
+                Symbolizer names;
+                names.append(t, b.line, "    ");
+            } else {
+                (b.line += "  (no backtrace: ") += why;
+                b.line += ")\n";
+            }
+            os::write_stderr(b.line.data(), b.line.size());
+        }
     }
     return nullptr;
 }
@@ -93,12 +119,13 @@ void* monitor_main(void*) {
 }  // namespace
 
 void start_hub_monitor() noexcept {
+    start_dump_service();
     static std::atomic<bool> started{false};
     if (config().blocked_ms == 0 || started.exchange(true)) return;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 128 * 1024);
+    pthread_attr_setstacksize(&attr, 1024 * 1024);  // libdw, naming a backtrace, is stack-hungry
     if (os::libc().pthread_create(&t, &attr, monitor_main, nullptr) == 0) os::libc().pthread_detach(t);
     pthread_attr_destroy(&attr);
 }

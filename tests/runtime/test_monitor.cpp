@@ -24,6 +24,12 @@ void spin_for(std::chrono::milliseconds d) {
     }
 }
 
+// Out of line and named, so the report's backtrace can show it.
+__attribute__((noinline)) void compute_without_yielding(std::chrono::milliseconds d) {
+    spin_for(d);
+    asm volatile("" ::: "memory");
+}
+
 // One fiber computes for 600 ms without yielding; with `bystander`, another
 // fiber of the same hub is parked meanwhile and cannot run.
 [[noreturn]] void child(const char* blocked_ms, bool bystander) {
@@ -33,7 +39,7 @@ void spin_for(std::chrono::milliseconds d) {
         green::Task<void> other;
         if (bystander) other = green::spawn([&] { never.wait_for(std::chrono::seconds(5)); }, {"bystander"});
         green::this_fiber::yield();
-        green::spawn([] { spin_for(std::chrono::milliseconds(600)); }, {"spinner"}).join();
+        green::spawn([] { compute_without_yielding(std::chrono::milliseconds(600)); }, {"spinner"}).join();
         never.set();
     });
     std::fprintf(stderr, "child done\n");
@@ -48,6 +54,14 @@ TEST(MonitorDeathTest, ReportsAFiberThatBlocksItsHub) {
                 AllOf(testing::ContainsRegex("green: hub [0-9]+ \\(thread [0-9]+\\) blocked for [0-9]+ ms in fiber [0-9]+ "
                                              "\"spinner\""),
                       HasSubstr("child done")));
+}
+
+TEST(MonitorDeathTest, ReportShowsTheBlockingFibersStack) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(child("100", true), testing::ExitedWithCode(0),
+                testing::ContainsRegex("blocked for [0-9]+ ms in fiber [0-9]+ \"spinner\"[^\n]*\n"
+                                       "  stack of fiber [0-9]+:\n( +#[0-9]+ [^\n]*\n)*"
+                                       " +#[0-9]+ [^\n]*compute_without_yielding[^\n]*test_monitor.cpp:[0-9]+"));
 }
 
 TEST(MonitorDeathTest, SilentWhenNoOtherFiberWaitsOnThatHub) {

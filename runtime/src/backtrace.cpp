@@ -1,0 +1,409 @@
+// Walking and naming fiber stacks, for reports a user can act on.
+//
+// Capture uses glibc's backtrace(), i.e. libgcc's unwinder, the one the
+// program's own C++ exceptions use. (libunwind.so exports _Unwind_* too;
+// linked into a preloaded shim it could take over the program's exception
+// unwinding, which the program could tell.) On Debian 12 (glibc >= 2.35,
+// GCC 12) libgcc finds unwind tables through _dl_find_object, which takes
+// no lock, so a walk inside a signal handler cannot deadlock on the loader
+// lock once backtrace() has been called once (that first call loads
+// libgcc_s; capture_thread makes it before it sends any signal).
+//
+// A suspended fiber is walked on its own stack: Boost.Context's
+// resume_with runs a function on top of the fiber's saved frames, as if the
+// fiber's switch-away call had called it. That function walks the stack and
+// switches straight back to the caller, leaving the fiber suspended at a new
+// point inside the function; when the fiber's hub resumes it later, the
+// function returns what that resume passed, and the fiber continues from its
+// original switch exactly as it would have. Nothing else runs on the fiber
+// meanwhile, so the caller must be the only thread that could resume it.
+//
+// A running fiber (one that holds its hub) is walked from a thread-directed
+// signal: the handler runs on the hub thread, on its alternate signal stack
+// where it has one, walks through the signal frame into the fiber's frames,
+// records the pcs in a static slot and wakes the asking thread with a futex.
+// Only pcs are taken there; naming happens later, in the asking thread.
+//
+// Naming uses elfutils' libdwfl over /proc/self/maps: ELF symbol names
+// (demangled) and, where debug info exists, file:line.
+#include "backtrace.hpp"
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "hub.hpp"
+#include "os.hpp"
+#include "sanitizer.hpp"
+#include "spinlock.hpp"
+
+// Last: <elf.h> defines EV_NONE, which libev's header uses as an enumerator.
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+
+namespace green::detail {
+
+bool Trace::operator==(const Trace& o) const noexcept {
+    return depth == o.depth && std::memcmp(pc, o.pc, sizeof(void*) * static_cast<std::size_t>(depth)) == 0;
+}
+
+// --- suspended fibers -------------------------------------------------------
+
+namespace {
+
+// Not inlined, so its name marks where the capture's own frames end.
+__attribute__((noinline)) void green_capture_here(Trace& out) noexcept {
+    out.depth = ::backtrace(out.pc, Trace::kMaxFrames);
+    asm volatile("" ::: "memory");  // keep the call from becoming a tail call
+}
+
+}  // namespace
+
+bool capture_suspended(FiberRecord* f, Trace& out) noexcept {
+    out.depth = 0;
+    out.fiber_id = f->id;
+    if (!f->ctx || f->state == FiberState::Running || f->state == FiberState::Done) return false;
+    if (!f->is_root && !f->started) return false;
+    FiberRecord* self = Hub::running_fiber_if_any();
+    static thread_local sanitizer::FiberState plain_thread;  // a thread with no hub
+    sanitizer::FiberState* me = self ? &self->sanitizer : &plain_thread;
+    struct Args {
+        Trace* out;
+        FiberRecord* f;
+        sanitizer::FiberState* me;
+    } args{&out, f, me};
+    sanitizer::before_switch(*me, f->sanitizer, false);
+    f->ctx = std::move(f->ctx).resume_with([a = &args](boost::context::fiber&& back) {
+        // `a` points into the caller's frame, valid only until the switch
+        // below; the second half of this function must not touch it.
+        FiberRecord* fiber = a->f;
+        sanitizer::after_switch(fiber->sanitizer, a->me);
+        green_capture_here(*a->out);
+        sanitizer::before_switch(fiber->sanitizer, *a->me, false);
+        back = std::move(back).resume();
+        // Resumed by the fiber's hub: hand over the context that resumed us,
+        // as the fiber's own switch would have received it. The hub's
+        // after_switch() (sanitizer included) runs where the fiber left off.
+        return std::move(back);
+    });
+    sanitizer::after_switch(*me, &f->sanitizer);
+    return out.depth > 0;
+}
+
+// --- running fibers, through a signal ---------------------------------------
+
+namespace {
+
+// SIGRTMAX-3: real-time, so it queues and has no meaning of its own; high in
+// the range because programs that use RT signals usually count up from
+// SIGRTMIN. Installed only when the program has not claimed it.
+int pick_signal() noexcept { return SIGRTMAX - 3; }
+
+std::atomic<std::uint32_t> g_capture_lock{0};    // one capture at a time
+std::atomic<std::uint32_t> g_signal_state{0};    // 0 idle, 1 asked, 2 answered
+std::atomic<pid_t> g_signal_target{0};
+Trace g_signal_trace;                            // written by the handler while state is 1
+std::atomic<bool> g_handler_installed{false};
+
+using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
+
+// libc's own sigaction: under the shim, the program's sigaction may be
+// hooked, and the runtime's handler is not the program's business.
+SigactionFn real_sigaction() noexcept {
+    static SigactionFn fn = [] {
+        void* h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+        void* sym = h ? dlsym(h, "sigaction") : nullptr;
+        return sym ? reinterpret_cast<SigactionFn>(sym) : &::sigaction;
+    }();
+    return fn;
+}
+
+void on_capture_signal(int, siginfo_t* info, void*) {
+    const int saved_errno = errno;
+    if (info->si_code == SI_TKILL && info->si_pid == getpid() && g_signal_state.load(std::memory_order_acquire) == 1 &&
+        g_signal_target.load(std::memory_order_relaxed) == os::gettid()) {
+        FiberRecord* f = Hub::running_fiber_if_any();
+        g_signal_trace.fiber_id = f ? f->id : 0;
+        green_capture_here(g_signal_trace);
+        g_signal_state.store(2, std::memory_order_release);
+        os::futex_wake(&g_signal_state, 1);
+    }
+    errno = saved_errno;
+}
+
+bool install_handler(const char** why) noexcept {
+    if (g_handler_installed.load(std::memory_order_acquire)) {
+        struct sigaction now{};
+        real_sigaction()(pick_signal(), nullptr, &now);
+        if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_capture_signal) return true;
+        *why = "the program has since claimed the backtrace signal (SIGRTMAX-3)";
+        return false;
+    }
+    struct sigaction old{};
+    real_sigaction()(pick_signal(), nullptr, &old);
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL) {
+        *why = "the program uses the backtrace signal (SIGRTMAX-3)";
+        return false;
+    }
+    struct sigaction sa{};
+    sa.sa_sigaction = on_capture_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigfillset(&sa.sa_mask);
+    if (real_sigaction()(pick_signal(), &sa, nullptr) != 0) {
+        *why = "cannot install the backtrace signal handler";
+        return false;
+    }
+    g_handler_installed.store(true, std::memory_order_release);
+    return true;
+}
+
+std::uint64_t monotonic_ms() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+int capture_signal() noexcept { return pick_signal(); }
+
+void run_with_room(void (*fn)(void*), void* arg) noexcept {
+    struct Job {
+        void (*fn)(void*);
+        void* arg;
+    } job{fn, arg};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 4 * 1024 * 1024);
+    // No program signal may land on it. Raw call: the program's mask calls
+    // may be hooked under the shim.
+    std::uint64_t all = ~std::uint64_t{0}, before = 0;
+    os::raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&before), 8, 0, 0);
+    pthread_t t;
+    int rc = os::libc().pthread_create(
+        &t, &attr,
+        [](void* p) -> void* {
+            auto* j = static_cast<Job*>(p);
+            j->fn(j->arg);
+            return nullptr;
+        },
+        &job);
+    os::raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&before), 0, 8, 0, 0);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) os::libc().pthread_join(t, nullptr);
+    else fn(arg);
+}
+
+int runtime_sigaction(int sig, const struct sigaction* sa, struct sigaction* old) noexcept {
+    return real_sigaction()(sig, sa, old);
+}
+
+bool capture_thread(pid_t tid, Trace& out, unsigned timeout_ms, const char** why) noexcept {
+    SpinGuard g(g_capture_lock);
+    out.depth = 0;
+    if (g_signal_state.load(std::memory_order_acquire) == 1) {
+        // A previous target never answered (the signal is blocked there, or
+        // it is stopped); its handler may still write the slot.
+        *why = "a previous backtrace request is still unanswered";
+        return false;
+    }
+    {
+        // The first backtrace() loads libgcc_s: never inside the handler.
+        void* prime[2];
+        ::backtrace(prime, 2);
+    }
+    if (!install_handler(why)) return false;
+    g_signal_target.store(tid, std::memory_order_relaxed);
+    g_signal_state.store(1, std::memory_order_release);
+    if (os::raw_syscall6(SYS_tgkill, getpid(), tid, pick_signal(), 0, 0, 0) != 0) {
+        g_signal_state.store(0, std::memory_order_release);
+        *why = "the hub thread is gone";
+        return false;
+    }
+    const std::uint64_t until = monotonic_ms() + timeout_ms;
+    for (;;) {
+        if (g_signal_state.load(std::memory_order_acquire) == 2) break;
+        std::uint64_t now = monotonic_ms();
+        if (now >= until) {
+            *why = "the hub thread did not answer the backtrace signal (blocked there?)";
+            return false;  // state stays 1: the slot may still be written
+        }
+        timespec left{static_cast<time_t>((until - now) / 1000), static_cast<long>((until - now) % 1000) * 1000000L};
+        os::raw_syscall6(SYS_futex, reinterpret_cast<long>(&g_signal_state), FUTEX_WAIT_PRIVATE, 1,
+                         reinterpret_cast<long>(&left), 0, 0);
+    }
+    out = g_signal_trace;
+    g_signal_state.store(0, std::memory_order_release);
+    return out.depth > 0;
+}
+
+// --- naming -----------------------------------------------------------------
+
+struct Symbolizer::Impl {
+    Dwfl* dwfl = nullptr;
+    char* debuginfo_path = nullptr;
+    Dwfl_Callbacks callbacks{};
+    std::unordered_map<std::uintptr_t, std::vector<std::string>> cache;
+
+    Impl() {
+        callbacks.find_elf = dwfl_linux_proc_find_elf;
+        callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+        callbacks.debuginfo_path = &debuginfo_path;
+        dwfl = dwfl_begin(&callbacks);
+        if (!dwfl) return;
+        dwfl_report_begin(dwfl);
+        int rc = dwfl_linux_proc_report(dwfl, getpid());
+        if (dwfl_report_end(dwfl, nullptr, nullptr) != 0 || rc != 0) {
+            dwfl_end(dwfl);
+            dwfl = nullptr;
+        }
+    }
+    ~Impl() {
+        if (dwfl) dwfl_end(dwfl);
+    }
+
+    static std::string demangle(const char* sym) {
+        int status = -1;
+        char* d = abi::__cxa_demangle(sym, nullptr, nullptr, &status);
+        std::string text = status == 0 && d ? d : sym;
+        std::free(d);
+        return text;
+    }
+
+    static std::string where(const char* file, int line) {
+        return std::string(" (") + file + ':' + std::to_string(line) + ')';
+    }
+
+    // The name a DWARF scope gives its function (an inlined one follows its
+    // abstract origin).
+    static std::string scope_name(Dwarf_Die* die) {
+        Dwarf_Attribute attr;
+        const char* linkage = nullptr;
+        if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) || dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+            linkage = dwarf_formstring(&attr);
+        if (linkage) return demangle(linkage);
+        const char* n = dwarf_diename(die);
+        return n ? n : "??";
+    }
+
+    // `pc` is where the frame executes; for a return address the caller
+    // passes pc - 1 so the line is the call's, not the next statement's.
+    // One entry per function at that pc, innermost first: functions inlined
+    // there come before the one the code belongs to, each with the line it
+    // is at, so the user's own line shows even when the call that parks was
+    // inlined into it.
+    const std::vector<std::string>& frames(std::uintptr_t pc) {
+        auto it = cache.find(pc);
+        if (it != cache.end()) return it->second;
+        std::vector<std::string> out;
+        Dwfl_Module* mod = dwfl ? dwfl_addrmodule(dwfl, pc) : nullptr;
+        const char* sym = nullptr;
+        GElf_Off offset = 0;
+        GElf_Sym s;
+        if (mod) sym = dwfl_module_addrinfo(mod, pc, &offset, &s, nullptr, nullptr, nullptr);
+        std::string outer_name;
+        if (sym) {
+            outer_name = demangle(sym);
+        } else {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, pc);
+            outer_name = buf;
+        }
+        const char* file = nullptr;
+        int line = 0;
+        if (mod) {
+            if (Dwfl_Line* l = dwfl_module_getsrc(mod, pc)) file = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
+        }
+        std::string location;
+        if (file) {
+            location = where(file, line);
+        } else if (mod) {
+            const char* modname = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+            if (modname) location = std::string(" (in ") + modname + ')';
+        }
+        Dwarf_Addr bias = 0;
+        Dwarf_Die* cu = mod ? dwfl_module_addrdie(mod, pc, &bias) : nullptr;
+        Dwarf_Die* scopes = nullptr;
+        int n = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+        Dwarf_Files* files = nullptr;
+        std::size_t nfiles = 0;
+        if (n > 0 && dwarf_getsrcfiles(cu, &files, &nfiles) != 0) files = nullptr;
+        for (int i = 0; i < n; ++i) {
+            int tag = dwarf_tag(&scopes[i]);
+            if (tag != DW_TAG_inlined_subroutine) {
+                if (tag == DW_TAG_subprogram) break;
+                continue;
+            }
+            out.push_back(scope_name(&scopes[i]) + location + " [inlined]");
+            // Where it was inlined: the enclosing function's line.
+            Dwarf_Attribute attr;
+            Dwarf_Word file_index = 0, call_line = 0;
+            location.clear();
+            if (files && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &file_index) == 0 &&
+                dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &call_line) == 0) {
+                if (const char* f = dwarf_filesrc(files, file_index, nullptr, nullptr))
+                    location = where(f, static_cast<int>(call_line));
+            }
+        }
+        std::free(scopes);
+        out.push_back(outer_name + location);
+        return cache.emplace(pc, std::move(out)).first->second;
+    }
+};
+
+Symbolizer::Symbolizer() : impl_(std::make_unique<Impl>()) {}
+Symbolizer::~Symbolizer() = default;
+
+void Symbolizer::append(const Trace& t, std::string& out, const char* indent) {
+    // The capture's own frames (the walker, the resume_with trampoline, the
+    // signal handler and its return trampoline) say nothing about the fiber.
+    int first = 0;
+    bool after_signal = false;
+    for (int i = 0; i < t.depth && i < 8; ++i) {
+        std::string_view n = impl_->frames(reinterpret_cast<std::uintptr_t>(t.pc[i])).back();
+        if (n.find("green_capture_here") != std::string_view::npos || n.find("fiber_ontop") != std::string_view::npos ||
+            n.find("on_capture_signal") != std::string_view::npos || n.find("capture_suspended") != std::string_view::npos) {
+            first = i + 1;
+        } else if (n.find("__restore_rt") != std::string_view::npos) {
+            first = i + 1;
+            after_signal = true;
+        }
+    }
+    if (first >= t.depth) {
+        out += indent;
+        out += "(no frames)\n";
+        return;
+    }
+    int number = 0;
+    for (int i = first; i < t.depth; ++i) {
+        auto pc = reinterpret_cast<std::uintptr_t>(t.pc[i]);
+        // Every frame but the interrupted one holds a return address.
+        if (!(after_signal && i == first) && pc > 0) --pc;
+        for (const std::string& frame : impl_->frames(pc)) {
+            char head[32];
+            std::snprintf(head, sizeof head, "#%d ", number++);
+            out += indent;
+            out += head;
+            out += frame;
+            out += '\n';
+        }
+    }
+}
+
+}  // namespace green::detail
