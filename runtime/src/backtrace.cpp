@@ -24,10 +24,15 @@
 // records the pcs in a static slot and wakes the asking thread with a futex.
 // Only pcs are taken there; naming happens later, in the asking thread.
 //
-// Naming uses elfutils' libdwfl over /proc/self/maps: ELF symbol names
-// (demangled) and, where debug info exists, file:line.
+// Naming uses GCC's libbacktrace (the backend Boost.Stacktrace uses): where
+// debug info exists, file:line and the chain of inlined calls; otherwise the
+// ELF symbol. It reads DWARF itself with mmap and atomics, so it takes no
+// pthread lock (the shim would hook it) and pulls in no other library.
+// (elfutils' libdw was tried: it loads libdebuginfod, whose dependencies'
+// constructors take pthread locks from the reporting thread.)
 #include "backtrace.hpp"
 
+#include <backtrace.h>
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -52,10 +57,6 @@
 #include "sanitizer.hpp"
 #include "spinlock.hpp"
 
-// Last: <elf.h> defines EV_NONE, which libev's header uses as an enumerator.
-#include <dwarf.h>
-#include <elfutils/libdw.h>
-#include <elfutils/libdwfl.h>
 
 namespace green::detail {
 
@@ -77,6 +78,7 @@ __attribute__((noinline)) void green_capture_here(Trace& out) noexcept {
 
 bool capture_suspended(FiberRecord* f, Trace& out) noexcept {
     out.depth = 0;
+    out.skip = -1;
     out.fiber_id = f->id;
     if (!f->ctx || f->state == FiberState::Running || f->state == FiberState::Done) return false;
     if (!f->is_root && !f->started) return false;
@@ -120,6 +122,7 @@ std::atomic<std::uint32_t> g_signal_state{0};    // 0 idle, 1 asked, 2 answered
 std::atomic<pid_t> g_signal_target{0};
 Trace g_signal_trace;                            // written by the handler while state is 1
 std::atomic<bool> g_handler_installed{false};
+void* g_restorer = nullptr;  // where a signal handler returns to (libc's __restore_rt)
 
 using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
 
@@ -141,6 +144,10 @@ void on_capture_signal(int, siginfo_t* info, void*) {
         FiberRecord* f = Hub::running_fiber_if_any();
         g_signal_trace.fiber_id = f ? f->id : 0;
         green_capture_here(g_signal_trace);
+        // Everything up to the kernel's return trampoline is this handler.
+        g_signal_trace.skip = -1;
+        for (int i = 0; i < g_signal_trace.depth && i < 8; ++i)
+            if (g_restorer && g_signal_trace.pc[i] == g_restorer) g_signal_trace.skip = i + 1;
         g_signal_state.store(2, std::memory_order_release);
         os::futex_wake(&g_signal_state, 1);
     }
@@ -169,6 +176,9 @@ bool install_handler(const char** why) noexcept {
         *why = "cannot install the backtrace signal handler";
         return false;
     }
+    struct sigaction now{};
+    real_sigaction()(pick_signal(), nullptr, &now);
+    g_restorer = reinterpret_cast<void*>(now.sa_restorer);
     g_handler_installed.store(true, std::memory_order_release);
     return true;
 }
@@ -255,28 +265,17 @@ bool capture_thread(pid_t tid, Trace& out, unsigned timeout_ms, const char** why
 
 // --- naming -----------------------------------------------------------------
 
-struct Symbolizer::Impl {
-    Dwfl* dwfl = nullptr;
-    char* debuginfo_path = nullptr;
-    Dwfl_Callbacks callbacks{};
-    std::unordered_map<std::uintptr_t, std::vector<std::string>> cache;
+// One libbacktrace state for the process: it reads the debug info of every
+// module loaded when it is first used, and cannot be freed (libbacktrace
+// never frees). Modules dlopen'ed after that are named by their ELF symbol
+// tables only.
+backtrace_state* shared_state() {
+    static backtrace_state* state = backtrace_create_state(nullptr, 1, [](void*, const char*, int) {}, nullptr);
+    return state;
+}
 
-    Impl() {
-        callbacks.find_elf = dwfl_linux_proc_find_elf;
-        callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
-        callbacks.debuginfo_path = &debuginfo_path;
-        dwfl = dwfl_begin(&callbacks);
-        if (!dwfl) return;
-        dwfl_report_begin(dwfl);
-        int rc = dwfl_linux_proc_report(dwfl, getpid());
-        if (dwfl_report_end(dwfl, nullptr, nullptr) != 0 || rc != 0) {
-            dwfl_end(dwfl);
-            dwfl = nullptr;
-        }
-    }
-    ~Impl() {
-        if (dwfl) dwfl_end(dwfl);
-    }
+struct Symbolizer::Impl {
+    std::unordered_map<std::uintptr_t, std::vector<std::string>> cache;
 
     static std::string demangle(const char* sym) {
         int status = -1;
@@ -284,22 +283,6 @@ struct Symbolizer::Impl {
         std::string text = status == 0 && d ? d : sym;
         std::free(d);
         return text;
-    }
-
-    static std::string where(const char* file, int line) {
-        return std::string(" (") + file + ':' + std::to_string(line) + ')';
-    }
-
-    // The name a DWARF scope gives its function (an inlined one follows its
-    // abstract origin).
-    static std::string scope_name(Dwarf_Die* die) {
-        Dwarf_Attribute attr;
-        const char* linkage = nullptr;
-        if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) || dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
-            linkage = dwarf_formstring(&attr);
-        if (linkage) return demangle(linkage);
-        const char* n = dwarf_diename(die);
-        return n ? n : "??";
     }
 
     // `pc` is where the frame executes; for a return address the caller
@@ -312,57 +295,46 @@ struct Symbolizer::Impl {
         auto it = cache.find(pc);
         if (it != cache.end()) return it->second;
         std::vector<std::string> out;
-        Dwfl_Module* mod = dwfl ? dwfl_addrmodule(dwfl, pc) : nullptr;
-        const char* sym = nullptr;
-        GElf_Off offset = 0;
-        GElf_Sym s;
-        if (mod) sym = dwfl_module_addrinfo(mod, pc, &offset, &s, nullptr, nullptr, nullptr);
-        std::string outer_name;
-        if (sym) {
-            outer_name = demangle(sym);
+        backtrace_state* state = shared_state();
+        if (state) {
+            backtrace_pcinfo(
+                state, pc,
+                [](void* data, std::uintptr_t, const char* file, int line, const char* function) -> int {
+                    if (!function && !file) return 0;
+                    auto* frames = static_cast<std::vector<std::string>*>(data);
+                    std::string text = function ? demangle(function) : "??";
+                    if (file) text += std::string(" (") + file + ':' + std::to_string(line) + ')';
+                    frames->push_back(std::move(text));
+                    return 0;
+                },
+                [](void*, const char*, int) {}, &out);
+        }
+        // The code's own function, from the symbol table: its full signature,
+        // and a name where there is no debug info at all.
+        std::string symbol;
+        if (state) {
+            backtrace_syminfo(
+                state, pc,
+                [](void* data, std::uintptr_t, const char* name, std::uintptr_t, std::uintptr_t) {
+                    if (name) *static_cast<std::string*>(data) = demangle(name);
+                },
+                [](void*, const char*, int) {}, &symbol);
+        }
+        if (out.empty()) {
+            if (symbol.empty()) {
+                char buf[32];
+                std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, pc);
+                symbol = buf;
+            }
+            Dl_info info{};
+            if (dladdr(reinterpret_cast<void*>(pc), &info) && info.dli_fname) symbol += std::string(" (in ") + info.dli_fname + ')';
+            out.push_back(std::move(symbol));
         } else {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, pc);
-            outer_name = buf;
+            for (std::size_t i = 0; i + 1 < out.size(); ++i) out[i] += " [inlined]";
+            std::string& outer = out.back();
+            std::size_t paren = outer.find(" (");
+            if (!symbol.empty() && paren != std::string::npos) outer = symbol + outer.substr(paren);
         }
-        const char* file = nullptr;
-        int line = 0;
-        if (mod) {
-            if (Dwfl_Line* l = dwfl_module_getsrc(mod, pc)) file = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
-        }
-        std::string location;
-        if (file) {
-            location = where(file, line);
-        } else if (mod) {
-            const char* modname = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
-            if (modname) location = std::string(" (in ") + modname + ')';
-        }
-        Dwarf_Addr bias = 0;
-        Dwarf_Die* cu = mod ? dwfl_module_addrdie(mod, pc, &bias) : nullptr;
-        Dwarf_Die* scopes = nullptr;
-        int n = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
-        Dwarf_Files* files = nullptr;
-        std::size_t nfiles = 0;
-        if (n > 0 && dwarf_getsrcfiles(cu, &files, &nfiles) != 0) files = nullptr;
-        for (int i = 0; i < n; ++i) {
-            int tag = dwarf_tag(&scopes[i]);
-            if (tag != DW_TAG_inlined_subroutine) {
-                if (tag == DW_TAG_subprogram) break;
-                continue;
-            }
-            out.push_back(scope_name(&scopes[i]) + location + " [inlined]");
-            // Where it was inlined: the enclosing function's line.
-            Dwarf_Attribute attr;
-            Dwarf_Word file_index = 0, call_line = 0;
-            location.clear();
-            if (files && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &file_index) == 0 &&
-                dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &call_line) == 0) {
-                if (const char* f = dwarf_filesrc(files, file_index, nullptr, nullptr))
-                    location = where(f, static_cast<int>(call_line));
-            }
-        }
-        std::free(scopes);
-        out.push_back(outer_name + location);
         return cache.emplace(pc, std::move(out)).first->second;
     }
 };
@@ -374,15 +346,15 @@ void Symbolizer::append(const Trace& t, std::string& out, const char* indent) {
     // The capture's own frames (the walker, the resume_with trampoline, the
     // signal handler and its return trampoline) say nothing about the fiber.
     int first = 0;
-    bool after_signal = false;
-    for (int i = 0; i < t.depth && i < 8; ++i) {
-        std::string_view n = impl_->frames(reinterpret_cast<std::uintptr_t>(t.pc[i])).back();
-        if (n.find("green_capture_here") != std::string_view::npos || n.find("fiber_ontop") != std::string_view::npos ||
-            n.find("on_capture_signal") != std::string_view::npos || n.find("capture_suspended") != std::string_view::npos) {
-            first = i + 1;
-        } else if (n.find("__restore_rt") != std::string_view::npos) {
-            first = i + 1;
-            after_signal = true;
+    bool after_signal = t.skip >= 0;
+    if (after_signal) {
+        first = t.skip;
+    } else {
+        for (int i = 0; i < t.depth && i < 8; ++i) {
+            std::string_view n = impl_->frames(reinterpret_cast<std::uintptr_t>(t.pc[i])).back();
+            if (n.find("green_capture_here") != std::string_view::npos || n.find("fiber_ontop") != std::string_view::npos ||
+                n.find("capture_suspended") != std::string_view::npos)
+                first = i + 1;
         }
     }
     if (first >= t.depth) {

@@ -17,6 +17,7 @@ struct FiberRecord;
 struct Trace {
     static constexpr int kMaxFrames = 40;
     int depth = 0;
+    int skip = -1;               // frames of the capture itself; -1: find them by name
     std::uint64_t fiber_id = 0;  // capture_thread: the fiber that was running
     void* pc[kMaxFrames];
     bool operator==(const Trace& o) const noexcept;

@@ -98,19 +98,23 @@ void* monitor_main(void*) {
             },
             &snap);
         for (Blocked& b : blocked) {
+            // The line first: naming the stack may take a while (debug info
+            // is read on first use), and the line alone already says a lot.
+            os::write_stderr(b.line.data(), b.line.size());
             Trace t;
             const char* why = "";
+            std::string text;
             if (capture_thread(b.tid, t, 1000, &why)) {
                 char head[96];
                 std::snprintf(head, sizeof head, "  stack of fiber %" PRIu64 ":\n", t.fiber_id);
-                b.line += head;
+                text = head;
                 Symbolizer names;
-                names.append(t, b.line, "    ");
+                names.append(t, text, "    ");
             } else {
-                (b.line += "  (no backtrace: ") += why;
-                b.line += ")\n";
+                (text = "  (no backtrace: ") += why;
+                text += ")\n";
             }
-            os::write_stderr(b.line.data(), b.line.size());
+            os::write_stderr(text.data(), text.size());
         }
     }
     return nullptr;

@@ -129,7 +129,9 @@ INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
                                            BadConfig{"GREEN_STATS=yes", "GREEN_STATS", "0 or 1"},
                                            BadConfig{"GREEN_HUBS=-1", "GREEN_HUBS", "1 to 64"},
                                            BadConfig{"GREEN_BLOCKED_MS=soon", "GREEN_BLOCKED_MS",
-                                                     "milliseconds from 0 (off) to 3600000"}),
+                                                     "milliseconds from 0 (off) to 3600000"},
+                                           BadConfig{"GREEN_DUMP_SIGNAL=KILL", "GREEN_DUMP_SIGNAL",
+                                                     "one of QUIT, USR1, USR2"}),
                          [](const auto& info) {
                              std::string n = info.param.assignment;
                              for (char& c : n)
