@@ -294,20 +294,22 @@ struct Symbolizer::Impl {
     const std::vector<std::string>& frames(std::uintptr_t pc) {
         auto it = cache.find(pc);
         if (it != cache.end()) return it->second;
-        std::vector<std::string> out;
+        struct Frame {
+            std::string function, location;
+        };
+        std::vector<Frame> found;
         backtrace_state* state = shared_state();
         if (state) {
             backtrace_pcinfo(
                 state, pc,
                 [](void* data, std::uintptr_t, const char* file, int line, const char* function) -> int {
                     if (!function && !file) return 0;
-                    auto* frames = static_cast<std::vector<std::string>*>(data);
-                    std::string text = function ? demangle(function) : "??";
-                    if (file) text += std::string(" (") + file + ':' + std::to_string(line) + ')';
-                    frames->push_back(std::move(text));
+                    Frame f{function ? demangle(function) : "??", {}};
+                    if (file) f.location = std::string(" (") + file + ':' + std::to_string(line) + ')';
+                    static_cast<std::vector<Frame>*>(data)->push_back(std::move(f));
                     return 0;
                 },
-                [](void*, const char*, int) {}, &out);
+                [](void*, const char*, int) {}, &found);
         }
         // The code's own function, from the symbol table: its full signature,
         // and a name where there is no debug info at all.
@@ -320,7 +322,8 @@ struct Symbolizer::Impl {
                 },
                 [](void*, const char*, int) {}, &symbol);
         }
-        if (out.empty()) {
+        std::vector<std::string> out;
+        if (found.empty()) {
             if (symbol.empty()) {
                 char buf[32];
                 std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, pc);
@@ -330,10 +333,9 @@ struct Symbolizer::Impl {
             if (dladdr(reinterpret_cast<void*>(pc), &info) && info.dli_fname) symbol += std::string(" (in ") + info.dli_fname + ')';
             out.push_back(std::move(symbol));
         } else {
-            for (std::size_t i = 0; i + 1 < out.size(); ++i) out[i] += " [inlined]";
-            std::string& outer = out.back();
-            std::size_t paren = outer.find(" (");
-            if (!symbol.empty() && paren != std::string::npos) outer = symbol + outer.substr(paren);
+            if (!symbol.empty()) found.back().function = symbol;
+            for (std::size_t i = 0; i < found.size(); ++i)
+                out.push_back(found[i].function + found[i].location + (i + 1 < found.size() ? " [inlined]" : ""));
         }
         return cache.emplace(pc, std::move(out)).first->second;
     }

@@ -120,6 +120,14 @@ void dump_all() {
     std::string out;
     std::snprintf(buf, sizeof buf, "green: dump of pid %d: %zu hub(s)\n", static_cast<int>(getpid()), requests.size());
     out += buf;
+    // The counters GREEN_STATS prints at exit, as of now: greenbench reads
+    // this line after each load level.
+    const Stats s = green::stats();
+    std::snprintf(buf, sizeof buf,
+                  "green: counters: fibers %" PRIu64 ", switches %" PRIu64 ", parks fd %" PRIu64 ", timer %" PRIu64
+                  ", sync %" PRIu64 ", pool jobs %" PRIu64 ", hub-blocked episodes %" PRIu64 "\n",
+                  s.fibers_spawned, s.switches, s.fd_waits, s.timer_waits, s.sync_waits, s.pool_jobs, s.blocked_episodes);
+    out += buf;
     Symbolizer names;
     // Identical stacks (a thousand connections parked in the same read) are
     // printed once; later fibers refer to the first.

@@ -231,6 +231,7 @@ std::uint64_t fd_hub_mask(int fd) noexcept;
 void for_each_hub(void (*fn)(Hub*, void*), void* arg);
 // The on-demand dump (dump.cpp).
 void start_dump_service() noexcept;
+std::uint64_t blocked_episodes() noexcept;  // monitor.cpp
 void serve_dump_request(Hub* h, RemoteNode* node) noexcept;  // the hub's thread, in its scheduler
 
 }  // namespace green::detail

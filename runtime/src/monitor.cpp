@@ -37,6 +37,8 @@ namespace green::detail {
 
 namespace {
 
+std::atomic<std::uint64_t> g_episodes{0};
+
 struct Seen {
     Hub* hub;
     std::uint64_t progress;
@@ -86,6 +88,7 @@ void* monitor_main(void*) {
                 }
                 if (entry->reported || s->now - entry->since_ms < s->limit) return;
                 entry->reported = true;
+                g_episodes.fetch_add(1, std::memory_order_relaxed);
                 const FiberRecord* f = h->running_for_monitor();
                 char line[256];
                 int n = std::snprintf(line, sizeof line,
@@ -121,6 +124,8 @@ void* monitor_main(void*) {
 }
 
 }  // namespace
+
+std::uint64_t blocked_episodes() noexcept { return g_episodes.load(std::memory_order_relaxed); }
 
 void start_hub_monitor() noexcept {
     start_dump_service();

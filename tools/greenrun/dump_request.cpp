@@ -57,36 +57,44 @@ bool catches(const std::string& status, int sig) {
 
 }  // namespace
 
-int request_dump(pid_t pid) {
+bool send_dump_signal(pid_t pid, std::string& why, int* sent) {
     const std::string proc = "/proc/" + std::to_string(pid);
+    const std::string who = "--dump " + std::to_string(pid) + ": ";
     bool ok = false;
     std::string maps = read_file(proc + "/maps", ok);
     if (!ok) {
-        std::fprintf(stderr, "greenrun: --dump %d: no such process, or not ours to inspect\n", static_cast<int>(pid));
-        return 1;
+        why = who + "no such process, or not ours to inspect";
+        return false;
     }
     if (maps.find("libgreen") == std::string::npos) {
-        std::fprintf(stderr, "greenrun: --dump %d: green is not loaded in that process; nothing sent\n",
-                     static_cast<int>(pid));
-        return 1;
+        why = who + "green is not loaded in that process; nothing sent";
+        return false;
     }
     std::string environ = read_file(proc + "/environ", ok);
     int sig = dump_signal_of(environ);
     if (sig <= 0) {
-        std::fprintf(stderr, "greenrun: --dump %d: the process started with GREEN_DUMP_SIGNAL %s; nothing sent\n",
-                     static_cast<int>(pid), sig == 0 ? "off" : "unparsable");
-        return 1;
+        why = who + "the process started with GREEN_DUMP_SIGNAL " + (sig == 0 ? "off" : "unparsable") + "; nothing sent";
+        return false;
     }
     std::string status = read_file(proc + "/status", ok);
     if (!catches(status, sig)) {
-        std::fprintf(stderr,
-                     "greenrun: --dump %d: the process does not catch SIG%s (it was ignored or handled at start, "
-                     "or the program changed it); nothing sent\n",
-                     static_cast<int>(pid), sigabbrev_np(sig));
-        return 1;
+        why = who + "the process does not catch SIG" + sigabbrev_np(sig) +
+              " (it was ignored or handled at start, or the program changed it); nothing sent";
+        return false;
     }
     if (kill(pid, sig) != 0) {
-        std::fprintf(stderr, "greenrun: --dump %d: %s\n", static_cast<int>(pid), std::strerror(errno));
+        why = who + std::strerror(errno);
+        return false;
+    }
+    if (sent) *sent = sig;
+    return true;
+}
+
+int request_dump(pid_t pid) {
+    std::string why;
+    int sig = 0;
+    if (!send_dump_signal(pid, why, &sig)) {
+        std::fprintf(stderr, "greenrun: %s\n", why.c_str());
         return 1;
     }
     std::printf("greenrun: sent SIG%s to %d; the dump goes to that process's stderr\n", sigabbrev_np(sig),

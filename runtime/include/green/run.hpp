@@ -56,6 +56,7 @@ struct Stats {
     std::uint64_t sync_waits;
     std::uint64_t pool_jobs;
     std::uint64_t hubs;
+    std::uint64_t blocked_episodes;  // hubs reported blocked by the monitor (GREEN_BLOCKED_MS)
 };
 Stats stats() noexcept;
 
