@@ -84,6 +84,7 @@ bool capture_suspended(FiberRecord* f, Trace& out) noexcept {
     if (!f->is_root && !f->started) return false;
     FiberRecord* self = Hub::running_fiber_if_any();
     static thread_local sanitizer::FiberState plain_thread;  // a thread with no hub
+    if (!self) sanitizer::on_root(plain_thread);  // TSan: switch back to this thread's own fiber
     sanitizer::FiberState* me = self ? &self->sanitizer : &plain_thread;
     struct Args {
         Trace* out;
