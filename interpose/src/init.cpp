@@ -81,9 +81,9 @@ void print_stats() {
     int n = std::snprintf(buf, sizeof buf,
                           "green: shim active (pid %d): hubs %" PRIu64 ", fibers spawned %" PRIu64
                           ", switches %" PRIu64 ", waits: fd %" PRIu64 ", timer %" PRIu64 ", sync %" PRIu64
-                          ", pool jobs %" PRIu64 "\ngreen: hooked calls:",
+                          ", pool jobs %" PRIu64 ", hub-blocked episodes %" PRIu64 "\ngreen: hooked calls:",
                           static_cast<int>(getpid()), s.hubs, s.fibers_spawned, s.switches, s.fd_waits,
-                          s.timer_waits, s.sync_waits, s.pool_jobs);
+                          s.timer_waits, s.sync_waits, s.pool_jobs, s.blocked_episodes);
     for (int i = 0; i < static_cast<int>(Family::Count) && n < static_cast<int>(sizeof buf) - 40; ++i)
         n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " %s=%" PRIu64, kFamilyNames[i],
                            g_calls[i].load(std::memory_order_relaxed));

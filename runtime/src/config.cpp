@@ -5,6 +5,7 @@
 // what it accepts, then exit status 2.
 #include <green/run.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -86,6 +87,7 @@ Config load() {
     c.stats = false;
     c.hubs = 1;
     c.blocked_ms = 2000;
+    c.dump_signal = SIGQUIT;
     c.stack_size_set = false;
     if (const char* v = std::getenv("GREEN_STACK_SIZE")) {
         c.stack_size = parse_size("GREEN_STACK_SIZE", v, 16 * 1024, 1024ull * 1024 * 1024,
@@ -110,6 +112,15 @@ Config load() {
     if (const char* v = std::getenv("GREEN_BLOCKED_MS"))
         c.blocked_ms = static_cast<unsigned>(
             parse_count("GREEN_BLOCKED_MS", v, 0, 3600000, "milliseconds from 0 (off) to 3600000"));
+    if (const char* v = std::getenv("GREEN_DUMP_SIGNAL")) {
+        std::string_view s(v);
+        if (s.starts_with("SIG")) s.remove_prefix(3);
+        if (s == "QUIT") c.dump_signal = SIGQUIT;
+        else if (s == "USR1") c.dump_signal = SIGUSR1;
+        else if (s == "USR2") c.dump_signal = SIGUSR2;
+        else if (s == "0" || s == "off") c.dump_signal = 0;
+        else reject("GREEN_DUMP_SIGNAL", v, "one of QUIT, USR1, USR2 (SIG prefix optional), or 0/off for none");
+    }
     if (const char* v = std::getenv("GREEN_HUBS")) {
         if (std::string_view(v) == "auto")
             c.hubs = auto_hubs();

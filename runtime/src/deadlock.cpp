@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "backtrace.hpp"
 #include "hub.hpp"
 #include "os.hpp"
 #include "spinlock.hpp"
@@ -58,13 +59,28 @@ bool declare_deadlock_locked() {
     std::string report =
         "green: deadlock: no fiber can ever run again (every hub is idle; no fd, timer or blocking-pool job "
         "is pending)\n";
-    for (Hub* h : *g_hubs) h->append_report(report);
+    // Every hub is stuck and we hold the registry lock, so no hub can resume
+    // its fibers while a helper thread (room for libdw's stack) walks them.
+    run_with_room(
+        [](void* out) {
+            try {
+                Symbolizer names;
+                ReportStacks stacks{&names, {}};
+                for (Hub* h : *g_hubs) h->append_report(*static_cast<std::string*>(out), &stacks);
+            } catch (...) {
+                // Out of memory: whatever text was built stands.
+            }
+        },
+        &report);
     std::vector<Hub*> with_run;
     for (Hub* h : *g_hubs) {
         if (h->run_scope_depth > 0) with_run.push_back(h);
     }
     if (with_run.empty()) {
         os::write_stderr(report.data(), report.size());
+        // What the program printed through stdio must not be lost with it
+        // (exit() would run handlers that may wait on the parked fibers).
+        std::fflush(nullptr);
         _exit(kDeadlockExitStatus);
     }
     if (!g_deadlock_report) g_deadlock_report = new std::string();
@@ -212,7 +228,18 @@ const FiberRecord* find_fiber_locked(std::uint64_t id) {
     return nullptr;
 }
 
-void describe_wait(const FiberRecord* f, std::string& out, bool nested) {
+namespace {
+
+const FiberRecord* find_fiber_on(const Hub* h, std::uint64_t id) {
+    for (const FiberRecord* f = h->live_fibers(); f; f = f->live_next)
+        if (f->id == id) return f;
+    return nullptr;
+}
+
+// `only`: look lock holders up on this hub alone (its own thread calls; the
+// other hubs' lists are theirs). Null: every hub (registry lock held, all
+// hubs stuck).
+void describe(const FiberRecord* f, std::string& out, bool nested, const Hub* only) {
     char buf[160];
     const Waiter* w = f->parked;
     if (!w) {
@@ -236,13 +263,13 @@ void describe_wait(const FiberRecord* f, std::string& out, bool nested) {
         // as a fiber is parked on it.
         // Bit 63 is free for the lock's own flags (fiber ids never reach it).
         std::uint64_t holder = w->holder->load(std::memory_order_relaxed) & ~(std::uint64_t{1} << 63);
-        const FiberRecord* owner = find_fiber_locked(holder);
+        const FiberRecord* owner = only ? find_fiber_on(only, holder) : find_fiber_locked(holder);
         std::snprintf(buf, sizeof buf, "waits for %s %p held by fiber %" PRIu64 " \"%s\"", w->what, w->object, holder,
                       owner ? owner->name : "?");
         out += buf;
         if (owner && owner != f && nested) {
             out += ", which ";
-            describe_wait(owner, out, false);
+            describe(owner, out, false, only);
         }
         return;
     } else {
@@ -251,7 +278,12 @@ void describe_wait(const FiberRecord* f, std::string& out, bool nested) {
     out += buf;
 }
 
-void Hub::append_report(std::string& out) const {
+}  // namespace
+
+void describe_wait(const FiberRecord* f, std::string& out, bool nested) { describe(f, out, nested, nullptr); }
+void describe_wait_on_hub(const FiberRecord* f, const Hub* h, std::string& out) { describe(f, out, true, h); }
+
+void Hub::append_report(std::string& out, ReportStacks* stacks) const {
     char buf[128];
     std::snprintf(buf, sizeof buf, "  hub %u (thread %d):\n", index_, static_cast<int>(tid_));
     out += buf;
@@ -261,6 +293,18 @@ void Hub::append_report(std::string& out) const {
         out += buf;
         describe_wait(f, out);
         out += '\n';
+        if (!stacks) continue;
+        Trace t;
+        if (!capture_suspended(f, t)) continue;
+        // A fiber parked exactly where an earlier one is adds nothing.
+        std::string key(reinterpret_cast<const char*>(t.pc), sizeof(void*) * static_cast<std::size_t>(t.depth));
+        auto [it, fresh] = stacks->first_with.emplace(std::move(key), f->id);
+        if (fresh) {
+            stacks->names->append(t, out, "        ");
+        } else {
+            std::snprintf(buf, sizeof buf, "        same stack as fiber %" PRIu64 "\n", it->second);
+            out += buf;
+        }
     }
 }
 

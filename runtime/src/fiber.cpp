@@ -139,6 +139,7 @@ void leave_run_scope() noexcept { --Hub::current().run_scope_depth; }
 Stats stats() noexcept {
     Stats s = detail::counters_snapshot();
     s.pool_jobs = detail::pool_jobs_completed();
+    s.blocked_episodes = detail::blocked_episodes();
     return s;
 }
 

@@ -46,8 +46,8 @@ enum class WakeReason : std::uint8_t {
 // runnable or a FiberRecord to deliver a cancel to.
 struct RemoteNode {
     RemoteNode* next = nullptr;
-    enum Kind : std::uint8_t { kWake, kCancel, kSpawn, kInterrupt } kind = kWake;
-    void* owner = nullptr;  // the Waiter (kWake) or FiberRecord (kCancel, kSpawn)
+    enum Kind : std::uint8_t { kWake, kCancel, kSpawn, kInterrupt, kDump } kind = kWake;
+    void* owner = nullptr;  // the Waiter (kWake), FiberRecord (kCancel, kSpawn, kInterrupt) or dump request (kDump)
 };
 
 struct Waiter {
@@ -88,12 +88,14 @@ struct FiberRecord {
     bool is_root = false;       // a thread's native stack
     bool is_scheduler = false;  // the hub's own loop
     bool error_observed = false;
+    bool started = false;       // has run at least once (its stack can be walked)
 
     FiberRecord* run_next = nullptr;  // hub run queue (hub thread only)
     FiberRecord* live_prev = nullptr;  // hub's list of live fibers (reports)
     FiberRecord* live_next = nullptr;
 
     Waiter* parked = nullptr;  // the current wait (hub thread only)
+    double parked_at = 0;      // ev_now() when it parked, for reports (hub thread only)
     ev_timer timer;            // deadline of the current wait
     Clock::time_point timer_deadline{};
     Clock::time_point scoped_deadline = Clock::time_point::max();

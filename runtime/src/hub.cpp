@@ -311,6 +311,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
         KeepStack{}, [f](boost::context::fiber&& from) {
             Hub* h = f->hub;
             h->after_switch(std::move(from));
+            f->started = true;
             fiber_entry_body(f);
             // The fiber is finished: publish it, wake joiners, and leave for
             // good. Its stack is reclaimed by whoever runs next (after_switch),
@@ -515,6 +516,7 @@ WakeReason Hub::park(Waiter& w, const ParkOptions& o) noexcept {
     w.cancellable = o.cancellable;
     w.interruptible = o.interruptible;
     self->parked = &w;
+    self->parked_at = ev_now(loop_);
     Clock::time_point scope = o.honour_scope ? self->scoped_deadline : Clock::time_point::max();
     Clock::time_point deadline = std::min(scope, o.deadline);
     bool timed = deadline != Clock::time_point::max();
@@ -637,6 +639,17 @@ void Hub::post_remote(RemoteNode* node) noexcept {
     posts_in_flight_.fetch_sub(1, std::memory_order_release);
 }
 
+void Hub::post_dump_request(RemoteNode* node) noexcept {
+    // The registry lock is held (it keeps this hub from being retired), so
+    // unstick without taking it again, as post_fd_closing does.
+    RemoteNode* head = remote_head_.load(std::memory_order_relaxed);
+    do {
+        node->next = head;
+    } while (!remote_head_.compare_exchange_weak(head, node, std::memory_order_seq_cst, std::memory_order_relaxed));
+    hub_unstick_registry_locked(this);
+    ev_async_send(loop_, &async_);
+}
+
 void Hub::drain_remote() noexcept {
     // The scheduler calls this every tick; a plain load keeps the common case
     // (nothing posted) off a locked exchange. A node pushed right after the
@@ -664,6 +677,8 @@ void Hub::drain_remote() noexcept {
             f->interrupt_posted.store(false, std::memory_order_release);
             deliver_interrupt(f);
             release(f);
+        } else if (fifo->kind == RemoteNode::kDump) {
+            serve_dump_request(this, fifo);
         } else {
             auto* f = static_cast<FiberRecord*>(fifo->owner);
             f->cancel_posted.store(false, std::memory_order_release);

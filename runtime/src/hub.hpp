@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <string>
+#include <unordered_map>
 #include <cstdint>
 #include <vector>
 
@@ -18,6 +19,13 @@
 namespace green::detail {
 
 struct FdWatch;
+class Symbolizer;
+// Backtraces in a report: who names them, and which stack was printed first
+// under which fiber (identical stacks are printed once).
+struct ReportStacks {
+    Symbolizer* names;
+    std::unordered_map<std::string, std::uint64_t> first_with;
+};
 
 // Per-hub counters, written only by the hub's own thread (relaxed load+store
 // compiles to a plain increment) and read by green::stats() from anywhere.
@@ -125,7 +133,11 @@ public:
     void post_fd_closing(int fd, std::uint32_t generation) noexcept;  // any thread, registry lock held
 
     // --- introspection ------------------------------------------------------
-    void append_report(std::string& out) const;
+    // With `stacks`, each fiber's backtrace follows its line.
+    void append_report(std::string& out, ReportStacks* stacks = nullptr) const;
+    // Any thread, registry lock held: queue a dump request (dump.cpp) that
+    // this hub serves from its scheduler, where no fiber of it runs.
+    void post_dump_request(RemoteNode* node) noexcept;
     HubCounters counters;
     StackPool stacks;
     int run_scope_depth = 0;   // green::run() frames on this thread
@@ -242,5 +254,9 @@ std::uint32_t bump_fd_generation(int fd) noexcept;
 void note_fd_hub(int fd, unsigned hub_index) noexcept;
 std::uint64_t fd_hub_mask(int fd) noexcept;
 void for_each_hub(void (*fn)(Hub*, void*), void* arg);
+// The on-demand dump (dump.cpp).
+void start_dump_service() noexcept;
+std::uint64_t blocked_episodes() noexcept;  // monitor.cpp
+void serve_dump_request(Hub* h, RemoteNode* node) noexcept;  // the hub's thread, in its scheduler
 
 }  // namespace green::detail

@@ -13,7 +13,10 @@
 //
 // The monitor is a plain thread started with libc's own pthread_create; it
 // never touches a hub's data beyond atomic counters and the running fiber's
-// id and name (read racily: a report is a diagnostic, not a decision).
+// id and name (read racily: a report is a diagnostic, not a decision). The
+// blocking fiber's stack is taken through a signal to the hub thread
+// (backtrace.cpp), after the registry lock is released: the walk waits for
+// the hub thread, and nobody else should wait for the registry meanwhile.
 #include <green/run.hpp>
 
 #include <linux/futex.h>
@@ -23,14 +26,18 @@
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <string>
 #include <vector>
 
+#include "backtrace.hpp"
 #include "hub.hpp"
 #include "os.hpp"
 
 namespace green::detail {
 
 namespace {
+
+std::atomic<std::uint64_t> g_episodes{0};
 
 struct Seen {
     Hub* hub;
@@ -53,11 +60,17 @@ void* monitor_main(void*) {
         timespec pause{0, period_ns};
         os::raw_syscall6(SYS_nanosleep, reinterpret_cast<long>(&pause), 0, 0, 0, 0, 0);
         const std::uint64_t now = now_ms();
+        struct Blocked {
+            pid_t tid;
+            std::string line;
+        };
+        std::vector<Blocked> blocked;
         struct Snapshot {
             std::vector<Seen>* seen;
             std::uint64_t now;
             unsigned limit;
-        } snap{&seen, now, limit};
+            std::vector<Blocked>* blocked;
+        } snap{&seen, now, limit, &blocked};
         for_each_hub(
             [](Hub* h, void* p) {
                 auto* s = static_cast<Snapshot*>(p);
@@ -75,6 +88,7 @@ void* monitor_main(void*) {
                 }
                 if (entry->reported || s->now - entry->since_ms < s->limit) return;
                 entry->reported = true;
+                g_episodes.fetch_add(1, std::memory_order_relaxed);
                 const FiberRecord* f = h->running_for_monitor();
                 char line[256];
                 int n = std::snprintf(line, sizeof line,
@@ -83,22 +97,44 @@ void* monitor_main(void*) {
                                       "or a blocking call green does not hook) stops every fiber of this hub\n",
                                       h->index(), static_cast<int>(h->tid()), s->now - entry->since_ms,
                                       f ? f->id : 0, f ? f->name : "?");
-                os::write_stderr(line, static_cast<std::size_t>(n));
+                if (n > 0) s->blocked->push_back(Blocked{h->tid(), std::string(line, static_cast<std::size_t>(n))});
             },
             &snap);
+        for (Blocked& b : blocked) {
+            // The line first: naming the stack may take a while (debug info
+            // is read on first use), and the line alone already says a lot.
+            os::write_stderr(b.line.data(), b.line.size());
+            Trace t;
+            const char* why = "";
+            std::string text;
+            if (capture_thread(b.tid, t, 1000, &why)) {
+                char head[96];
+                std::snprintf(head, sizeof head, "  stack of fiber %" PRIu64 ":\n", t.fiber_id);
+                text = head;
+                Symbolizer names;
+                names.append(t, text, "    ");
+            } else {
+                (text = "  (no backtrace: ") += why;
+                text += ")\n";
+            }
+            os::write_stderr(text.data(), text.size());
+        }
     }
     return nullptr;
 }
 
 }  // namespace
 
+std::uint64_t blocked_episodes() noexcept { return g_episodes.load(std::memory_order_relaxed); }
+
 void start_hub_monitor() noexcept {
+    start_dump_service();
     static std::atomic<bool> started{false};
     if (config().blocked_ms == 0 || started.exchange(true)) return;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 128 * 1024);
+    pthread_attr_setstacksize(&attr, 1024 * 1024);  // libdw, naming a backtrace, is stack-hungry
     os::block_signals_in(&attr);
     if (os::libc().pthread_create(&t, &attr, monitor_main, nullptr) == 0) os::libc().pthread_detach(t);
     pthread_attr_destroy(&attr);

@@ -19,7 +19,8 @@ using testing::HasSubstr;
 namespace {
 
 void clear_green_env() {
-    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS"})
+    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS",
+                          "GREEN_DUMP_SIGNAL"})
         ::unsetenv(v);
 }
 
@@ -73,7 +74,10 @@ INSTANTIATE_TEST_SUITE_P(
                     Rejected{"GREEN_HUBS", "65", "1 to 64"},
                     Rejected{"GREEN_HUBS", "AUTO", "1 to 64, or auto"},
                     Rejected{"GREEN_HUBS", "auto4", "1 to 64, or auto"},
-                    Rejected{"GREEN_HUBS", "", "1 to 64, or auto"}),
+                    Rejected{"GREEN_HUBS", "", "1 to 64, or auto"},
+                    Rejected{"GREEN_DUMP_SIGNAL", "KILL", "one of QUIT, USR1, USR2"},
+                    Rejected{"GREEN_DUMP_SIGNAL", "quit", "one of QUIT, USR1, USR2"},
+                    Rejected{"GREEN_DUMP_SIGNAL", "3", "one of QUIT, USR1, USR2"}),
     [](const testing::TestParamInfo<Rejected>& info) {
         std::string name = std::string(info.param.var).substr(6) + "_" + std::to_string(info.index);
         return name;
@@ -104,8 +108,8 @@ void PrintTo(const Accepted& a, std::ostream* os) { *os << a.var << "='" << a.va
     const char* guard = c.stack_guard == green::StackGuard::Auto ? "auto"
                         : c.stack_guard == green::StackGuard::On ? "on"
                                                                   : "off";
-    std::fprintf(stderr, "stack_size=%zu pool_size=%zu stack_guard=%s stats=%d hubs=%u\n", c.stack_size, c.pool_size,
-                 guard, c.stats ? 1 : 0, c.hubs);
+    std::fprintf(stderr, "stack_size=%zu pool_size=%zu stack_guard=%s stats=%d hubs=%u dump_signal=%d\n", c.stack_size,
+                 c.pool_size, guard, c.stats ? 1 : 0, c.hubs, c.dump_signal);
     // The runtime works with it.
     green::spawn([] {}).join();
     std::_Exit(0);
@@ -134,7 +138,12 @@ INSTANTIATE_TEST_SUITE_P(
                     Accepted{"GREEN_STACK_GUARD", "auto", "stack_guard=auto "},
                     Accepted{"GREEN_STATS", "1", "stats=1 "},
                     Accepted{"GREEN_STATS", "0", "stats=0 "},
-                    Accepted{"GREEN_HUBS", "64", "hubs=64"}),
+                    Accepted{"GREEN_HUBS", "64", "hubs=64"},
+                    Accepted{nullptr, nullptr, "dump_signal=3\n"},
+                    Accepted{"GREEN_DUMP_SIGNAL", "USR2", "dump_signal=12\n"},
+                    Accepted{"GREEN_DUMP_SIGNAL", "SIGUSR1", "dump_signal=10\n"},
+                    Accepted{"GREEN_DUMP_SIGNAL", "off", "dump_signal=0\n"},
+                    Accepted{"GREEN_DUMP_SIGNAL", "0", "dump_signal=0\n"}),
     [](const testing::TestParamInfo<Accepted>& info) {
         return std::string(info.param.var ? std::string(info.param.var).substr(6) : "defaults") + "_" +
                std::to_string(info.index);

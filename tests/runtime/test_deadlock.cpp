@@ -6,6 +6,9 @@
 
 #include <gmock/gmock.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <future>
 #include <latch>
 #include <string>
@@ -43,6 +46,36 @@ namespace {
         a_held.wait();
         std::lock_guard la(a);
     }, {"locks-b-then-a"});
+    first.join();
+    std::_Exit(0);  // not reached
+}
+
+// Named, out-of-line frames that the report's backtraces must show.
+__attribute__((noinline)) void holds_a_waits_for_b(green::Mutex& a, green::Mutex& b, green::Event& a_held,
+                                                   green::Event& b_held) {
+    std::lock_guard la(a);
+    a_held.set();
+    b_held.wait();
+    std::lock_guard lb(b);
+}
+
+__attribute__((noinline)) void holds_b_waits_for_a(green::Mutex& a, green::Mutex& b, green::Event& a_held,
+                                                   green::Event& b_held) {
+    std::lock_guard lb(b);
+    b_held.set();
+    a_held.wait();
+    std::lock_guard la(a);
+}
+
+[[noreturn]] void named_cycle_child() {
+    // stdout into the captured stderr: a pipe, so stdio buffers it fully
+    // and only a flush before the exit lets the line through.
+    dup2(2, 1);
+    std::printf("buffered line from the program\n");
+    green::Mutex a, b;
+    green::Event a_held, b_held;
+    auto first = green::spawn([&] { holds_a_waits_for_b(a, b, a_held, b_held); }, {"first"});
+    auto second = green::spawn([&] { holds_b_waits_for_a(a, b, a_held, b_held); }, {"second"});
     first.join();
     std::_Exit(0);  // not reached
 }
@@ -134,6 +167,16 @@ TEST(DeadlockDeathTest, MutexCycleIsReported) {
     EXPECT_EXIT(mutex_cycle_child(), testing::ExitedWithCode(3),
                 AllOf(HasSubstr("deadlock"), ContainsRegex("\"locks-a-then-b\" waits for Mutex .* held by fiber"),
                       ContainsRegex("\"locks-b-then-a\" waits for Mutex .* held by fiber")));
+}
+
+TEST(DeadlockDeathTest, ReportShowsEachParkedFibersStackAndFlushesStdio) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(named_cycle_child(), testing::ExitedWithCode(3),
+                AllOf(ContainsRegex("\"first\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
+                                    " +#[0-9]+ [^\n]*holds_a_waits_for_b[^\n]*test_deadlock.cpp:[0-9]+"),
+                      ContainsRegex("\"second\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
+                                    " +#[0-9]+ [^\n]*holds_b_waits_for_a[^\n]*test_deadlock.cpp:[0-9]+"),
+                      HasSubstr("buffered line from the program")));
 }
 
 TEST(DeadlockDeathTest, MutexCycleUnderRunThrowsDeadlock) {

@@ -350,6 +350,7 @@ TEST(GreenbenchCompare, SweepsUnpatchedAndPatchedAndWritesTableJsonAndSvg) {
     EXPECT_TRUE(has(c.out, "GET /hello")) << c.out;
     EXPECT_TRUE(has(c.out, "GET /counter")) << c.out;
     EXPECT_TRUE(has(c.out, "peak RSS")) << c.out;
+    EXPECT_TRUE(has(c.out, "shim counters after each level")) << c.out;
 
     json j = json::parse(slurp(dir / "out.json"));
     ASSERT_EQ(j["series"].size(), 2u);
@@ -367,6 +368,21 @@ TEST(GreenbenchCompare, SweepsUnpatchedAndPatchedAndWritesTableJsonAndSvg) {
             EXPECT_GT(p["server"]["rss_mib_peak"].get<double>(), 0);
             EXPECT_GE(p["server"]["threads_peak"].get<int>(), 1);
         }
+    }
+    // The shim's counters after each level of the patched run, cumulative:
+    // every request was a hooked read that parked at least once before its
+    // data came, and nothing blocked a hub. The unpatched run has none.
+    for (const auto& p : j["series"][0]["points"]) EXPECT_FALSE(p.contains("shim_counters"));
+    std::uint64_t previous_switches = 0;
+    for (const auto& p : j["series"][1]["points"]) {
+        ASSERT_TRUE(p.contains("shim_counters")) << p.dump();
+        const auto& k = p["shim_counters"];
+        EXPECT_GT(k["switches"].get<std::uint64_t>(), previous_switches);
+        previous_switches = k["switches"].get<std::uint64_t>();
+        EXPECT_GT(k["parks_fd"].get<std::uint64_t>(), 0u);
+        EXPECT_GT(k["fibers"].get<std::uint64_t>(), 0u);
+        EXPECT_TRUE(k.contains("parks_timer") && k.contains("parks_sync") && k.contains("pool_jobs"));
+        EXPECT_EQ(k["hub_blocked_episodes"].get<std::uint64_t>(), 0u);
     }
     std::string svg = slurp(dir / "out.svg");
     EXPECT_EQ(svg.rfind("<svg", 0), 0u);

@@ -241,8 +241,10 @@ int run_compare(const CompareOptions& o) {
                 std::fprintf(stderr, "greenbench: %s: %s req/s, p99 %.2f ms, %llu errors\n", what.c_str(),
                              fmt::format("{:.0f}", p.rps).c_str(), p.p99_ms,
                              static_cast<unsigned long long>(p.error_total()));
+                const bool settled = settle(ls, o.settle_timeout_s, what);
+                if (v.name != "unpatched" && settled) p.shim = srv.shim_counters(std::chrono::seconds(10));
                 s.points.push_back(p);
-                if (!settle(ls, o.settle_timeout_s, what)) {
+                if (!settled) {
                     s.note = fmt::format("the server stopped answering: after the level at {} connections a lone "
                                          "request got no answer in {:g} s; the rest of this run was skipped",
                                          level, o.settle_timeout_s);

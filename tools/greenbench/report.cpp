@@ -29,6 +29,18 @@ const Point* Series::find(const std::string& path, int concurrency) const {
     return nullptr;
 }
 
+ShimCounters parse_shim_counters(const std::string& line) {
+    ShimCounters k;
+    unsigned long long v[7];
+    if (std::sscanf(line.c_str(),
+                    "green: counters: fibers %llu, switches %llu, parks fd %llu, timer %llu, sync %llu, pool jobs %llu, "
+                    "hub-blocked episodes %llu",
+                    &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) != 7)
+        return k;
+    k = ShimCounters{true, v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+    return k;
+}
+
 Point make_point(const std::string& path, int concurrency, const LoadResult& r) {
     Point p;
     p.path = path;
@@ -70,6 +82,14 @@ json to_json(const Comparison& c) {
                           {"stalled", p.stalled},
                           {"load_cpu_cores", p.load_cpu_cores}};
             if (!p.first_error.empty()) point["first_error"] = p.first_error;
+            if (p.shim.present)
+                point["shim_counters"] = {{"fibers", p.shim.fibers},
+                                          {"switches", p.shim.switches},
+                                          {"parks_fd", p.shim.parks_fd},
+                                          {"parks_timer", p.shim.parks_timer},
+                                          {"parks_sync", p.shim.parks_sync},
+                                          {"pool_jobs", p.shim.pool_jobs},
+                                          {"hub_blocked_episodes", p.shim.blocked_episodes}};
             if (p.usage.sampled)
                 point["server"] = {{"rss_mib_peak", p.usage.rss_mib_peak},
                                    {"threads_peak", p.usage.threads_peak},
@@ -129,6 +149,17 @@ Comparison from_json(const json& j) {
                 p.usage.threads_peak = u.value("threads_peak", 0);
                 p.usage.cpu_s = u.value("cpu_s", 0.0);
                 p.usage.cpu_cores = u.value("cpu_cores", 0.0);
+            }
+            if (jp.contains("shim_counters")) {
+                const auto& k = jp.at("shim_counters");
+                p.shim.present = true;
+                p.shim.fibers = k.value("fibers", std::uint64_t{0});
+                p.shim.switches = k.value("switches", std::uint64_t{0});
+                p.shim.parks_fd = k.value("parks_fd", std::uint64_t{0});
+                p.shim.parks_timer = k.value("parks_timer", std::uint64_t{0});
+                p.shim.parks_sync = k.value("parks_sync", std::uint64_t{0});
+                p.shim.pool_jobs = k.value("pool_jobs", std::uint64_t{0});
+                p.shim.blocked_episodes = k.value("hub_blocked_episodes", std::uint64_t{0});
             }
             s.points.push_back(p);
         }
@@ -313,6 +344,42 @@ Table usage_table(const Comparison& c, const std::string& path) {
     });
 }
 
+// Per patched series: the shim's counters after each level (cumulative).
+Table shim_table(const Comparison& c, const std::string& path) {
+    Table t;
+    t.header.push_back("concurrency");
+    std::vector<const Series*> with;
+    for (const auto& s : c.series) {
+        bool any = false;
+        for (const auto& p : s.points) any = any || (p.path == path && p.shim.present);
+        if (!any) continue;
+        with.push_back(&s);
+        t.header.push_back(series_name(c, s) + " switches");
+        for (const char* n : {"fd parks", "timer parks", "sync parks", "pool jobs", "hub blocked"}) t.header.push_back(n);
+    }
+    if (with.empty()) return t;
+    for (int level : c.levels) {
+        std::vector<std::string> row{std::to_string(level)};
+        bool any = false;
+        for (const Series* s : with) {
+            const Point* p = s->find(path, level);
+            if (!p || !p->shim.present) {
+                row.insert(row.end(), 6, "-");
+                continue;
+            }
+            any = true;
+            const ShimCounters& k = p->shim;
+            for (std::uint64_t v : {k.switches, k.parks_fd, k.parks_timer, k.parks_sync, k.pool_jobs, k.blocked_episodes})
+                row.push_back(thousands(static_cast<double>(v)));
+        }
+        if (any) t.rows.push_back(row);
+    }
+    return t;
+}
+
+constexpr const char* kShimHeading =
+    "shim counters after each level (cumulative since the server started; from its GREEN_DUMP_SIGNAL dump)";
+
 std::string error_notes(const Comparison& c, const std::string& path, bool markdown) {
     std::string out;
     for (const auto& s : c.series) {
@@ -345,6 +412,8 @@ std::string text_tables(const Comparison& c) {
         if (!notes.empty()) out += "\n" + notes;
         Table u = usage_table(c, path);
         if (!u.rows.empty()) out += "\nserver while loaded: peak RSS, peak OS threads, CPU cores busy; load CPU: greenbench's own cores busy\n\n" + u.text();
+        Table k = shim_table(c, path);
+        if (!k.rows.empty()) out += std::string("\n") + kShimHeading + "\n\n" + k.text();
         out += "\n";
     }
     return out;
@@ -358,6 +427,8 @@ std::string markdown_tables(const Comparison& c) {
         if (!notes.empty()) out += "\n" + notes;
         Table u = usage_table(c, path);
         if (!u.rows.empty()) out += "\nServer while loaded (peak RSS, peak OS threads, CPU cores busy; load CPU: greenbench's own cores busy):\n\n" + u.markdown();
+        Table k = shim_table(c, path);
+        if (!k.rows.empty()) out += std::string("\nS") + (kShimHeading + 1) + ":\n\n" + k.markdown();
         out += "\n";
     }
     return out;

@@ -23,6 +23,17 @@ struct ServerUsage {
     double cpu_cores = 0; // cpu_s / window: cores kept busy
 };
 
+// What the shim's counters said right after a level was measured
+// (cumulative since the server started; read from the "green: counters:"
+// line of its on-demand dump). Patched servers only.
+struct ShimCounters {
+    bool present = false;
+    std::uint64_t fibers = 0, switches = 0, parks_fd = 0, parks_timer = 0, parks_sync = 0, pool_jobs = 0,
+                  blocked_episodes = 0;
+};
+// Parses a "green: counters: ..." line; present == false if it is not one.
+ShimCounters parse_shim_counters(const std::string& line);
+
 struct Point {
     std::string path;  // "" in echo mode
     int concurrency = 0;
@@ -36,6 +47,7 @@ struct Point {
     std::uint64_t stalled = 0;   // requests the server never answered in the window (load.hpp)
     double load_cpu_cores = 0;   // greenbench's own CPU use: near its thread count, it was the bottleneck
     ServerUsage usage;
+    ShimCounters shim;
 
     std::uint64_t error_total() const;
 };

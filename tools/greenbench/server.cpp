@@ -1,6 +1,8 @@
 // See server.hpp.
 #include "server.hpp"
 
+#include "../greenrun/dump_request.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -169,6 +171,8 @@ void ServerProcess::drain(int fd) {
                 std::string line = pending.substr(0, nl);
                 pending.erase(0, nl + 1);
                 if (printed_port_ == 0) printed_port_ = port_in_line(line);
+                if (line.rfind("green: counters: ", 0) == 0) counters_ = parse_shim_counters(line);
+                if (line.rfind("green: end of dump", 0) == 0) ++dumps_seen_;
                 tail_.push_back(line);
                 if (tail_.size() > kTailLines) tail_.pop_front();
             }
@@ -209,6 +213,16 @@ std::string ServerProcess::output_tail() const {
     for (const auto& l : tail_) s += "    " + l + "\n";
     if (!s.empty()) s.pop_back();
     return s;
+}
+
+ShimCounters ServerProcess::shim_counters(std::chrono::milliseconds timeout) {
+    std::string why;
+    const std::uint64_t before = dumps_seen_;
+    if (pid_ <= 0 || !greenrun::send_dump_signal(pid_, why)) return {};
+    // The drainer fibers read the server's stderr; this fiber only looks.
+    auto until = Clock::now() + timeout;
+    while (dumps_seen_ == before && Clock::now() < until && alive()) green::this_fiber::sleep_for(5ms);
+    return dumps_seen_ != before ? counters_ : ShimCounters{};
 }
 
 void ServerProcess::stop() {

@@ -17,6 +17,10 @@
 
 #include <green/green.hpp>
 
+#include <chrono>
+
+#include "report.hpp"
+
 namespace greenbench {
 
 struct ServerSpec {
@@ -58,6 +62,10 @@ public:
     std::string exit_description() const;
     std::string output_tail() const;  // its last lines of output, indented
     ProcSample sample() const;
+    // A patched server's counters now: asks for its on-demand dump (the
+    // checks of greenrun --dump first) and waits up to `timeout` for the
+    // dump's counters line and its end on the server's stderr.
+    ShimCounters shim_counters(std::chrono::milliseconds timeout);
 
 private:
     void drain(int fd);
@@ -72,6 +80,8 @@ private:
     int printed_port_ = 0;
     std::deque<std::string> tail_;
     std::vector<green::Task<void>> drainers_;
+    ShimCounters counters_;       // from the latest dump's counters line
+    std::uint64_t dumps_seen_ = 0;  // "green: end of dump" lines read
 };
 
 // Is something accepting on 127.0.0.1:port right now?

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "dump_request.hpp"
 #include "locate.hpp"
 #include "program_check.hpp"
 
@@ -31,7 +32,8 @@ constexpr const char* kDescription =
     "Its main thread becomes a fiber, and blocking socket, pipe, poll/select/epoll, sleep and DNS calls\n"
     "suspend only the calling fiber.\n\n"
     "Usage: greenrun [options] -- program [args...]\n"
-    "       greenrun --check [options] -- program";
+    "       greenrun --check [options] -- program\n"
+    "       greenrun --dump PID";
 
 constexpr const char* kFooter =
     "\nEach option sets the GREEN_* variable named in its description; variables already in the\n"
@@ -43,7 +45,8 @@ constexpr const char* kFooter =
     "Examples:\n"
     "  greenrun -- ./my_server 8080\n"
     "  greenrun --hubs 2 --stats -- python3 client.py\n"
-    "  greenrun --check -- /usr/bin/curl\n";
+    "  greenrun --check -- /usr/bin/curl\n"
+    "  greenrun --dump 4242      # every fiber of that green program, with stacks, on its stderr\n";
 
 // The description already shows the usage, with the "--" CLI11 cannot show.
 struct Formatter : CLI::Formatter {
@@ -51,7 +54,8 @@ struct Formatter : CLI::Formatter {
 };
 
 // Options that take a value when written as two words ("--hubs 2").
-const std::set<std::string> kValueOptions = {"--hubs", "--stack-size", "--pool-size", "--stack-guard", "--preload"};
+const std::set<std::string> kValueOptions = {"--hubs", "--stack-size", "--pool-size", "--stack-guard", "--preload",
+                                             "--dump"};
 
 // Index in argv where the program starts: after "--", else at the first word
 // that is neither an option nor an option's value. Returns argc when none.
@@ -125,6 +129,12 @@ int main(int argc, char** argv) {
                  "not setuid/setgid) and which library would be preloaded; exit 0 if so, 1 if not");
     app.add_option("--preload", preload, "Use this libgreen-preload.so instead of the one found next to greenrun")
         ->type_name("PATH");
+    int dump_pid = 0;
+    app.add_option("--dump", dump_pid,
+                   "Do not run: ask the running green program PID to print every fiber (hub, state, wait, "
+                   "stack) on its stderr, through its GREEN_DUMP_SIGNAL; it keeps running")
+        ->type_name("PID")
+        ->check(CLI::PositiveNumber);
     app.add_flag("-v,--verbose", verbose, "Print the environment set and the command before running it");
     app.set_version_flag("--version", std::string("greenrun (green) ") + GREEN_VERSION);
 
@@ -138,6 +148,13 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         std::fprintf(stderr, "greenrun: %s\nRun 'greenrun --help' for the options.\n", e.what());
         return 2;
+    }
+    if (dump_pid > 0) {
+        if (cmd_at < argc) {
+            std::fprintf(stderr, "greenrun: --dump takes no program\n");
+            return 2;
+        }
+        return greenrun::request_dump(static_cast<pid_t>(dump_pid));
     }
     if (cmd_at >= argc) {
         std::fprintf(stderr, "greenrun: no program given\nUsage: greenrun [options] -- program [args...]\n");

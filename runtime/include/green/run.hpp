@@ -25,6 +25,7 @@ struct Config {
     bool stats;               // GREEN_STATS=0|1: counters on stderr at exit (default 0)
     unsigned hubs;            // GREEN_HUBS: hub threads the shim starts (default 1)
     unsigned blocked_ms;      // GREEN_BLOCKED_MS: report a hub stuck in one fiber this long (default 2000, 0 = off)
+    int dump_signal;          // GREEN_DUMP_SIGNAL: signal that prints every fiber's stack (default SIGQUIT, 0 = none)
 };
 
 // The configuration read from GREEN_* variables at first use. An unparsable
@@ -56,6 +57,7 @@ struct Stats {
     std::uint64_t sync_waits;
     std::uint64_t pool_jobs;
     std::uint64_t hubs;
+    std::uint64_t blocked_episodes;  // hubs reported blocked by the monitor (GREEN_BLOCKED_MS)
 };
 Stats stats() noexcept;
 
