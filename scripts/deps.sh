@@ -4,7 +4,7 @@
 # names given as arguments are installed too (tools/scenarios.sh adds wrk).
 set -euo pipefail
 GREEN_PACKAGES=(g++ meson ninja-build pkg-config libev-dev libboost-context-dev libgtest-dev libgmock-dev
-                libbenchmark-dev curl python3 procps libcli11-dev libfmt-dev nlohmann-json3-dev pigz xz-utils "$@")
+                libbenchmark-dev curl python3 procps libcli11-dev libfmt-dev nlohmann-json3-dev pigz xz-utils ccache "$@")
 missing=()
 for p in "${GREEN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
