@@ -41,6 +41,11 @@ private:
 std::string payload(int i) { return "connection " + std::to_string(i) + " " + std::string(50, 'a' + i % 26); }
 
 TEST_P(FdExhaustion, ServerAtItsFdLimitRecoversWhenClientsClose) {
+    const char* sanitizer = std::getenv("GREEN_FIBER_SANITIZER");
+    if (sanitizer && std::string(sanitizer) == "undefined")
+        GTEST_SKIP() << "libubsan's vptr check probes memory through a pipe(); in a process with no free fd "
+                        "it reports every first-seen virtual call as 'invalid vptr' (a false positive of the "
+                        "tool, reproduced without green), so an fd-starved server cannot run under UBSan";
     std::unique_ptr<ServerChild> server;
     {
         LowFdLimitForChild low(kFdLimit);

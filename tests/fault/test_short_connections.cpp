@@ -11,6 +11,7 @@
 // printing the figures (bench/soak.sh).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "fault_util.hpp"
@@ -64,17 +65,19 @@ TEST_P(ShortConnections, ThousandsOfConnectionsLeaveNoFdsMappingsOrMemoryBehind)
     long connections = 0;
     int failures = 0;
     const int seconds = soak_seconds();
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto until = t0 + std::chrono::seconds(seconds);
     do {
         failures += run_connections(port, kConnections);
         connections += kConnections;
     } while (seconds > 0 && std::chrono::steady_clock::now() < until);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const ProcFigures end = proc_figures(pid);
 
-    std::printf("short connections %s: %ld after %d warm-up; fds %ld -> %ld, maps %ld -> %ld, "
+    std::printf("short connections %s: %ld after %d warm-up in %.2f s (%.0f/s); fds %ld -> %ld, maps %ld -> %ld, "
                 "RSS %ld -> %ld KiB, OS threads %ld -> %ld\n",
-                GetParam().name, connections, kWarmup, base.fds, end.fds, base.maps, end.maps, base.rss_kb,
-                end.rss_kb, base.threads, end.threads);
+                GetParam().name, connections, kWarmup, elapsed, static_cast<double>(connections) / elapsed, base.fds,
+                end.fds, base.maps, end.maps, base.rss_kb, end.rss_kb, base.threads, end.threads);
     RecordProperty("connections", static_cast<int>(connections));
     RecordProperty("rss_growth_kb", static_cast<int>(end.rss_kb - base.rss_kb));
     RecordProperty("map_growth", static_cast<int>(end.maps - base.maps));
