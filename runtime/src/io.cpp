@@ -285,7 +285,6 @@ void Hub::destroy_fd_watches() noexcept {
         if (!w) continue;
         ev_io_stop(loop_, &w->io);
         delete w;
-        w->armed = 0;  // DELIBERATE use-after-free: scratch commit to show CI fails
     }
     fds_.clear();
 }
