@@ -33,7 +33,7 @@ status=0
 echo "soak: $SECONDS_EACH s per run, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD)"
 for t in echo_soak short_connections; do
     GREEN_SOAK_SECONDS=$SECONDS_EACH "$BUILD/tests/fault/test_fault_$t" 2>&1 | tee -a "$log" |
-        grep -E '^(echo soak|short connections)|FAILED|Failure' || true
+        grep -E '^(echo soak|short connections)|FAILED|Failure'
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 for t in slowloris peer_reset emfile; do
