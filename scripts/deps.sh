@@ -5,7 +5,7 @@
 set -euo pipefail
 GREEN_PACKAGES=(g++ meson ninja-build pkg-config libev-dev libboost-context-dev libgtest-dev libgmock-dev
                 libbenchmark-dev curl python3 procps libcli11-dev libfmt-dev nlohmann-json3-dev pigz xz-utils
-                postgresql libpq-dev libjemalloc2 redis-server redis-tools memcached nginx-light siege openssh-client git libdw-dev "$@")
+                postgresql libpq-dev libjemalloc2 redis-server redis-tools memcached nginx-light siege openssh-client git libdw-dev ccache "$@")
 missing=()
 for p in "${GREEN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
