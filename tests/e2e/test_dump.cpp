@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "server_child.hpp"
+#include "test_env.hpp"
 
 using green::test::ServerChild;
 
@@ -22,14 +23,7 @@ namespace {
 
 constexpr int kConnections = 1000;
 
-std::string env_path(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v) {
-        ADD_FAILURE() << name << " is not set (run through meson test)";
-        return "/nonexistent";
-    }
-    return v;
-}
+using green::test::env_path;
 
 // Runs `greenrun --dump PID`; its exit status, and its output in `out`.
 int greenrun_dump(pid_t pid, std::string& out) {

@@ -16,19 +16,13 @@
 #include <string>
 
 #include "server_child.hpp"
+#include "test_env.hpp"
 
 using green::test::ServerChild;
 
 namespace {
 
-std::string env_path(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v) {
-        ADD_FAILURE() << name << " is not set (run through meson test)";
-        return "/nonexistent";
-    }
-    return v;
-}
+using green::test::env_path;
 
 long rss_kib(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/status");

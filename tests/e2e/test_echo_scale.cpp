@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "server_child.hpp"
+#include "test_env.hpp"
 
 using green::test::ServerChild;
 
@@ -25,14 +26,7 @@ constexpr int kConnections = 10000;
 constexpr int kRequests = 30000;
 constexpr int kPayload = 64;
 
-std::string env_path(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v) {
-        ADD_FAILURE() << name << " is not set (run through meson test)";
-        return "/nonexistent";
-    }
-    return v;
-}
+using green::test::env_path;
 
 long status_field(pid_t pid, const std::string& field) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/status");
