@@ -662,6 +662,8 @@ namespace {
 // pthread_sigmask's work on a thread-fiber's emulated mask.
 int change_mask(SigState* me, int how, const sigset_t* set, sigset_t* old) noexcept {
     std::uint64_t before = me->mask.load(std::memory_order_relaxed);
+    siginfo_t taken[8];
+    int ntaken = 0;
     if (set) {
         std::uint64_t bits = from_set(set);
         std::uint64_t after;
@@ -671,10 +673,23 @@ int change_mask(SigState* me, int how, const sigset_t* set, sigset_t* old) noexc
             case SIG_SETMASK: after = bits; break;
             default: return EINVAL;
         }
+        // Signals that every thread blocked stay pending in the kernel. Take
+        // the ones this call unblocks now, while no hub's signalfd accepts
+        // them yet: once the new mask is published, another hub could read
+        // one first and deliver it after this call has returned, where the
+        // kernel delivers it before.
+        if (std::uint64_t newly = before & ~after & kManaged) {
+            const int saved_errno = errno;
+            sigset_t want = to_set(newly);
+            timespec zero{0, 0};
+            while (ntaken < 8 && real_sigtimedwait()(&want, &taken[ntaken], &zero) > 0) ++ntaken;
+            errno = saved_errno;
+        }
         SpinGuard g(g_lock);
         set_mask_locked(me, after);
     }
     if (old) *old = to_set(before);
+    for (int i = 0; i < ntaken; ++i) run_handler_as(me, taken[i].si_signo, taken[i]);
     // POSIX: a pending signal that is now unblocked is delivered before the
     // call returns.
     if (set && (before & ~me->mask.load(std::memory_order_relaxed))) deliver_unblocked(me);
