@@ -5,6 +5,13 @@
 // definition after this library, i.e. libc's — on first use, so a hook that
 // runs before our constructor (another library's constructor calling
 // socket(), say) still works. dlsym on an existing symbol does not allocate.
+//
+// Each slot is an atomic that starts null (constant-initialised), never a
+// function-local static with a dynamic initializer: that takes a guard
+// whose contended wait is a futex call, which from a fiber goes through the
+// shim's own futex hook and left EAGAIN in the caller's errno when threads
+// on two hubs made their first call of a hook at the same moment. Racing
+// first calls both resolve the same pointer; errno is kept across dlsym.
 #pragma once
 
 #include <netdb.h>
@@ -17,16 +24,30 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include <atomic>
+#include <cerrno>
+
 namespace green::interpose {
 
 void* resolve_next(const char* name) noexcept;
+
+inline void* next_in(std::atomic<void*>& slot, const char* name) noexcept {
+    void* fn = slot.load(std::memory_order_acquire);
+    if (fn) [[likely]]
+        return fn;
+    const int saved_errno = errno;
+    fn = resolve_next(name);
+    slot.store(fn, std::memory_order_release);
+    errno = saved_errno;
+    return fn;
+}
 
 // One function-pointer slot per hooked symbol, resolved lazily.
 #define GREEN_REAL(ret, name, params)                                            \
     inline auto real_##name() noexcept {                                         \
         using Fn = ret(*) params;                                                \
-        static Fn fn = reinterpret_cast<Fn>(resolve_next(#name));                \
-        return fn;                                                               \
+        static std::atomic<void*> fn{nullptr};                                   \
+        return reinterpret_cast<Fn>(next_in(fn, #name));                         \
     }
 
 GREEN_REAL(int, socket, (int, int, int))
@@ -78,8 +99,8 @@ GREEN_REAL(hostent*, gethostbyaddr, (const void*, socklen_t, int))
 // has no slot above; looked up once per call site.
 #define GREEN_NEXT(name)                                                              \
     ([] {                                                                             \
-        static auto fn = reinterpret_cast<decltype(&name)>(::green::interpose::resolve_next(#name)); \
-        return fn;                                                                    \
+        static std::atomic<void*> fn{nullptr};                                        \
+        return reinterpret_cast<decltype(&name)>(::green::interpose::next_in(fn, #name)); \
     }())
 
 }  // namespace green::interpose

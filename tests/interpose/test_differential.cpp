@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <map>
 #include <regex>
 #include <cctype>
 #include <sstream>
@@ -80,16 +79,8 @@ TEST(DifferentialSetup, EveryProbeCaseIsTested) {
 // runs probe_thread_state, "fds/<case>" runs probe_fds; "threads2/",
 // "state2/" and "fds2/" run them with GREEN_HUBS=2 (fibers on two OS
 // threads).
-// Cases with a known, documented difference (ARCHITECTURE.md, "Known
-// defects"): shown as skipped with the reason, never counted as passing.
-const std::map<std::string, std::string> kKnownDefects = {
-    {"state2/errno", "known defect on 2+ hubs: errno is occasionally EAGAIN after a hooked call that "
-                     "succeeded (about 1 run in 10 under load; never on 1 hub); see ARCHITECTURE.md"},
-};
-
 TEST_P(Differential, PatchedOutputMatchesUnpatched) {
     const std::string param = GetParam();
-    if (auto known = kKnownDefects.find(param); known != kKnownDefects.end()) GTEST_SKIP() << known->second;
     const std::string kind = param.substr(0, param.find('/'));
     const std::string name = param.substr(param.find('/') + 1);
     const std::string probe = env_or_die(kind == "io"                        ? "GREEN_PROBE"
