@@ -20,7 +20,6 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
-#include <string_view>
 
 #include "fiber_tls.hpp"
 #include "hook_context.hpp"
@@ -37,26 +36,12 @@ bool g_thread_locals_per_thread = false;
 
 namespace {
 
-// GREEN_THREAD_LOCALS: `thread` (the default) gives every thread-fiber its
-// own thread_local / __thread variables, as unpatched; `hub` shares them
-// among the fibers of a hub (the only choice where per-fiber TLS cannot be
-// verified, e.g. sanitizer builds). Asking for `thread` where it cannot be
-// had is refused at start rather than run with shared state.
-void choose_thread_locals() {
-    const char* v = std::getenv("GREEN_THREAD_LOCALS");
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    const char* fallback = "hub";
-#else
-    const char* fallback = "thread";
-#endif
-    std::string_view want = v ? v : fallback;
-    if (want == "hub") return;
-    if (want != "thread") {
-        char line[256];
-        int n = std::snprintf(line, sizeof line, "green: GREEN_THREAD_LOCALS='%.64s' is invalid: expected thread or hub\n", v);
-        detail::os::write_stderr(line, static_cast<std::size_t>(std::min(n, static_cast<int>(sizeof line) - 1)));
-        _exit(2);
-    }
+// GREEN_THREAD_LOCALS=thread (config.cpp) gives every thread-fiber its own
+// thread_local / __thread variables, as unpatched; asking for it where it
+// cannot be had (fiber_tls.cpp's checks) is refused at start rather than run
+// with shared state.
+void choose_thread_locals(const Config& c) {
+    if (!c.thread_locals_per_thread) return;
     if (const char* why = detail::fiber_tls_unavailable_reason()) {
         char line[512];
         int n = std::snprintf(line, sizeof line,
@@ -102,7 +87,7 @@ __attribute__((constructor(101))) void start_shim() {
     const Config& c = green::config();  // exits 2 on a bad GREEN_* value
     detail::Hub::current();
     signals_start_process();  // before any other thread exists
-    choose_thread_locals();
+    choose_thread_locals(c);
     start_hub_threads(c.hubs);
     if (c.stats) {
         // The program cannot close it or have its number (shim_fds.hpp).

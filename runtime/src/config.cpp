@@ -89,6 +89,11 @@ Config load() {
     c.blocked_ms = 2000;
     c.dump_signal = SIGQUIT;
     c.stack_size_set = false;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    c.thread_locals_per_thread = false;  // those runtimes keep their own per-thread state in TLS
+#else
+    c.thread_locals_per_thread = true;
+#endif
     if (const char* v = std::getenv("GREEN_STACK_SIZE")) {
         c.stack_size = parse_size("GREEN_STACK_SIZE", v, 16 * 1024, 1024ull * 1024 * 1024,
                                   "a stack size in bytes with optional K/M/G suffix, 16K to 1G (e.g. 256K)");
@@ -96,6 +101,12 @@ Config load() {
     }
     if (const char* v = std::getenv("GREEN_POOL_SIZE"))
         c.pool_size = parse_count("GREEN_POOL_SIZE", v, 1, 1024, "a thread count from 1 to 1024");
+    if (const char* v = std::getenv("GREEN_THREAD_LOCALS")) {
+        std::string_view s(v);
+        if (s == "thread") c.thread_locals_per_thread = true;
+        else if (s == "hub") c.thread_locals_per_thread = false;
+        else reject("GREEN_THREAD_LOCALS", v, "thread or hub");
+    }
     if (const char* v = std::getenv("GREEN_STACK_GUARD")) {
         std::string_view s(v);
         if (s == "auto") c.stack_guard = StackGuard::Auto;

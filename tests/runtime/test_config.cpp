@@ -77,7 +77,9 @@ INSTANTIATE_TEST_SUITE_P(
                     Rejected{"GREEN_HUBS", "", "1 to 64, or auto"},
                     Rejected{"GREEN_DUMP_SIGNAL", "KILL", "one of QUIT, USR1, USR2"},
                     Rejected{"GREEN_DUMP_SIGNAL", "quit", "one of QUIT, USR1, USR2"},
-                    Rejected{"GREEN_DUMP_SIGNAL", "3", "one of QUIT, USR1, USR2"}),
+                    Rejected{"GREEN_DUMP_SIGNAL", "3", "one of QUIT, USR1, USR2"},
+                    Rejected{"GREEN_THREAD_LOCALS", "fiber", "thread or hub"},
+                    Rejected{"GREEN_THREAD_LOCALS", "", "thread or hub"}),
     [](const testing::TestParamInfo<Rejected>& info) {
         std::string name = std::string(info.param.var).substr(6) + "_" + std::to_string(info.index);
         return name;

@@ -26,6 +26,8 @@ struct Config {
     unsigned hubs;            // GREEN_HUBS: hub threads the shim starts (default 1)
     unsigned blocked_ms;      // GREEN_BLOCKED_MS: report a hub stuck in one fiber this long (default 2000, 0 = off)
     int dump_signal;          // GREEN_DUMP_SIGNAL: signal that prints every fiber's stack (default SIGQUIT, 0 = none)
+    bool thread_locals_per_thread;  // GREEN_THREAD_LOCALS=thread|hub: the shim's thread-fibers get their own
+                                    // thread_local variables (default thread; hub in ASan/TSan builds)
 };
 
 // The configuration read from GREEN_* variables at first use. An unparsable
