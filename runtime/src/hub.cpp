@@ -242,6 +242,12 @@ void Hub::unlink_live(FiberRecord* f) noexcept {
     if (f->live_next) f->live_next->live_prev = f->live_prev;
 }
 
+// Per-thread state across a switch: see leave_thread_state below. A fiber
+// with no TLS of its own runs on the hub thread's.
+__attribute__((always_inline)) inline void Hub::move_thread_pointer(FiberRecord* from, FiberRecord* to) noexcept {
+    if (to->tls != from->tls) set_thread_pointer(to->tls ? to->tls : thread_tp_);
+}
+
 // ---------------------------------------------------------------------------
 // Fiber lifecycle
 
@@ -340,7 +346,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
             next->state = FiberState::Running;
             HubCounters::bump(h->counters.switches);
             sanitizer::before_switch(f->sanitizer, next->sanitizer, true);
-            if (next->tls != f->tls) set_thread_pointer(next->tls ? next->tls : h->thread_tp_);
+            h->move_thread_pointer(f, next);  // nothing of f's to save: it is done
             return std::move(next->ctx);
         });
     return f;
@@ -441,8 +447,9 @@ __attribute__((always_inline)) inline void Hub::leave_thread_state(FiberRecord* 
         from->saved_errno = *errno_slot_;
         from->saved_eh = *eh_slot_;
     }
-    if (to->tls != from->tls) set_thread_pointer(to->tls ? to->tls : thread_tp_);
+    move_thread_pointer(from, to);
 }
+
 
 __attribute__((always_inline)) inline void Hub::enter_thread_state(FiberRecord* f) noexcept {
     if (!f->tls) {

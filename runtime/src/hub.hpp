@@ -165,6 +165,7 @@ private:
     FiberRecord* pick_next() noexcept;
     void switch_to(FiberRecord* next) noexcept;
     void leave_thread_state(FiberRecord* from, FiberRecord* to) noexcept;
+    void move_thread_pointer(FiberRecord* from, FiberRecord* to) noexcept;
     void enter_thread_state(FiberRecord* f) noexcept;
     void after_switch(boost::context::fiber&& from) noexcept;
     void scheduler_loop();
