@@ -124,9 +124,15 @@ private:
 };
 
 // A blocking TCP connection to 127.0.0.1:port with a receive timeout, so a
-// broken server fails the test instead of hanging it.
-inline int connect_to(int port, int timeout_ms = 10000) {
+// broken server fails the test instead of hanging it. `buffer_bytes` > 0
+// sets both socket buffers before connecting (so the advertised window is
+// small too).
+inline int connect_to(int port, int timeout_ms = 10000, int buffer_bytes = 0) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (buffer_bytes > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
