@@ -201,14 +201,8 @@ for name, p, s, what in rows:
              f"{speedup(p, s, 16):.1f}x | {speedup(p, s, 64):.1f}x |")
 L.append("<!-- END scaling -->")
 section = "\n".join(L) + "\n"
-text = open(doc).read()
-begin, end = "<!-- BEGIN scaling:", "<!-- END scaling -->"
-if begin in text:
-    a = text.index(begin)
-    b = text.index(end) + len(end) + 1
-    text = text[:a] + section + text[b:]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.path.insert(0, "tools")
+from doc_section import write_section
+write_section(doc, "<!-- BEGIN scaling:", "<!-- END scaling -->", section)
 print(section)
 PY

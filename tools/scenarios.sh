@@ -116,14 +116,9 @@ one thread and 64 connections each, best of two 3 s runs: wrk {wrk:,.0f} req/s, 
 each measurement.
 {end}
 """
-text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
-if begin in text and end in text:
-    a = text.index(begin)
-    b = text.index(end) + len(end)
-    text = text[:a] + section.rstrip("\n") + text[b:]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.path.insert(0, "tools")
+from doc_section import write_section
+write_section(doc, begin, end, section)
 print(f"scenarios: wrote the section of {doc} and {chart}")
 PY
 if [ "${SCENARIO_PG:-1}" = 1 ]; then

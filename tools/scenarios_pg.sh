@@ -180,13 +180,8 @@ libpq client, unpatched vs `greenrun --hubs {hubs.split(',')[0]}`, alternated:
 {pgbench_rows.rstrip()}
 {end}
 """
-text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
-if begin in text and end in text:
-    a = text.index(begin)
-    b = text.index(end) + len(end)
-    text = text[:a] + section.rstrip("\n") + text[b:]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.path.insert(0, "tools")
+from doc_section import write_section
+write_section(doc, begin, end, section)
 print(f"scenarios_pg: wrote the section of {doc} and {chart}")
 PY
