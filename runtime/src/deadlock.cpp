@@ -121,6 +121,7 @@ void add_counters(const Hub* h, Stats& out) noexcept {
     out.fd_waits += h->counters.fd_waits.load(std::memory_order_relaxed);
     out.timer_waits += h->counters.timer_waits.load(std::memory_order_relaxed);
     out.sync_waits += h->counters.sync_waits.load(std::memory_order_relaxed);
+    out.fibers_moved += h->counters.moved_in.load(std::memory_order_relaxed);
     ++out.hubs;
 }
 

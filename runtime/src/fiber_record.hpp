@@ -46,8 +46,10 @@ enum class WakeReason : std::uint8_t {
 // runnable or a FiberRecord to deliver a cancel to.
 struct RemoteNode {
     RemoteNode* next = nullptr;
-    enum Kind : std::uint8_t { kWake, kCancel, kSpawn, kInterrupt, kDump } kind = kWake;
-    void* owner = nullptr;  // the Waiter (kWake), FiberRecord (kCancel, kSpawn, kInterrupt) or dump request (kDump)
+    enum Kind : std::uint8_t { kWake, kCancel, kSpawn, kInterrupt, kDump, kMove } kind = kWake;
+    // The Waiter (kWake), FiberRecord (kCancel, kSpawn, kInterrupt, kMove) or
+    // dump request (kDump).
+    void* owner = nullptr;
 };
 
 struct Waiter {
@@ -77,10 +79,17 @@ struct Waiter {
 
 // Abandoned: a fiber that existed in the parent of fork() but not in the
 // child (only the forking fiber survives); it must never run again.
-enum class FiberState : std::uint8_t { Runnable, Running, Suspended, Done, Abandoned };
+// Moving: switched out of one hub on its way to another (Hub::move_running_if_asked);
+// owned by neither until the new hub adopts it. The states from Done on are
+// the ones the switch path must look at (after_switch).
+enum class FiberState : std::uint8_t { Runnable, Running, Suspended, Done, Abandoned, Moving };
 
 struct FiberRecord {
     boost::context::fiber ctx;  // how to resume this fiber (empty while it runs)
+    // The hub that runs it. Changes only while the fiber itself runs
+    // (Hub::move_running_if_asked), so whoever wakes a parked fiber reads a
+    // stable value; other threads that read it at any time (cancel, interrupt)
+    // use owner_of().
     Hub* hub = nullptr;
     std::uint64_t id = 0;
     char name[32] = {};
@@ -105,7 +114,9 @@ struct FiberRecord {
     std::atomic<bool> cancel_requested{false};
     std::atomic<bool> cancel_posted{false};
     RemoteNode cancel_node{nullptr, RemoteNode::kCancel, nullptr};
-    RemoteNode spawn_node{nullptr, RemoteNode::kSpawn, nullptr};  // started from another hub
+    // Started from another hub (kSpawn), or moved to another hub (kMove):
+    // never both at once, since a fiber moves only while it runs.
+    RemoteNode spawn_node{nullptr, RemoteNode::kSpawn, nullptr};
     // Hub::request_interrupt(): the interruptible wait this fiber is parked
     // in when its hub takes the request ends with WakeReason::Interrupted.
     std::atomic<bool> interrupt_pending{false};
@@ -128,5 +139,8 @@ struct FiberRecord {
     Stack stack;
     sanitizer::FiberState sanitizer;  // empty unless built with a fiber sanitizer
 };
+
+// The hub of `f`, read from any thread (it changes when a fiber moves).
+inline Hub* owner_of(const FiberRecord* f) noexcept { return __atomic_load_n(&f->hub, __ATOMIC_ACQUIRE); }
 
 }  // namespace green::detail

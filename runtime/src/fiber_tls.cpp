@@ -12,8 +12,10 @@
 //                      fiber gets a copy of its hub thread's, with every word
 //                      that pointed into the original moved to point into the
 //                      copy (self pointers, the empty robust list, the
-//                      first-level key block). The fiber never leaves that OS
-//                      thread, so the tid and guards stay right.
+//                      first-level key block). The guards are the same in
+//                      every thread; the tid is the hub thread's, and is
+//                      rewritten when the fiber moves to another hub
+//                      (fiber_tls_rehome).
 //   libc's own TLS     fresh (initial image), as for a thread, except the two
 //                      words of malloc's per-thread state (tcache, arena),
 //                      which are the hub thread's: glibc frees a thread's
@@ -46,6 +48,7 @@
 #include <link.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -87,6 +90,7 @@ struct TlsLayout {
     std::size_t static_size = 0;  // static TLS + descriptor
     std::size_t static_align = 0;
     std::size_t descriptor_size = 0;  // sizeof(struct pthread)
+    std::size_t tid_offset = 0;       // of struct pthread's tid
     Module libc;
     Module runtime;
     std::uintptr_t malloc_words[2] = {};  // offsets in libc's block
@@ -186,13 +190,21 @@ const char* check() noexcept {
     g_layout.call_tls_dtors = reinterpret_cast<VoidFn>(dlvsym(libc, "__call_tls_dtors", "GLIBC_PRIVATE"));
     g_layout.ctype_init = reinterpret_cast<VoidFn>(dlvsym(libc, "__ctype_init", "GLIBC_PRIVATE"));
     auto* sizeof_pthread = static_cast<const std::uint32_t*>(dlvsym(libc, "_thread_db_sizeof_pthread", "GLIBC_PRIVATE"));
+    // libthread_db's description of the field: {bits, count, offset}.
+    auto* tid_field = static_cast<const std::uint32_t*>(dlvsym(libc, "_thread_db_pthread_tid", "GLIBC_PRIVATE"));
     auto* resp = static_cast<void**>(dlvsym(libc, "__resp", "GLIBC_PRIVATE"));
     if (!get_info || !g_layout.allocate || !g_layout.deallocate || !g_layout.init || !g_layout.call_tls_dtors || !g_layout.ctype_init ||
-        !sizeof_pthread || !resp)
+        !sizeof_pthread || !resp || !tid_field)
         return "a private glibc symbol it needs is missing";
     get_info(&g_layout.static_size, &g_layout.static_align);
     g_layout.descriptor_size = *sizeof_pthread;
     void* tp = current_thread_pointer();
+    g_layout.tid_offset = tid_field[2];
+    pid_t tid_seen = 0;
+    if (tid_field[0] != 8 * sizeof(pid_t) || g_layout.tid_offset + sizeof(pid_t) > g_layout.descriptor_size)
+        return "the thread descriptor's tid is not where expected";
+    std::memcpy(&tid_seen, static_cast<const char*>(tp) + g_layout.tid_offset, sizeof tid_seen);
+    if (tid_seen != static_cast<pid_t>(syscall(SYS_gettid))) return "the thread descriptor's tid is not where expected";
     auto* self = static_cast<void* const*>(tp);
     // tcbhead_t: { tcb, dtv, self, ... } with tcb == self == the thread pointer.
     if (self[0] != tp || self[2] != tp) return "the thread descriptor's layout is not the expected one";
@@ -313,6 +325,16 @@ void* fiber_tls_recycle(void* tp, void* owner_tp) noexcept {
     g_layout.init(tp, true);
     adopt_thread(tp, owner_tp);
     return tp;
+}
+
+void fiber_tls_rehome(void* tp, void* owner_tp) noexcept {
+    std::memcpy(static_cast<char*>(tp) + g_layout.tid_offset, static_cast<const char*>(owner_tp) + g_layout.tid_offset,
+                sizeof(pid_t));
+    unsigned char* libc_block = block_of(tp, g_layout.libc);
+    const unsigned char* owner_libc = block_of(owner_tp, g_layout.libc);
+    for (int i = 0; i < g_layout.malloc_word_count; ++i)
+        std::memcpy(libc_block + g_layout.malloc_words[i], owner_libc + g_layout.malloc_words[i], sizeof(void*));
+    std::memcpy(block_of(tp, g_layout.runtime), block_of(owner_tp, g_layout.runtime), g_layout.runtime.size);
 }
 
 void fiber_tls_run_destructors() noexcept { g_layout.call_tls_dtors(); }

@@ -33,6 +33,12 @@ void* fiber_tls_create(void* owner_thread_tp) noexcept;
 // the old fiber allocated through its DTV is freed, every module's initial
 // image is laid out again. Returns `tp`.
 void* fiber_tls_recycle(void* tp, void* owner_thread_tp) noexcept;
+// Makes the block of a fiber that moved to another hub right for the OS
+// thread whose thread pointer is `owner_thread_tp`: what adopt_thread carried
+// over per OS thread (the descriptor's tid, malloc's cache and arena, the
+// runtime's own TLS) is taken from the new thread; everything of the fiber's
+// own stays. Call on the new thread, while the fiber does not run.
+void fiber_tls_rehome(void* tp, void* owner_thread_tp) noexcept;
 // Runs the thread_local destructors registered by the calling fiber, as a
 // thread's exit does. Call on the fiber itself; idempotent.
 void fiber_tls_run_destructors() noexcept;

@@ -7,7 +7,9 @@
 //   scheduler  a fiber of its own running scheduler_loop(); it runs libev and
 //              everything libev calls back. Hooks recognise it (in_scheduler)
 //              and pass calls made from it straight to libc.
-//   fibers     spawned ones; each pinned to this hub for life.
+//   fibers     spawned ones; each runs on this hub until it ends, unless it
+//              has TLS of its own and moves to another hub at a move point
+//              (move_running_if_asked: only the fiber itself, while it runs).
 //
 // Run loop (scheduler_loop), one tick:
 //   1. Take remote wakes (other threads' wakes land in a lock-free stack and
@@ -319,6 +321,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
             h->after_switch(std::move(from));
             f->started = true;
             fiber_entry_body(f);
+            h = f->hub;  // it may have moved to another hub meanwhile
             // The fiber is finished: publish it, wake joiners, and leave for
             // good. Its stack is reclaimed by whoever runs next (after_switch),
             // once nothing executes on it any more.
@@ -365,6 +368,39 @@ void Hub::adopt(FiberRecord* f) noexcept {
     link_live(f);
     live_count_.store(live_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     HubCounters::bump(counters.spawned);
+    make_ready(f);
+}
+
+void Hub::request_moves(Hub* to, int count) noexcept {
+    move_budget_.store(0, std::memory_order_relaxed);
+    move_to_.store(to, std::memory_order_release);
+    move_budget_.store(to && to != this ? count : 0, std::memory_order_release);
+}
+
+bool Hub::move_running_if_asked() noexcept {
+    FiberRecord* self = current_;
+    if (!self->tls || self->is_root || self->is_scheduler) return false;
+    int left = move_budget_.load(std::memory_order_acquire);
+    do {
+        if (left <= 0) return false;
+    } while (!move_budget_.compare_exchange_weak(left, left - 1, std::memory_order_acq_rel));
+    Hub* to = move_to_.load(std::memory_order_acquire);
+    if (!to || to == this) return false;
+    unlink_live(self);
+    live_count_.store(live_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    __atomic_store_n(&self->hub, to, __ATOMIC_RELEASE);
+    self->state = FiberState::Moving;
+    switch_to(pick_next());
+    // Running on `to`'s thread now (adopt_moved).
+    return true;
+}
+
+// On the new hub's thread, before the fiber runs here.
+void Hub::adopt_moved(FiberRecord* f) noexcept {
+    fiber_tls_rehome(f->tls, thread_tp_);
+    link_live(f);
+    live_count_.store(live_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    HubCounters::bump(counters.moved_in);
     make_ready(f);
 }
 
@@ -436,7 +472,8 @@ __attribute__((always_inline)) inline void Hub::switch_to(FiberRecord* next) noe
     sanitizer::before_switch(self->sanitizer, next->sanitizer, false);
     leave_thread_state(self, next);
     boost::context::fiber from = std::move(next->ctx).resume();
-    after_switch(std::move(from));
+    // Resumed, on the hub that owns us now: another one if we moved.
+    self->hub->after_switch(std::move(from));
 }
 
 // Per-thread state across a switch (thread_state.hpp, fiber_tls.hpp). From
@@ -462,6 +499,16 @@ __attribute__((always_inline)) inline void Hub::after_switch(boost::context::fib
     FiberRecord* prev = switch_from_;
     sanitizer::after_switch(current_->sanitizer, prev ? &prev->sanitizer : nullptr);
     switch_from_ = nullptr;
+    if (prev->state >= FiberState::Done) [[unlikely]] {
+        finish_switch_from(prev, std::move(from));
+    } else {
+        prev->ctx = std::move(from);
+    }
+    enter_thread_state(current_);
+}
+
+// The context that switched away is done, or moving to another hub.
+void Hub::finish_switch_from(FiberRecord* prev, boost::context::fiber&& from) noexcept {
     if (prev->state == FiberState::Done) {
         // The running fiber's own reference. What release() does (freeing,
         // trimming stacks) must not show in the errno of the fiber we are
@@ -469,10 +516,14 @@ __attribute__((always_inline)) inline void Hub::after_switch(boost::context::fib
         const int saved_errno = errno;
         release(prev);
         errno = saved_errno;
-    } else {
-        prev->ctx = std::move(from);
+        return;
     }
-    enter_thread_state(current_);
+    // Moving: only now, with its context saved and nothing running on its
+    // stack, may the new hub see it.
+    prev->ctx = std::move(from);
+    prev->spawn_node.kind = RemoteNode::kMove;
+    prev->spawn_node.owner = prev;
+    prev->hub->post_remote(&prev->spawn_node);
 }
 
 __attribute__((always_inline)) inline void Hub::make_ready(FiberRecord* f) noexcept {
@@ -592,14 +643,14 @@ void Hub::on_timer(struct ev_loop* loop, ev_timer* t, int) noexcept {
 
 void Hub::request_cancel(FiberRecord* f) noexcept {
     f->cancel_requested.store(true, std::memory_order_release);
-    if (f->hub == tls_hub_) {
+    if (owner_of(f) == tls_hub_) {
         deliver_cancel(f);
         return;
     }
     if (f->cancel_posted.exchange(true)) return;
     f->refs.fetch_add(1, std::memory_order_relaxed);  // keep the record alive in the queue
     f->cancel_node.owner = f;
-    f->hub->post_remote(&f->cancel_node);
+    owner_of(f)->post_remote(&f->cancel_node);
 }
 
 void Hub::deliver_cancel(FiberRecord* f) noexcept {
@@ -611,14 +662,14 @@ void Hub::deliver_cancel(FiberRecord* f) noexcept {
 
 void Hub::request_interrupt(FiberRecord* f) noexcept {
     f->interrupt_pending.store(true, std::memory_order_seq_cst);
-    if (f->hub == tls_hub_) {
-        f->hub->deliver_interrupt(f);
+    if (owner_of(f) == tls_hub_) {
+        tls_hub_->deliver_interrupt(f);
         return;
     }
     if (f->interrupt_posted.exchange(true)) return;
     f->refs.fetch_add(1, std::memory_order_relaxed);  // keep the record alive in the queue
     f->interrupt_node.owner = f;
-    f->hub->post_remote(&f->interrupt_node);
+    owner_of(f)->post_remote(&f->interrupt_node);
 }
 
 // An interrupt concerns the wait in progress when it reaches the fiber's hub
@@ -679,6 +730,12 @@ void Hub::drain_remote() noexcept {
             make_ready(static_cast<Waiter*>(fifo->owner)->fiber);
         } else if (fifo->kind == RemoteNode::kSpawn) {
             adopt(static_cast<FiberRecord*>(fifo->owner));
+        } else if (fifo->kind == RemoteNode::kMove) {
+            adopt_moved(static_cast<FiberRecord*>(fifo->owner));
+        } else if (auto* moved = static_cast<FiberRecord*>(fifo->owner);
+                   (fifo->kind == RemoteNode::kInterrupt || fifo->kind == RemoteNode::kCancel) && owner_of(moved) != this) {
+            // Posted here just before the fiber moved on: its new hub delivers it.
+            owner_of(moved)->post_remote(fifo);
         } else if (fifo->kind == RemoteNode::kInterrupt) {
             auto* f = static_cast<FiberRecord*>(fifo->owner);
             f->interrupt_posted.store(false, std::memory_order_release);

@@ -30,7 +30,7 @@ struct ReportStacks {
 // Per-hub counters, written only by the hub's own thread (relaxed load+store
 // compiles to a plain increment) and read by green::stats() from anywhere.
 struct HubCounters {
-    std::atomic<std::uint64_t> spawned{0}, switches{0}, fd_waits{0}, timer_waits{0}, sync_waits{0};
+    std::atomic<std::uint64_t> spawned{0}, switches{0}, fd_waits{0}, timer_waits{0}, sync_waits{0}, moved_in{0};
     static void bump(std::atomic<std::uint64_t>& c) noexcept {
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
@@ -126,6 +126,23 @@ public:
     // caller keeps f's record alive for the duration of the call.
     static void request_interrupt(FiberRecord* f) noexcept;
 
+    // --- moving fibers between hubs ------------------------------------------
+    // A fiber with TLS of its own carries nothing of its hub thread but what
+    // fiber_tls_rehome rewrites, so it may continue on another hub. Moves are
+    // asked for by a balancing policy above the runtime (the shim's) and
+    // carried out by the fibers themselves at move points: places where
+    // nothing on their stack refers to their hub, about to wait anyway.
+    //
+    // Any thread: asks this hub to move up to `count` fibers to `to` (0
+    // withdraws the request).
+    void request_moves(Hub* to, int count) noexcept;
+    // Hub thread: is a move asked for? One relaxed load, for move points.
+    bool moves_requested() const noexcept { return move_budget_.load(std::memory_order_relaxed) > 0; }
+    // The running fiber, at a move point: moves it if a move is asked for and
+    // it may move. True when it did: it now runs on the other hub, and the
+    // caller must take Hub::current() afresh.
+    bool move_running_if_asked() noexcept;
+
     // --- fds (io.cpp) -----------------------------------------------------
     WaitResult wait_fd(int fd, int events, Clock::time_point deadline) noexcept;
     WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept;
@@ -157,6 +174,8 @@ private:
 
     void make_ready(FiberRecord* f) noexcept;
     void adopt(FiberRecord* f) noexcept;
+    void adopt_moved(FiberRecord* f) noexcept;
+    void finish_switch_from(FiberRecord* prev, boost::context::fiber&& from) noexcept;
     void drop_fd_waiters() noexcept;
     void post_remote(RemoteNode* node) noexcept;
     void drain_remote() noexcept;
@@ -206,6 +225,8 @@ private:
     std::atomic<int> posts_in_flight_{0};  // other threads inside post_remote()
     std::atomic<std::uint64_t> loop_turns_{0};
     std::atomic<bool> in_poll_{false};
+    std::atomic<Hub*> move_to_{nullptr};  // request_moves(): where, and how many more
+    std::atomic<int> move_budget_{0};
     // current_, published for the monitor (a plain mov on x86).
     std::atomic<const FiberRecord*> running_published_{nullptr};
     std::atomic<std::uint32_t> closing_lock_{0};

@@ -16,6 +16,8 @@
 namespace green {
 
 enum class StackGuard { Auto, On, Off };
+// GREEN_BALANCE: when adaptive hubs move threads (the shim's balance.cpp).
+enum class Balance { Auto, Eager, Off };
 
 struct Config {
     std::size_t stack_size;   // GREEN_STACK_SIZE: bytes, K/M suffix accepted (default 256K)
@@ -23,7 +25,11 @@ struct Config {
     std::size_t pool_size;    // GREEN_POOL_SIZE: blocking-pool threads (default 16)
     StackGuard stack_guard;   // GREEN_STACK_GUARD=auto|on|off (default auto, see stack_pool.hpp)
     bool stats;               // GREEN_STATS=0|1: counters on stderr at exit (default 0)
-    unsigned hubs;            // GREEN_HUBS: hub threads the shim starts (default 1)
+    unsigned hubs;            // GREEN_HUBS: hub threads the shim starts (default: one per usable CPU)
+    bool hubs_adaptive;       // GREEN_HUBS=adaptive (the default): new threads use one hub until the
+                              // shim's balancer finds it saturated with CPUs idle, then more
+    Balance balance;          // GREEN_BALANCE=auto|eager|off (default auto: when a hub is saturated and a
+                              // CPU idles; eager: all the time, every hub, to test moving; off: never)
     unsigned blocked_ms;      // GREEN_BLOCKED_MS: report a hub stuck in one fiber this long (default 2000, 0 = off)
     int dump_signal;          // GREEN_DUMP_SIGNAL: signal that prints every fiber's stack (default SIGQUIT, 0 = none)
     bool thread_locals_per_thread;  // GREEN_THREAD_LOCALS=thread|hub: the shim's thread-fibers get their own
@@ -60,6 +66,7 @@ struct Stats {
     std::uint64_t pool_jobs;
     std::uint64_t hubs;
     std::uint64_t blocked_episodes;  // hubs reported blocked by the monitor (GREEN_BLOCKED_MS)
+    std::uint64_t fibers_moved;      // fibers that continued on another hub (the shim's balancing)
 };
 Stats stats() noexcept;
 
