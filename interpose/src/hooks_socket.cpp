@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "balance.hpp"
 #include "hook_context.hpp"
 #include "hooks_cancel.hpp"
 #include "real.hpp"
@@ -176,6 +177,10 @@ namespace green::interpose {
 WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) {
     if (h) {
         cancel_point();  // a hooked call that would block is a cancellation point
+        // The caller's `h` may be stale: this fiber may have moved at an
+        // earlier call of this loop; nothing above it here refers to its hub.
+        h = detail::Hub::current_if_any();
+        if (h->moves_requested()) [[unlikely]] h = move_to_requested_hub(h);
         WaitResult r = h->wait_fd(fd, events, deadline);
         if (r == WaitResult::Cancelled) cancel_point();
         return r;

@@ -8,12 +8,15 @@
 // not pay for threads.
 #include "hubs.hpp"
 
+#include <green/run.hpp>
+
 #include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <vector>
 
+#include "balance.hpp"
 #include "hub.hpp"
 #include "os.hpp"
 #include "placement.hpp"
@@ -26,6 +29,7 @@ namespace {
 std::vector<detail::Hub*>* g_hubs = nullptr;  // written during start-up, and in a fork child
 std::atomic<unsigned> g_ready{0};
 unsigned g_wanted = 1;               // GREEN_HUBS
+bool g_adaptive = false;             // GREEN_HUBS=adaptive
 std::atomic<bool> g_restart{false};  // set in a fork child: hub threads are gone
 
 struct StartArg {
@@ -66,6 +70,7 @@ void add_hub_threads(unsigned hubs) {
         g_hubs->push_back(arg->hub.load());
         placement_add_hub(g_hubs->back());
     }
+    if (hubs > 1 && (g_adaptive || config().balance == Balance::Eager)) start_balancer();
 }
 
 void after_fork_in_child() {
@@ -73,12 +78,15 @@ void after_fork_in_child() {
     g_hubs->clear();
     if (detail::Hub* h = detail::Hub::current_if_any()) g_hubs->push_back(h);
     g_restart.store(g_wanted > 1 && !g_hubs->empty(), std::memory_order_relaxed);
+    balancer_after_fork_in_child();
 }
 
 }  // namespace
 
-void start_hub_threads(unsigned hubs) {
+void start_hub_threads(unsigned hubs, bool adaptive) {
     g_wanted = hubs;
+    g_adaptive = adaptive;
+    if (adaptive) placement_start_adaptive();
     g_hubs = new std::vector<detail::Hub*>();
     g_hubs->push_back(&detail::Hub::current());
     placement_add_hub(g_hubs->back());

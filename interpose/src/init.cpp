@@ -66,9 +66,10 @@ void print_stats() {
     int n = std::snprintf(buf, sizeof buf,
                           "green: shim active (pid %d): hubs %" PRIu64 ", fibers spawned %" PRIu64
                           ", switches %" PRIu64 ", waits: fd %" PRIu64 ", timer %" PRIu64 ", sync %" PRIu64
-                          ", pool jobs %" PRIu64 ", hub-blocked episodes %" PRIu64 "\ngreen: hooked calls:",
+                          ", pool jobs %" PRIu64 ", hub-blocked episodes %" PRIu64 ", fibers moved %" PRIu64
+                          "\ngreen: hooked calls:",
                           static_cast<int>(getpid()), s.hubs, s.fibers_spawned, s.switches, s.fd_waits,
-                          s.timer_waits, s.sync_waits, s.pool_jobs, s.blocked_episodes);
+                          s.timer_waits, s.sync_waits, s.pool_jobs, s.blocked_episodes, s.fibers_moved);
     for (int i = 0; i < static_cast<int>(Family::Count) && n < static_cast<int>(sizeof buf) - 40; ++i)
         n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " %s=%" PRIu64, kFamilyNames[i],
                            g_calls[i].load(std::memory_order_relaxed));
@@ -88,7 +89,7 @@ __attribute__((constructor(101))) void start_shim() {
     detail::Hub::current();
     signals_start_process();  // before any other thread exists
     choose_thread_locals(c);
-    start_hub_threads(c.hubs);
+    start_hub_threads(c.hubs, c.hubs_adaptive);
     if (c.stats) {
         // The program cannot close it or have its number (shim_fds.hpp).
         int copy = real_dup()(2);

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -59,21 +60,15 @@ struct alignas(64) Slot {
 
 Slot g_slots[kMaxSlots];
 std::atomic<unsigned> g_count{0};
+// Slots new threads may go to: all of them, unless hubs are adaptive
+// (balance.cpp), which starts with one and adds more as they pay.
+std::atomic<unsigned> g_active{kMaxSlots};
 thread_local int tls_slot __attribute__((tls_model("initial-exec"))) = -1;
 thread_local std::uint64_t tls_rng __attribute__((tls_model("initial-exec"))) = 0;
 
 std::int64_t wall_ns() noexcept {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
-}
-
-// Another thread's CPU clock, as pthread_getcpuclockid builds it from the TID
-// (the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)).
-std::int64_t thread_cpu_ns(pid_t tid) noexcept {
-    timespec ts;
-    auto clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
-    if (clock_gettime(clock, &ts) != 0) return -1;
     return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
 }
 
@@ -128,11 +123,21 @@ bool better(Slot& a, bool a_busy, Slot& b, bool b_busy, const detail::Hub* calle
 
 }  // namespace
 
+// Another thread's CPU clock, as pthread_getcpuclockid builds it from the TID
+// (the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)).
+std::int64_t thread_cpu_ns(pid_t tid) noexcept {
+    timespec ts;
+    auto clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
+    if (clock_gettime(clock, &ts) != 0) return -1;
+    return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
+}
+
 // In the child of fork() only the forking thread's hub exists: placing a
 // thread on any other would leave it never started.
 void after_fork_in_child() noexcept {
     g_slots[0].hub = detail::Hub::current_if_any();
     g_count.store(1, std::memory_order_release);
+    if (g_active.load(std::memory_order_relaxed) != kMaxSlots) g_active.store(1, std::memory_order_relaxed);
 }
 
 void placement_add_hub(detail::Hub* hub) noexcept {
@@ -148,8 +153,12 @@ void placement_bind_this_thread(unsigned slot) noexcept { tls_slot = static_cast
 
 detail::Hub* place_new_thread() noexcept {
     restart_hub_threads_after_fork();
-    unsigned n = g_count.load(std::memory_order_acquire);
-    if (n <= 1) return detail::Hub::current_if_any();
+    unsigned n = std::min(g_count.load(std::memory_order_acquire), g_active.load(std::memory_order_acquire));
+    if (n <= 1) {
+        if (g_count.load(std::memory_order_relaxed) <= 1) return detail::Hub::current_if_any();
+        g_slots[0].live.fetch_add(1, std::memory_order_relaxed);
+        return g_slots[0].hub;
+    }
     const detail::Hub* caller = detail::Hub::current_if_any();
     std::uint64_t r = next_random();
     unsigned ia = static_cast<unsigned>(r % n);
@@ -165,6 +174,22 @@ detail::Hub* place_new_thread() noexcept {
 void placement_thread_ended() noexcept {
     if (tls_slot < 0 || g_count.load(std::memory_order_relaxed) <= 1) return;
     g_slots[tls_slot].live.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void placement_start_adaptive() noexcept { g_active.store(1, std::memory_order_release); }
+unsigned placement_active() noexcept {
+    return std::min(g_count.load(std::memory_order_acquire), g_active.load(std::memory_order_acquire));
+}
+void placement_activate(unsigned n) noexcept { g_active.store(n, std::memory_order_release); }
+unsigned placement_hub_count() noexcept { return g_count.load(std::memory_order_acquire); }
+detail::Hub* placement_hub(unsigned slot) noexcept { return g_slots[slot].hub; }
+long placement_live(unsigned slot) noexcept { return g_slots[slot].live.load(std::memory_order_relaxed); }
+int placement_slot_of_this_thread() noexcept { return tls_slot; }
+
+void placement_thread_moved(int from_slot) noexcept {
+    if (from_slot < 0 || tls_slot < 0 || from_slot == tls_slot) return;
+    g_slots[from_slot].live.fetch_sub(1, std::memory_order_relaxed);
+    g_slots[tls_slot].live.fetch_add(1, std::memory_order_relaxed);
 }
 
 void placement_thread_not_started(detail::Hub* hub) noexcept {

@@ -1,8 +1,16 @@
-// Which hub a new thread-fiber runs on. Fibers never migrate, so this one
-// choice decides where a "thread" spends its whole life: it is made by load,
-// not blindly in turn, so that one long-lived thread and many short ones, or a
-// hub held by a CPU-bound fiber, do not collect the new threads.
+// Which hub a new thread-fiber runs on. A fiber moves afterwards only when
+// the balancer (balance.cpp) asks, so this choice decides where most
+// "threads" spend their life: it is made by load, not blindly in turn, so
+// that one long-lived thread and many short ones, or a hub held by a
+// CPU-bound fiber, do not collect the new threads.
+//
+// With adaptive hubs only the first placement_active() slots take new
+// threads; the balancer raises that number.
 #pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
 
 namespace green::detail {
 class Hub;
@@ -22,5 +30,20 @@ detail::Hub* place_new_thread() noexcept;
 // or was never started (`hub`: where it had been placed).
 void placement_thread_ended() noexcept;
 void placement_thread_not_started(detail::Hub* hub) noexcept;
+
+// Adaptive hubs (balance.cpp): new threads go to the first placement_active()
+// slots only; placement_start_adaptive() sets that to 1.
+void placement_start_adaptive() noexcept;
+unsigned placement_active() noexcept;
+void placement_activate(unsigned n) noexcept;
+unsigned placement_hub_count() noexcept;
+detail::Hub* placement_hub(unsigned slot) noexcept;
+long placement_live(unsigned slot) noexcept;  // thread-fibers counted on the slot
+// The slot of the hub the calling context runs on (-1: none).
+int placement_slot_of_this_thread() noexcept;
+// The calling thread-fiber moved here from `from_slot`: recount it.
+void placement_thread_moved(int from_slot) noexcept;
+// Another thread's CPU time in ns (-1 if it cannot be read).
+std::int64_t thread_cpu_ns(pid_t tid) noexcept;
 
 }  // namespace green::interpose

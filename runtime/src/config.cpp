@@ -73,7 +73,7 @@ unsigned long long parse_count(const char* var, const char* text, unsigned long 
     return v;
 }
 
-// GREEN_HUBS=auto: one hub per CPU this process may run on, within 1..64.
+// GREEN_HUBS=auto and adaptive: one hub per CPU this process may run on, within 1..64.
 unsigned auto_hubs() noexcept {
     unsigned n = detail::usable_cpus();
     return n > 64 ? 64 : n;
@@ -85,7 +85,9 @@ Config load() {
     c.pool_size = 16;
     c.stack_guard = StackGuard::Auto;
     c.stats = false;
-    c.hubs = 1;
+    c.hubs = auto_hubs();
+    c.hubs_adaptive = true;
+    c.balance = Balance::Auto;
     c.blocked_ms = 2000;
     c.dump_signal = SIGQUIT;
     c.stack_size_set = false;
@@ -133,10 +135,22 @@ Config load() {
         else reject("GREEN_DUMP_SIGNAL", v, "one of QUIT, USR1, USR2 (SIG prefix optional), or 0/off for none");
     }
     if (const char* v = std::getenv("GREEN_HUBS")) {
-        if (std::string_view(v) == "auto")
-            c.hubs = auto_hubs();
-        else
-            c.hubs = static_cast<unsigned>(parse_count("GREEN_HUBS", v, 1, 64, "a hub count from 1 to 64, or auto"));
+        if (std::string_view(v) == "adaptive") {
+        } else if (std::string_view(v) == "auto") {
+            c.hubs_adaptive = false;
+        } else {
+            c.hubs = static_cast<unsigned>(
+                parse_count("GREEN_HUBS", v, 1, 64, "a hub count from 1 to 64, auto, or adaptive"));
+            c.hubs_adaptive = false;
+        }
+    }
+    if (c.hubs == 1) c.hubs_adaptive = false;
+    if (const char* v = std::getenv("GREEN_BALANCE")) {
+        std::string_view s = v;
+        if (s == "auto") c.balance = Balance::Auto;
+        else if (s == "eager") c.balance = Balance::Eager;
+        else if (s == "off") c.balance = Balance::Off;
+        else reject("GREEN_BALANCE", v, "auto, eager or off");
     }
     return c;
 }

@@ -76,9 +76,10 @@ TEST(DifferentialSetup, EveryProbeCaseIsTested) {
 }
 
 // "io/<case>" runs probe, "threads/<case>" runs probe_threads, "state/<case>"
-// runs probe_thread_state, "fds/<case>" runs probe_fds; "threads2/",
-// "state2/" and "fds2/" run them with GREEN_HUBS=2 (fibers on two OS
-// threads).
+// runs probe_thread_state, "fds/<case>" runs probe_fds, with the default hub
+// count; "threads2/", "state2/" and "fds2/" run them with GREEN_HUBS=2
+// (fibers on two OS threads); "threadsm/", "statem/" and "fdsm/" with two
+// hubs and GREEN_BALANCE=eager (threads keep moving between them).
 TEST_P(Differential, PatchedOutputMatchesUnpatched) {
     const std::string param = GetParam();
     const std::string kind = param.substr(0, param.find('/'));
@@ -88,7 +89,8 @@ TEST_P(Differential, PatchedOutputMatchesUnpatched) {
                                          : kind.rfind("fds", 0) == 0   ? "GREEN_PROBE_FDS"
                                                                        : "GREEN_PROBE_THREADS");
     std::vector<std::string> env = {preload_env(), "GREEN_STATS=1"};
-    if (kind == "threads2" || kind == "state2" || kind == "fds2") env.push_back("GREEN_HUBS=2");
+    if (kind.back() == '2' || kind.back() == 'm') env.push_back("GREEN_HUBS=2");
+    if (kind.back() == 'm') env.push_back("GREEN_BALANCE=eager");
     auto plain = run_capture({probe, name});
     auto patched = run_capture({probe, name}, env);
     ASSERT_EQ(plain.status, expected_status(name)) << plain.err;
@@ -156,6 +158,23 @@ TEST(ShimReports, PthreadMutexCycleNamesBothThreadsAndExits3) {
         << r.err;
 }
 
+// The moving variants above must really move threads: with
+// GREEN_BALANCE=eager, a probe whose threads each keep a thread_local
+// connection across hundreds of blocking reads sees its threads continue on
+// the other hub, and prints what it prints unpatched.
+TEST(ShimMoves, EagerBalancingMovesThreadsWhoseStateGoesWithThem) {
+    const std::string probe = env_or_die("GREEN_PROBE_THREAD_STATE");
+    auto plain = run_capture({probe, "thread_local_connection"});
+    auto moving = run_capture({probe, "thread_local_connection"},
+                              {preload_env(), "GREEN_STATS=1", "GREEN_HUBS=2", "GREEN_BALANCE=eager"});
+    ASSERT_EQ(plain.status, 0) << plain.err;
+    ASSERT_EQ(moving.status, 0) << moving.err;
+    EXPECT_EQ(moving.out, plain.out);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(moving.err, m, std::regex("fibers moved ([0-9]+)"))) << moving.err;
+    EXPECT_GT(std::stoul(m[1].str()), 10u) << moving.err;
+}
+
 // GREEN_THREAD_LOCALS=hub is the documented way back to thread_local shared
 // by the fibers of a hub; the default gives each thread its own.
 TEST(ShimThreadLocals, HubModeSharesThemAndThreadModeDoesNot) {
@@ -198,7 +217,8 @@ INSTANTIATE_TEST_SUITE_P(Values, ShimConfig,
                                            BadConfig{"GREEN_STACK_GUARD=maybe", "GREEN_STACK_GUARD", "auto, on, off"},
                                            BadConfig{"GREEN_STATS=yes", "GREEN_STATS", "0 or 1"},
                                            BadConfig{"GREEN_HUBS=-1", "GREEN_HUBS", "1 to 64"},
-                                           BadConfig{"GREEN_HUBS=all", "GREEN_HUBS", "1 to 64, or auto"},
+                                           BadConfig{"GREEN_HUBS=all", "GREEN_HUBS", "1 to 64, auto, or adaptive"},
+                                           BadConfig{"GREEN_BALANCE=sometimes", "GREEN_BALANCE", "auto, eager or off"},
                                            BadConfig{kLongValue.c_str(), "GREEN_POOL_SIZE", "1 to 1024"},
                                            BadConfig{"GREEN_BLOCKED_MS=soon", "GREEN_BLOCKED_MS",
                                                      "milliseconds from 0 (off) to 3600000"},
@@ -218,10 +238,13 @@ std::vector<std::string> all_cases() {
     for (const auto& c : kCases) out.push_back("io/" + c);
     for (const auto& c : kThreadCases) out.push_back("threads/" + c);
     for (const auto& c : kThreadCases) out.push_back("threads2/" + c);
+    for (const auto& c : kThreadCases) out.push_back("threadsm/" + c);
     for (const auto& c : kStateCases) out.push_back("state/" + c);
     for (const auto& c : kStateCases) out.push_back("state2/" + c);
+    for (const auto& c : kStateCases) out.push_back("statem/" + c);
     for (const auto& c : kFdCases) out.push_back("fds/" + c);
     for (const auto& c : kFdCases) out.push_back("fds2/" + c);
+    for (const auto& c : kFdCases) out.push_back("fdsm/" + c);
     return out;
 }
 

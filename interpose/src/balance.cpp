@@ -1,0 +1,176 @@
+// Adaptive hubs: use another CPU only when the server is short of CPU and
+// the machine has one to spare, and move running "threads" there.
+//
+// Why: a hub is one schedulable thread. When a CPU-heavy server saturates it
+// while other CPUs idle, more hubs multiply throughput; but when the CPUs are
+// already busy (a client on the same machine, a database's backends), a
+// second hub only competes with them and adds cross-CPU wakes, and a static
+// server loses by it. No fixed hub count is right for both, and where
+// threads are placed at creation does not help a server whose connections all
+// arrived before the load did. So the shim starts one hub thread per usable
+// CPU, lets new threads use only the first (placement_active() == 1), and
+// every kPeriod this balancer looks at what the hubs and the machine did:
+//
+//   busy(h)   the hub thread's CPU time over the period / the period
+//   spare     idle CPU time, in CPUs, over the period, of the CPUs this
+//             process may run on (/proc/stat, affinity mask)
+//
+// and, when the busiest active hub A is saturated (busy >= kSaturated) while
+// at least kSpareCpu CPUs idled, makes one more hub active (or picks the
+// least busy active one, if it is not itself busy) as B, and asks A to move
+// half the difference of their thread counts to B. Fibers move themselves at
+// their next move point (move_to_requested_hub: about to wait for an fd),
+// carrying their TLS (Hub::move_running_if_asked). Requests are renewed each
+// period and withdrawn when the condition no longer holds, so a stale request
+// never moves fibers later. A hub once active stays active.
+//
+// Invariants: only this thread writes move requests and the active count;
+// a fiber moves only itself and only at a move point; placement counts follow
+// each move (placement_thread_moved), so they never drift.
+#include "balance.hpp"
+#include "balance_policy.hpp"
+
+#include <green/run.hpp>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "hub.hpp"
+#include "os.hpp"
+#include "placement.hpp"
+#include "shim_fds.hpp"
+
+namespace green::interpose {
+
+namespace {
+
+constexpr long kPeriodNs = 100'000'000;      // 100 ms
+constexpr long kEagerPeriodNs = 1'000'000;   // 1 ms
+constexpr unsigned kMaxHubs = 64;
+
+std::atomic<bool> g_running{false};
+
+std::int64_t now_ns() noexcept {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
+}
+
+// Idle + iowait jiffies of the CPUs in `mask`, from /proc/stat; -1 if unreadable.
+long long idle_jiffies(int fd, const cpu_set_t& mask) noexcept {
+    static char buf[64 * 1024];  // this thread only
+    long n = detail::os::raw_syscall6(SYS_pread64, fd, reinterpret_cast<long>(buf), sizeof buf - 1, 0, 0, 0);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    long long total = 0;
+    for (char* line = buf; line && *line; line = std::strchr(line, '\n') ? std::strchr(line, '\n') + 1 : nullptr) {
+        if (std::strncmp(line, "cpu", 3) != 0) break;  // the cpu lines come first
+        if (line[3] < '0' || line[3] > '9') continue;  // the "cpu " total
+        char* p = line + 3;
+        long cpu = std::strtol(p, &p, 10);
+        if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(static_cast<int>(cpu), &mask)) continue;
+        long long field[5] = {};  // user nice system idle iowait
+        for (long long& f : field) f = std::strtoll(p, &p, 10);
+        total += field[3] + field[4];
+    }
+    return total;
+}
+
+void sleep_for(long ns) noexcept {
+    timespec ts{0, ns};
+    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
+    }
+}
+
+// GREEN_BALANCE=eager: every hub active, and every kEagerPeriod each hub is
+// asked to pass a quarter of its threads on to the next one, so that threads
+// keep moving. For tests of moving, not for speed.
+[[noreturn]] void rotate_forever(unsigned hubs) {
+    placement_activate(hubs);
+    for (;;) {
+        sleep_for(kEagerPeriodNs);
+        for (unsigned i = 0; i < hubs; ++i) {
+            long live = placement_live(i);
+            placement_hub(i)->request_moves(placement_hub((i + 1) % hubs),
+                                            live > 0 ? static_cast<int>(std::max(1L, live / 4)) : 0);
+        }
+    }
+}
+
+void* balancer(void*) {
+    unsigned hubs = std::min(placement_hub_count(), kMaxHubs);
+    if (config().balance == Balance::Eager) rotate_forever(hubs);
+    int fd = static_cast<int>(detail::os::raw_syscall6(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/stat"),
+                                                       O_RDONLY | O_CLOEXEC, 0, 0, 0));
+    if (fd < 0) return nullptr;  // nothing to judge by: hubs stay as they are
+    fd = adopt_shim_fd(fd);
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask) != 0) CPU_ZERO(&mask);
+    const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+    std::int64_t last_cpu[kMaxHubs];
+    std::int64_t last_wall = now_ns();
+    long long last_idle = idle_jiffies(fd, mask);
+    for (unsigned i = 0; i < hubs; ++i) last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
+    for (;;) {
+        sleep_for(kPeriodNs);
+        std::int64_t wall = now_ns();
+        long long idle = idle_jiffies(fd, mask);
+        double period = static_cast<double>(wall - last_wall);
+        double spare = (idle >= 0 && last_idle >= 0) ? static_cast<double>(idle - last_idle) / hz / (period / 1e9) : 0.0;
+        double busy[kMaxHubs];
+        for (unsigned i = 0; i < hubs; ++i) {
+            std::int64_t c = thread_cpu_ns(placement_hub(i)->tid());
+            busy[i] = c >= 0 && last_cpu[i] >= 0 ? static_cast<double>(c - last_cpu[i]) / period : 0.0;
+            last_cpu[i] = c;
+        }
+        last_wall = wall;
+        last_idle = idle;
+
+        unsigned active = placement_active();
+        long live[kMaxHubs];
+        for (unsigned i = 0; i < hubs; ++i) live[i] = placement_live(i);
+        BalanceDecision d = decide_balance({busy, live, hubs, active, spare});
+        if (d.active != active) placement_activate(d.active);
+        for (unsigned i = 0; i < active; ++i) {
+            detail::Hub* h = placement_hub(i);
+            if (d.moves > 0 && i == d.from) h->request_moves(placement_hub(d.to), static_cast<int>(d.moves));
+            else if (h->moves_requested()) h->request_moves(nullptr, 0);
+        }
+    }
+}
+
+}  // namespace
+
+void start_balancer() noexcept {
+    if (config().balance == Balance::Off || g_running.exchange(true)) return;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    detail::os::block_signals_in(&attr);
+    if (detail::os::libc().pthread_create(&t, &attr, balancer, nullptr) == 0) detail::os::libc().pthread_detach(t);
+    else g_running.store(false);
+    pthread_attr_destroy(&attr);
+}
+
+void balancer_after_fork_in_child() noexcept { g_running.store(false, std::memory_order_relaxed); }
+
+detail::Hub* move_to_requested_hub(detail::Hub* h) {
+    int from = placement_slot_of_this_thread();
+    if (!h->move_running_if_asked()) return h;
+    placement_thread_moved(from);
+    return detail::Hub::current_if_any();
+}
+
+}  // namespace green::interpose
