@@ -109,10 +109,10 @@ int main(int argc, char** argv) {
     std::string hubs, stack_size, pool_size, stack_guard, preload;
     bool stats = false, check = false, verbose = false;
     app.add_option("--hubs", hubs,
-                   "GREEN_HUBS: hub threads (OS threads running fibers), 1-64, or auto (one per CPU the program "
-                   "may use: affinity mask and cgroup CPU quota). Default 1: on the 2-CPU machines it was measured "
-                   "on, a second hub did not pay (docs/benchmarks.md, \"Scaling over hubs\"); use auto for "
-                   "CPU-heavy servers with cores to spare")
+                   "GREEN_HUBS: hub threads (OS threads running fibers): 1-64, auto (one per CPU the program may use: "
+                   "affinity mask and cgroup CPU quota), or adaptive (the default: as many as auto, but threads use "
+                   "one hub until it is saturated while CPUs idle; then more, and running threads move there; see "
+                   "docs/benchmarks.md, \"Scaling over hubs\")")
         ->type_name("N");
     app.add_option("--stack-size", stack_size,
                    "GREEN_STACK_SIZE: stack size of each fiber, bytes with optional K/M/G, 16K-1G. Default 256K")
