@@ -20,7 +20,7 @@ namespace {
 
 void clear_green_env() {
     for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS",
-                          "GREEN_DUMP_SIGNAL"})
+                          "GREEN_DUMP_SIGNAL", "GREEN_BALANCE"})
         ::unsetenv(v);
 }
 
@@ -72,9 +72,10 @@ INSTANTIATE_TEST_SUITE_P(
                     Rejected{"GREEN_STATS", "yes", "0 or 1"},
                     Rejected{"GREEN_HUBS", "0", "1 to 64"},
                     Rejected{"GREEN_HUBS", "65", "1 to 64"},
-                    Rejected{"GREEN_HUBS", "AUTO", "1 to 64, or auto"},
-                    Rejected{"GREEN_HUBS", "auto4", "1 to 64, or auto"},
-                    Rejected{"GREEN_HUBS", "", "1 to 64, or auto"},
+                    Rejected{"GREEN_HUBS", "AUTO", "1 to 64, auto, or adaptive"},
+                    Rejected{"GREEN_HUBS", "auto4", "1 to 64, auto, or adaptive"},
+                    Rejected{"GREEN_HUBS", "", "1 to 64, auto, or adaptive"},
+                    Rejected{"GREEN_BALANCE", "always", "auto, eager or off"},
                     Rejected{"GREEN_DUMP_SIGNAL", "KILL", "one of QUIT, USR1, USR2"},
                     Rejected{"GREEN_DUMP_SIGNAL", "quit", "one of QUIT, USR1, USR2"},
                     Rejected{"GREEN_DUMP_SIGNAL", "3", "one of QUIT, USR1, USR2"},
@@ -110,8 +111,10 @@ void PrintTo(const Accepted& a, std::ostream* os) { *os << a.var << "='" << a.va
     const char* guard = c.stack_guard == green::StackGuard::Auto ? "auto"
                         : c.stack_guard == green::StackGuard::On ? "on"
                                                                   : "off";
-    std::fprintf(stderr, "stack_size=%zu pool_size=%zu stack_guard=%s stats=%d hubs=%u dump_signal=%d\n", c.stack_size,
-                 c.pool_size, guard, c.stats ? 1 : 0, c.hubs, c.dump_signal);
+    const char* balance = c.balance == green::Balance::Auto ? "auto" : c.balance == green::Balance::Eager ? "eager" : "off";
+    std::fprintf(stderr, "stack_size=%zu pool_size=%zu stack_guard=%s stats=%d hubs=%u adaptive=%d balance=%s dump_signal=%d\n",
+                 c.stack_size, c.pool_size, guard, c.stats ? 1 : 0, c.hubs, c.hubs_adaptive ? 1 : 0, balance,
+                 c.dump_signal);
     // The runtime works with it.
     green::spawn([] {}).join();
     std::_Exit(0);
@@ -127,7 +130,8 @@ TEST_P(ConfigAccepts, ParsesTheValue) {
 
 INSTANTIATE_TEST_SUITE_P(
     Values, ConfigAccepts,
-    testing::Values(Accepted{nullptr, nullptr, "stack_size=262144 pool_size=16 stack_guard=auto stats=0 hubs=1"},
+    testing::Values(Accepted{nullptr, nullptr, "stack_size=262144 pool_size=16 stack_guard=auto stats=0 hubs="},
+                    Accepted{nullptr, nullptr, " balance=auto "},
                     Accepted{"GREEN_STACK_SIZE", "64K", "stack_size=65536 "},
                     Accepted{"GREEN_STACK_SIZE", "64k", "stack_size=65536 "},
                     Accepted{"GREEN_STACK_SIZE", "1M", "stack_size=1048576 "},
@@ -140,7 +144,10 @@ INSTANTIATE_TEST_SUITE_P(
                     Accepted{"GREEN_STACK_GUARD", "auto", "stack_guard=auto "},
                     Accepted{"GREEN_STATS", "1", "stats=1 "},
                     Accepted{"GREEN_STATS", "0", "stats=0 "},
-                    Accepted{"GREEN_HUBS", "64", "hubs=64"},
+                    Accepted{"GREEN_HUBS", "64", "hubs=64 adaptive=0 "},
+                    Accepted{"GREEN_HUBS", "1", "hubs=1 adaptive=0 "},
+                    Accepted{"GREEN_BALANCE", "eager", " balance=eager "},
+                    Accepted{"GREEN_BALANCE", "off", " balance=off "},
                     Accepted{nullptr, nullptr, "dump_signal=3\n"},
                     Accepted{"GREEN_DUMP_SIGNAL", "USR2", "dump_signal=12\n"},
                     Accepted{"GREEN_DUMP_SIGNAL", "SIGUSR1", "dump_signal=10\n"},
@@ -151,11 +158,12 @@ INSTANTIATE_TEST_SUITE_P(
                std::to_string(info.index);
     });
 
-// GREEN_HUBS=auto: one hub per CPU the process may run on. The child
-// restricts its own affinity first and prints what auto chose.
-[[noreturn]] void auto_hubs_child(int pin_to_cpus) {
+// GREEN_HUBS=auto, and the default (adaptive): one hub per CPU the process
+// may run on. The child restricts its own affinity first and prints what was
+// chosen.
+[[noreturn]] void auto_hubs_child(int pin_to_cpus, const char* hubs_value = "auto") {
     clear_green_env();
-    ::setenv("GREEN_HUBS", "auto", 1);
+    if (hubs_value) ::setenv("GREEN_HUBS", hubs_value, 1);
     cpu_set_t set;
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof set, &set) != 0) std::_Exit(10);
@@ -172,7 +180,7 @@ INSTANTIATE_TEST_SUITE_P(
     }
     const unsigned hubs = green::config().hubs;
     const int usable = pin_to_cpus > 0 && pin_to_cpus < allowed ? pin_to_cpus : allowed;
-    std::fprintf(stderr, "hubs=%u allowed=%d\n", hubs, allowed);
+    std::fprintf(stderr, "hubs=%u allowed=%d adaptive=%d\n", hubs, allowed, green::config().hubs_adaptive ? 1 : 0);
     green::spawn([] {}).join();
     std::_Exit(hubs >= 1 && hubs <= static_cast<unsigned>(usable) ? 0 : 12);
 }
@@ -193,7 +201,21 @@ TEST(ConfigAutoHubs, NeverMoreHubsThanAllowedCpus) {
     // applies (then 1); never more.
     EXPECT_EXIT(auto_hubs_child(2), testing::ExitedWithCode(0), testing::ContainsRegex("hubs=[12] "));
     EXPECT_EXIT(auto_hubs_child(0), testing::ExitedWithCode(0),
-                testing::ContainsRegex("hubs=[1-9][0-9]* allowed=" + std::to_string(allowed)));
+                testing::ContainsRegex("hubs=[1-9][0-9]* allowed=" + std::to_string(allowed) + " adaptive=0"));
+}
+
+// The default counts hubs as auto does, and makes them adaptive when there
+// is more than one; pinned to one CPU it is plain one hub.
+TEST(ConfigAutoHubs, DefaultIsAdaptiveOverTheUsableCpus) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(auto_hubs_child(1, nullptr), testing::ExitedWithCode(0), HasSubstr("hubs=1 allowed="));
+    EXPECT_EXIT(auto_hubs_child(1, nullptr), testing::ExitedWithCode(0), HasSubstr(" adaptive=0"));
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) < 2) GTEST_SKIP() << "this machine lets the test use one CPU only";
+    EXPECT_EXIT(auto_hubs_child(2, nullptr), testing::ExitedWithCode(0),
+                testing::ContainsRegex("hubs=2 allowed=[0-9]+ adaptive=1|hubs=1 allowed=[0-9]+ adaptive=0"));
 }
 
 }  // namespace
