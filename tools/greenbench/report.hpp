@@ -2,6 +2,11 @@
 // table (terminal and Markdown), the JSON file for scripts, and the SVG chart.
 // `greenbench report` reads JSON files back and merges them, which is how the
 // scenario script puts http_threads and http_pool in one table and chart.
+//
+// One file per product of the model: report.cpp (the model: points, merging,
+// the run's stamps), report_json.cpp (the JSON that scripts and tests parse:
+// its field names are an interface), report_tables.cpp (terminal and
+// Markdown tables), report_svg.cpp (the chart).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -78,21 +83,25 @@ struct Comparison {
 
 Point make_point(const std::string& path, int concurrency, const LoadResult& r);
 
-nlohmann::json to_json(const Comparison& c);
-Comparison from_json(const nlohmann::json& j);  // throws nlohmann::json::exception on bad input
 // Puts several comparisons side by side: series concatenated, paths and
 // levels united in first-seen order.
 Comparison merge(const std::vector<Comparison>& parts);
 
-std::string text_tables(const Comparison& c);      // aligned, for a terminal
-std::string markdown_tables(const Comparison& c);  // GitHub-flavoured Markdown
-std::string svg_chart(const Comparison& c);
-
-std::string format_ms(double v);  // milliseconds with 3 significant digits or so
 // Writes `text` to `path`; false (and a message on stderr) when it cannot.
 bool write_file(const std::string& path, const std::string& text);
-
 std::string machine_description();
 std::string now_iso8601();
+
+// report_json.cpp
+nlohmann::json to_json(const Comparison& c);
+Comparison from_json(const nlohmann::json& j);  // throws nlohmann::json::exception on bad input
+
+// report_tables.cpp
+std::string text_tables(const Comparison& c);      // aligned, for a terminal
+std::string markdown_tables(const Comparison& c);  // GitHub-flavoured Markdown
+std::string format_ms(double v);  // milliseconds with 3 significant digits or so
+
+// report_svg.cpp
+std::string svg_chart(const Comparison& c);
 
 }  // namespace greenbench
