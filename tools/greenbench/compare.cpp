@@ -261,7 +261,7 @@ int run_compare(const CompareOptions& o) {
     }
 
     std::printf("\n%s\n\n%s", cmp.title.c_str(), text_tables(cmp).c_str());
-    if (!o.json_path.empty() && write_file(o.json_path, to_json(cmp).dump(2) + "\n"))
+    if (!o.json_path.empty() && write_file(o.json_path, nlohmann::json(cmp).dump(2) + "\n"))
         std::printf("wrote %s\n", o.json_path.c_str());
     if (!o.svg_path.empty() && write_file(o.svg_path, svg_chart(cmp))) std::printf("wrote %s\n", o.svg_path.c_str());
     if (!o.markdown_path.empty() && write_file(o.markdown_path, markdown_tables(cmp)))

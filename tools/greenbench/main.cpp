@@ -45,27 +45,12 @@ std::string parse_target(const std::string& url, std::string& host, int& port, s
 }
 
 nlohmann::json run_json(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
-    nlohmann::json errors = nlohmann::json::object(), first = nlohmann::json::object();
-    for (int k = 0; k < kErrorKinds; ++k) {
-        errors[kErrorNames[k]] = r.errors[k];
-        if (r.errors[k]) first[kErrorNames[k]] = r.first_error[k];
-    }
-    auto q = [&](double f) { return static_cast<double>(r.latency_ns.percentile(f)) / 1e6; };
-    return {{"target", url},
-            {"mode", to_string(spec.mode)},
-            {"concurrency", spec.concurrency},
-            {"threads", spec.threads},
-            {"ok", r.ok},
-            {"errors", errors},
-            {"first_errors", first},
-            {"error_total", r.error_total()},
-            {"requests_per_s", r.rps()},
-            {"elapsed_s", r.elapsed_s},
-            {"bytes_in", r.bytes_in},
-            {"stalled", r.stalled},
-            {"cpu_s", r.cpu_s},
-            {"latency_ms",
-             {{"p50", q(0.5)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"max", static_cast<double>(r.latency_ns.max()) / 1e6}}}};
+    nlohmann::json j = r;
+    j["target"] = url;
+    j["mode"] = to_string(spec.mode);
+    j["concurrency"] = spec.concurrency;
+    j["threads"] = spec.threads;
+    return j;
 }
 
 void print_run(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
@@ -273,7 +258,7 @@ int main(int argc, char** argv) {
         for (const auto& f : inputs) {
             try {
                 std::ifstream in(f);
-                parts.push_back(from_json(nlohmann::json::parse(in)));
+                parts.push_back(nlohmann::json::parse(in).get<Comparison>());
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "greenbench report: %s is not a greenbench compare file: %s\n", f.c_str(), e.what());
                 return 2;
@@ -284,7 +269,7 @@ int main(int argc, char** argv) {
         std::printf("%s\n\n%s", c.title.c_str(), text_tables(c).c_str());
         bool ok = (report_svg.empty() || write_file(report_svg, svg_chart(c))) &&
                   (report_md.empty() || write_file(report_md, markdown_tables(c))) &&
-                  (report_json.empty() || write_file(report_json, to_json(c).dump(2) + "\n"));
+                  (report_json.empty() || write_file(report_json, nlohmann::json(c).dump(2) + "\n"));
         return ok ? 0 : 1;
     }
     if (*delay) return green::run([&] { return run_delay_server(delay_port); });

@@ -92,9 +92,22 @@ bool write_file(const std::string& path, const std::string& text);
 std::string machine_description();
 std::string now_iso8601();
 
-// report_json.cpp
-nlohmann::json to_json(const Comparison& c);
-Comparison from_json(const nlohmann::json& j);  // throws nlohmann::json::exception on bad input
+// report_json.cpp: nlohmann-json's ADL hooks: `json j = comparison;` and
+// `j.get<Comparison>()`. Reading throws nlohmann::json::exception on bad
+// input; fields that older files lack take the defaults they had then.
+void to_json(nlohmann::json& j, const ServerUsage& u);
+void from_json(const nlohmann::json& j, ServerUsage& u);
+void to_json(nlohmann::json& j, const ShimCounters& k);
+void from_json(const nlohmann::json& j, ShimCounters& k);
+void to_json(nlohmann::json& j, const Point& p);
+void from_json(const nlohmann::json& j, Point& p);
+void to_json(nlohmann::json& j, const Series& s);
+void from_json(const nlohmann::json& j, Series& s);
+void to_json(nlohmann::json& j, const Comparison& c);
+void from_json(const nlohmann::json& j, Comparison& c);
+// The counts and latencies of `greenbench run --json` (the caller adds what
+// was run: target, mode, concurrency, threads).
+void to_json(nlohmann::json& j, const LoadResult& r);
 
 // report_tables.cpp
 std::string text_tables(const Comparison& c);      // aligned, for a terminal

@@ -1,115 +1,160 @@
-// greenbench's JSON: the files `compare` writes and `report` reads back. The
-// field names are an interface: tests and the scenario scripts read them.
-// Optional parts (first_error, note, server, shim_counters) appear only when
-// there is something to say; reading takes defaults for what a file lacks.
+// greenbench's JSON: the files `compare` writes and `report` reads back, and
+// the object `run --json` prints. The field names are an interface: tests and
+// the scenario scripts read them, so a member may be renamed but its field
+// may not. Optional parts (first_error, note, server, shim_counters) appear
+// only when there is something to say. Reading is lenient the same way it
+// always was: what a file lacks keeps the struct's default (a point counts as
+// valid), except the fields no reader can do without.
 #include "report.hpp"
 
 namespace greenbench {
 
 using nlohmann::json;
 
-json to_json(const Comparison& c) {
-    json series = json::array();
-    for (const auto& s : c.series) {
-        json points = json::array();
-        for (const auto& p : s.points) {
-            json errors = json::object();
-            for (int k = 0; k < kErrorKinds; ++k) errors[kErrorNames[k]] = p.errors[k];
-            json point = {{"path", p.path},
-                          {"concurrency", p.concurrency},
-                          {"valid", p.valid},
-                          {"requests_per_s", p.rps},
-                          {"ok", p.ok},
-                          {"errors", errors},
-                          {"latency_ms", {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
-                          {"elapsed_s", p.elapsed_s},
-                          {"stalled", p.stalled},
-                          {"load_cpu_cores", p.load_cpu_cores}};
-            if (!p.first_error.empty()) point["first_error"] = p.first_error;
-            if (p.shim.present)
-                point["shim_counters"] = {{"fibers", p.shim.fibers},
-                                          {"switches", p.shim.switches},
-                                          {"parks_fd", p.shim.parks_fd},
-                                          {"parks_timer", p.shim.parks_timer},
-                                          {"parks_sync", p.shim.parks_sync},
-                                          {"pool_jobs", p.shim.pool_jobs},
-                                          {"hub_blocked_episodes", p.shim.blocked_episodes}};
-            if (p.usage.sampled)
-                point["server"] = {{"rss_mib_peak", p.usage.rss_mib_peak},
-                                   {"threads_peak", p.usage.threads_peak},
-                                   {"cpu_s", p.usage.cpu_s},
-                                   {"cpu_cores", p.usage.cpu_cores}};
-            points.push_back(point);
-        }
-        json js = {{"server", s.server}, {"variant", s.variant}, {"command", s.command}, {"points", points}};
-        if (!s.note.empty()) js["note"] = s.note;
-        series.push_back(js);
-    }
-    return {{"greenbench", 1},     {"title", c.title},       {"mode", c.mode},
-            {"duration_s", c.duration_s}, {"warmup_s", c.warmup_s}, {"load_threads", c.load_threads},
-            {"paths", c.paths},    {"concurrency", c.levels}, {"series", series},
-            {"machine", c.machine}, {"date", c.date},         {"command", c.command}};
+namespace {
+
+// Sets `out` from j[key] when the key is there; leaves the default otherwise.
+template <class T>
+void optional_field(const json& j, const char* key, T& out) {
+    if (auto it = j.find(key); it != j.end()) it->get_to(out);
 }
 
-Comparison from_json(const json& j) {
-    Comparison c;
-    c.title = j.value("title", "");
-    c.mode = j.at("mode").get<std::string>();
-    c.duration_s = j.value("duration_s", 0.0);
-    c.warmup_s = j.value("warmup_s", 0.0);
-    c.load_threads = j.value("load_threads", 1);
-    c.paths = j.at("paths").get<std::vector<std::string>>();
-    c.levels = j.at("concurrency").get<std::vector<int>>();
-    c.machine = j.value("machine", "");
-    c.date = j.value("date", "");
-    c.command = j.value("command", "");
-    for (const auto& js : j.at("series")) {
-        Series s;
-        s.server = js.at("server").get<std::string>();
-        s.variant = js.at("variant").get<std::string>();
-        s.command = js.value("command", std::vector<std::string>{});
-        s.note = js.value("note", "");
-        for (const auto& jp : js.at("points")) {
-            Point p;
-            p.path = jp.at("path").get<std::string>();
-            p.concurrency = jp.at("concurrency").get<int>();
-            p.valid = jp.value("valid", true);
-            p.rps = jp.value("requests_per_s", 0.0);
-            p.ok = jp.value("ok", std::uint64_t{0});
-            for (int k = 0; k < kErrorKinds; ++k) p.errors[k] = jp.at("errors").value(kErrorNames[k], std::uint64_t{0});
-            p.first_error = jp.value("first_error", "");
-            const auto& lat = jp.at("latency_ms");
-            p.p50_ms = lat.value("p50", 0.0);
-            p.p90_ms = lat.value("p90", 0.0);
-            p.p99_ms = lat.value("p99", 0.0);
-            p.max_ms = lat.value("max", 0.0);
-            p.elapsed_s = jp.value("elapsed_s", 0.0);
-            p.stalled = jp.value("stalled", std::uint64_t{0});
-            p.load_cpu_cores = jp.value("load_cpu_cores", 0.0);
-            if (jp.contains("server")) {
-                const auto& u = jp["server"];
-                p.usage.sampled = true;
-                p.usage.rss_mib_peak = u.value("rss_mib_peak", 0.0);
-                p.usage.threads_peak = u.value("threads_peak", 0);
-                p.usage.cpu_s = u.value("cpu_s", 0.0);
-                p.usage.cpu_cores = u.value("cpu_cores", 0.0);
-            }
-            if (jp.contains("shim_counters")) {
-                const auto& k = jp.at("shim_counters");
-                p.shim.present = true;
-                p.shim.fibers = k.value("fibers", std::uint64_t{0});
-                p.shim.switches = k.value("switches", std::uint64_t{0});
-                p.shim.parks_fd = k.value("parks_fd", std::uint64_t{0});
-                p.shim.parks_timer = k.value("parks_timer", std::uint64_t{0});
-                p.shim.parks_sync = k.value("parks_sync", std::uint64_t{0});
-                p.shim.pool_jobs = k.value("pool_jobs", std::uint64_t{0});
-                p.shim.blocked_episodes = k.value("hub_blocked_episodes", std::uint64_t{0});
-            }
-            s.points.push_back(p);
-        }
-        c.series.push_back(std::move(s));
-    }
-    return c;
+json error_counts(const std::array<std::uint64_t, kErrorKinds>& errors) {
+    json j = json::object();
+    for (int k = 0; k < kErrorKinds; ++k) j[kErrorNames[k]] = errors[k];
+    return j;
+}
+
+}  // namespace
+
+void to_json(json& j, const ServerUsage& u) {
+    j = {{"rss_mib_peak", u.rss_mib_peak}, {"threads_peak", u.threads_peak}, {"cpu_s", u.cpu_s}, {"cpu_cores", u.cpu_cores}};
+}
+
+void from_json(const json& j, ServerUsage& u) {
+    u.sampled = true;
+    optional_field(j, "rss_mib_peak", u.rss_mib_peak);
+    optional_field(j, "threads_peak", u.threads_peak);
+    optional_field(j, "cpu_s", u.cpu_s);
+    optional_field(j, "cpu_cores", u.cpu_cores);
+}
+
+void to_json(json& j, const ShimCounters& k) {
+    j = {{"fibers", k.fibers},           {"switches", k.switches},   {"parks_fd", k.parks_fd},
+         {"parks_timer", k.parks_timer}, {"parks_sync", k.parks_sync}, {"pool_jobs", k.pool_jobs},
+         {"hub_blocked_episodes", k.blocked_episodes}};
+}
+
+void from_json(const json& j, ShimCounters& k) {
+    k.present = true;
+    optional_field(j, "fibers", k.fibers);
+    optional_field(j, "switches", k.switches);
+    optional_field(j, "parks_fd", k.parks_fd);
+    optional_field(j, "parks_timer", k.parks_timer);
+    optional_field(j, "parks_sync", k.parks_sync);
+    optional_field(j, "pool_jobs", k.pool_jobs);
+    optional_field(j, "hub_blocked_episodes", k.blocked_episodes);
+}
+
+void to_json(json& j, const Point& p) {
+    j = {{"path", p.path},
+         {"concurrency", p.concurrency},
+         {"valid", p.valid},
+         {"requests_per_s", p.rps},
+         {"ok", p.ok},
+         {"errors", error_counts(p.errors)},
+         {"latency_ms", {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
+         {"elapsed_s", p.elapsed_s},
+         {"stalled", p.stalled},
+         {"load_cpu_cores", p.load_cpu_cores}};
+    if (!p.first_error.empty()) j["first_error"] = p.first_error;
+    if (p.shim.present) j["shim_counters"] = p.shim;
+    if (p.usage.sampled) j["server"] = p.usage;
+}
+
+void from_json(const json& j, Point& p) {
+    j.at("path").get_to(p.path);
+    j.at("concurrency").get_to(p.concurrency);
+    p.valid = true;
+    optional_field(j, "valid", p.valid);
+    optional_field(j, "requests_per_s", p.rps);
+    optional_field(j, "ok", p.ok);
+    const json& errors = j.at("errors");
+    for (int k = 0; k < kErrorKinds; ++k) optional_field(errors, kErrorNames[k], p.errors[k]);
+    optional_field(j, "first_error", p.first_error);
+    const json& latency = j.at("latency_ms");
+    optional_field(latency, "p50", p.p50_ms);
+    optional_field(latency, "p90", p.p90_ms);
+    optional_field(latency, "p99", p.p99_ms);
+    optional_field(latency, "max", p.max_ms);
+    optional_field(j, "elapsed_s", p.elapsed_s);
+    optional_field(j, "stalled", p.stalled);
+    optional_field(j, "load_cpu_cores", p.load_cpu_cores);
+    optional_field(j, "server", p.usage);
+    optional_field(j, "shim_counters", p.shim);
+}
+
+void to_json(json& j, const Series& s) {
+    j = {{"server", s.server}, {"variant", s.variant}, {"command", s.command}, {"points", s.points}};
+    if (!s.note.empty()) j["note"] = s.note;
+}
+
+void from_json(const json& j, Series& s) {
+    j.at("server").get_to(s.server);
+    j.at("variant").get_to(s.variant);
+    optional_field(j, "command", s.command);
+    optional_field(j, "note", s.note);
+    j.at("points").get_to(s.points);
+}
+
+void to_json(json& j, const Comparison& c) {
+    j = {{"greenbench", 1},
+         {"title", c.title},
+         {"mode", c.mode},
+         {"duration_s", c.duration_s},
+         {"warmup_s", c.warmup_s},
+         {"load_threads", c.load_threads},
+         {"paths", c.paths},
+         {"concurrency", c.levels},
+         {"series", c.series},
+         {"machine", c.machine},
+         {"date", c.date},
+         {"command", c.command}};
+}
+
+void from_json(const json& j, Comparison& c) {
+    optional_field(j, "title", c.title);
+    j.at("mode").get_to(c.mode);
+    optional_field(j, "duration_s", c.duration_s);
+    optional_field(j, "warmup_s", c.warmup_s);
+    optional_field(j, "load_threads", c.load_threads);
+    j.at("paths").get_to(c.paths);
+    j.at("concurrency").get_to(c.levels);
+    optional_field(j, "machine", c.machine);
+    optional_field(j, "date", c.date);
+    optional_field(j, "command", c.command);
+    j.at("series").get_to(c.series);
+}
+
+void to_json(json& j, const LoadResult& r) {
+    json first = json::object();
+    for (int k = 0; k < kErrorKinds; ++k)
+        if (r.errors[k]) first[kErrorNames[k]] = r.first_error[k];
+    auto ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
+    j = {{"ok", r.ok},
+         {"errors", error_counts(r.errors)},
+         {"first_errors", first},
+         {"error_total", r.error_total()},
+         {"requests_per_s", r.rps()},
+         {"elapsed_s", r.elapsed_s},
+         {"bytes_in", r.bytes_in},
+         {"stalled", r.stalled},
+         {"cpu_s", r.cpu_s},
+         {"latency_ms",
+          {{"p50", ms(r.latency_ns.percentile(0.5))},
+           {"p90", ms(r.latency_ns.percentile(0.9))},
+           {"p99", ms(r.latency_ns.percentile(0.99))},
+           {"max", ms(r.latency_ns.max())}}}};
 }
 
 }  // namespace greenbench
