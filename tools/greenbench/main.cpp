@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "../common/cli.hpp"
 #include "commands.hpp"
 #include "report.hpp"
 
@@ -197,16 +198,9 @@ int main(int argc, char** argv) {
     delay->add_option("--port", delay_port, "Port on 127.0.0.1 (0: any free port; printed as 'listening on PORT')")
         ->check(CLI::Range(0, 65535))->capture_default_str();
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::fprintf(stderr, "greenbench: %s\nRun 'greenbench --help' or 'greenbench SUBCOMMAND --help'.\n", e.what());
-        return 2;
-    }
+    if (auto status = green_tools::parse_command_line(
+            app, argc, argv, "Run 'greenbench --help' or 'greenbench SUBCOMMAND --help'."))
+        return *status;
 
     if (*run) {
         spec.mode = parse_mode(mode);
