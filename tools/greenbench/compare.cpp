@@ -239,7 +239,7 @@ int run_compare(const CompareOptions& o) {
                                                o.mode == Mode::Echo ? "echo" : path, level);
                 Point p = measure(srv, ls, path, what, o.progress);
                 std::fprintf(stderr, "greenbench: %s: %s req/s, p99 %.2f ms, %llu errors\n", what.c_str(),
-                             fmt::format("{:.0f}", p.rps).c_str(), p.p99_ms,
+                             fmt::format("{:.0f}", p.rps).c_str(), p.latency_ms.p99,
                              static_cast<unsigned long long>(p.error_total()));
                 const bool settled = settle(ls, o.settle_timeout_s, what);
                 if (v.name != "unpatched" && settled) p.shim = srv.shim_counters(std::chrono::seconds(10));

@@ -37,6 +37,11 @@ ShimCounters parse_shim_counters(const std::string& line) {
     return k;
 }
 
+Latency latency_ms(const Histogram& ns) {
+    auto ms = [](std::uint64_t v) { return static_cast<double>(v) / 1e6; };
+    return {ms(ns.percentile(0.50)), ms(ns.percentile(0.90)), ms(ns.percentile(0.99)), ms(ns.max())};
+}
+
 Point make_point(const std::string& path, int concurrency, const LoadResult& r) {
     Point p;
     p.path = path;
@@ -47,11 +52,7 @@ Point make_point(const std::string& path, int concurrency, const LoadResult& r) 
     p.errors = r.errors;
     for (int k = 0; k < kErrorKinds; ++k)
         if (r.errors[k] && p.first_error.empty()) p.first_error = std::string(kErrorNames[k]) + ": " + r.first_error[k];
-    auto to_ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
-    p.p50_ms = to_ms(r.latency_ns.percentile(0.50));
-    p.p90_ms = to_ms(r.latency_ns.percentile(0.90));
-    p.p99_ms = to_ms(r.latency_ns.percentile(0.99));
-    p.max_ms = to_ms(r.latency_ns.max());
+    p.latency_ms = latency_ms(r.latency_ns);
     p.elapsed_s = r.elapsed_s;
     p.stalled = r.stalled;
     p.load_cpu_cores = r.elapsed_s > 0 ? r.cpu_s / r.elapsed_s : 0;

@@ -4,7 +4,9 @@
 // may not. Optional parts (first_error, note, server, shim_counters) appear
 // only when there is something to say. Reading is lenient the same way it
 // always was: what a file lacks keeps the struct's default (a point counts as
-// valid), except the fields no reader can do without.
+// valid), except the fields no reader can do without. ServerUsage,
+// ShimCounters and Latency, whose fields are their members' names, have
+// theirs from nlohmann's macro in report.hpp.
 #include "report.hpp"
 
 namespace greenbench {
@@ -13,10 +15,14 @@ using nlohmann::json;
 
 namespace {
 
-// Sets `out` from j[key] when the key is there; leaves the default otherwise.
+// Sets `out` from j[key] when the key is there (true); leaves the default
+// otherwise.
 template <class T>
-void optional_field(const json& j, const char* key, T& out) {
-    if (auto it = j.find(key); it != j.end()) it->get_to(out);
+bool optional_field(const json& j, const char* key, T& out) {
+    auto it = j.find(key);
+    if (it == j.end()) return false;
+    it->get_to(out);
+    return true;
 }
 
 json error_counts(const std::array<std::uint64_t, kErrorKinds>& errors) {
@@ -27,35 +33,6 @@ json error_counts(const std::array<std::uint64_t, kErrorKinds>& errors) {
 
 }  // namespace
 
-void to_json(json& j, const ServerUsage& u) {
-    j = {{"rss_mib_peak", u.rss_mib_peak}, {"threads_peak", u.threads_peak}, {"cpu_s", u.cpu_s}, {"cpu_cores", u.cpu_cores}};
-}
-
-void from_json(const json& j, ServerUsage& u) {
-    u.sampled = true;
-    optional_field(j, "rss_mib_peak", u.rss_mib_peak);
-    optional_field(j, "threads_peak", u.threads_peak);
-    optional_field(j, "cpu_s", u.cpu_s);
-    optional_field(j, "cpu_cores", u.cpu_cores);
-}
-
-void to_json(json& j, const ShimCounters& k) {
-    j = {{"fibers", k.fibers},           {"switches", k.switches},   {"parks_fd", k.parks_fd},
-         {"parks_timer", k.parks_timer}, {"parks_sync", k.parks_sync}, {"pool_jobs", k.pool_jobs},
-         {"hub_blocked_episodes", k.blocked_episodes}};
-}
-
-void from_json(const json& j, ShimCounters& k) {
-    k.present = true;
-    optional_field(j, "fibers", k.fibers);
-    optional_field(j, "switches", k.switches);
-    optional_field(j, "parks_fd", k.parks_fd);
-    optional_field(j, "parks_timer", k.parks_timer);
-    optional_field(j, "parks_sync", k.parks_sync);
-    optional_field(j, "pool_jobs", k.pool_jobs);
-    optional_field(j, "hub_blocked_episodes", k.blocked_episodes);
-}
-
 void to_json(json& j, const Point& p) {
     j = {{"path", p.path},
          {"concurrency", p.concurrency},
@@ -63,7 +40,7 @@ void to_json(json& j, const Point& p) {
          {"requests_per_s", p.rps},
          {"ok", p.ok},
          {"errors", error_counts(p.errors)},
-         {"latency_ms", {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
+         {"latency_ms", p.latency_ms},
          {"elapsed_s", p.elapsed_s},
          {"stalled", p.stalled},
          {"load_cpu_cores", p.load_cpu_cores}};
@@ -75,23 +52,18 @@ void to_json(json& j, const Point& p) {
 void from_json(const json& j, Point& p) {
     j.at("path").get_to(p.path);
     j.at("concurrency").get_to(p.concurrency);
-    p.valid = true;
-    optional_field(j, "valid", p.valid);
+    p.valid = j.value("valid", true);
     optional_field(j, "requests_per_s", p.rps);
     optional_field(j, "ok", p.ok);
     const json& errors = j.at("errors");
-    for (int k = 0; k < kErrorKinds; ++k) optional_field(errors, kErrorNames[k], p.errors[k]);
+    for (int k = 0; k < kErrorKinds; ++k) p.errors[k] = errors.value(kErrorNames[k], std::uint64_t{0});
     optional_field(j, "first_error", p.first_error);
-    const json& latency = j.at("latency_ms");
-    optional_field(latency, "p50", p.p50_ms);
-    optional_field(latency, "p90", p.p90_ms);
-    optional_field(latency, "p99", p.p99_ms);
-    optional_field(latency, "max", p.max_ms);
+    j.at("latency_ms").get_to(p.latency_ms);
     optional_field(j, "elapsed_s", p.elapsed_s);
     optional_field(j, "stalled", p.stalled);
     optional_field(j, "load_cpu_cores", p.load_cpu_cores);
-    optional_field(j, "server", p.usage);
-    optional_field(j, "shim_counters", p.shim);
+    p.usage.sampled = optional_field(j, "server", p.usage);
+    p.shim.present = optional_field(j, "shim_counters", p.shim);
 }
 
 void to_json(json& j, const Series& s) {
@@ -140,7 +112,6 @@ void to_json(json& j, const LoadResult& r) {
     json first = json::object();
     for (int k = 0; k < kErrorKinds; ++k)
         if (r.errors[k]) first[kErrorNames[k]] = r.first_error[k];
-    auto ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
     j = {{"ok", r.ok},
          {"errors", error_counts(r.errors)},
          {"first_errors", first},
@@ -150,11 +121,7 @@ void to_json(json& j, const LoadResult& r) {
          {"bytes_in", r.bytes_in},
          {"stalled", r.stalled},
          {"cpu_s", r.cpu_s},
-         {"latency_ms",
-          {{"p50", ms(r.latency_ns.percentile(0.5))},
-           {"p90", ms(r.latency_ns.percentile(0.9))},
-           {"p99", ms(r.latency_ns.percentile(0.99))},
-           {"max", ms(r.latency_ns.max())}}}};
+         {"latency_ms", latency_ms(r.latency_ns)}};
 }
 
 }  // namespace greenbench

@@ -51,7 +51,7 @@ void bar_panel(std::string& svg, const Comparison& c, const std::string& path, d
                double h, const std::string& title, bool latency) {
     const double left = 56, bottom = 34, top = 26;
     const double pw = w - left - 10, ph = h - top - bottom;
-    auto value = [&](const Point* p) { return !p || !p->valid ? -1.0 : latency ? (p->ok ? p->p99_ms : -1.0) : p->rps; };
+    auto value = [&](const Point* p) { return !p || !p->valid ? -1.0 : latency ? (p->ok ? p->latency_ms.p99 : -1.0) : p->rps; };
     double vmax = 0, vmin = 1e300;
     for (const auto& s : c.series)
         for (int l : c.levels)

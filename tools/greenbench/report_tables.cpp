@@ -147,7 +147,7 @@ Table throughput_table(const Comparison& c, const std::string& path) {
         [](const Point& p) {
             std::string errors = thousands(static_cast<double>(p.error_total()));
             if (p.stalled) errors += "+" + thousands(static_cast<double>(p.stalled)) + " stalled";
-            return std::vector<std::string>{thousands(p.rps), p.ok ? format_ms(p.p99_ms) : "-", errors};
+            return std::vector<std::string>{thousands(p.rps), p.ok ? format_ms(p.latency_ms.p99) : "-", errors};
         },
         [&](int level, std::vector<std::string>& row) {
             for (const auto& r : ratios) {
@@ -194,7 +194,7 @@ Table shim_table(const Comparison& c, const std::string& path) {
             }
             any = true;
             const ShimCounters& k = p->shim;
-            for (std::uint64_t v : {k.switches, k.parks_fd, k.parks_timer, k.parks_sync, k.pool_jobs, k.blocked_episodes})
+            for (std::uint64_t v : {k.switches, k.parks_fd, k.parks_timer, k.parks_sync, k.pool_jobs, k.hub_blocked_episodes})
                 row.push_back(thousands(static_cast<double>(v)));
         }
         if (any) t.rows.push_back(row);
