@@ -77,9 +77,8 @@ Point measure(ServerProcess& srv, const LoadSpec& spec, const std::string& path,
     };
     if (progress)
         hooks.on_tick = [&](const LiveStatus& s) {
-            std::fprintf(stderr, "\r\033[K%s  %.1f/%.1f s%s  %s ok, %s errors", what.c_str(), s.elapsed_s,
-                         spec.warmup_s + spec.duration_s, s.warming_up ? " (warm-up)" : "",
-                         fmt::format("{}", s.ok).c_str(), fmt::format("{}", s.errors).c_str());
+            fmt::print(stderr, "\r\033[K{}  {:.1f}/{:.1f} s{}  {} ok, {} errors", what, s.elapsed_s,
+                       spec.warmup_s + spec.duration_s, s.warming_up ? " (warm-up)" : "", s.ok, s.errors);
             std::fflush(stderr);
         };
     LoadResult r = run_load(spec, hooks);
@@ -238,9 +237,8 @@ int run_compare(const CompareOptions& o) {
                 std::string what = fmt::format("[{} {}] {} c={}", server, v.name,
                                                o.mode == Mode::Echo ? "echo" : path, level);
                 Point p = measure(srv, ls, path, what, o.progress);
-                std::fprintf(stderr, "greenbench: %s: %s req/s, p99 %.2f ms, %llu errors\n", what.c_str(),
-                             fmt::format("{:.0f}", p.rps).c_str(), p.latency_ms.p99,
-                             static_cast<unsigned long long>(p.error_total()));
+                fmt::print(stderr, "greenbench: {}: {:.0f} req/s, p99 {:.2f} ms, {} errors\n", what, p.rps,
+                           p.latency_ms.p99, p.error_total());
                 const bool settled = settle(ls, o.settle_timeout_s, what);
                 if (v.name != "unpatched" && settled) p.shim = srv.shim_counters(std::chrono::seconds(10));
                 s.points.push_back(p);

@@ -55,30 +55,31 @@ nlohmann::json run_json(const LoadSpec& spec, const std::string& url, const Load
 }
 
 void print_run(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
-    std::printf("greenbench: %s  %s, %d connection%s, %d thread%s, ", url.c_str(), to_string(spec.mode),
-                spec.concurrency, spec.concurrency == 1 ? "" : "s", spec.threads, spec.threads == 1 ? "" : "s");
-    if (spec.requests) std::printf("%llu requests", static_cast<unsigned long long>(spec.requests));
-    else std::printf("%g s", spec.duration_s);
-    if (spec.warmup_s > 0) std::printf(" after %g s warm-up", spec.warmup_s);
-    std::printf("\n  requests  %s ok in %.2f s = %s req/s  (%.1f MiB read)\n", fmt::format("{}", r.ok).c_str(),
-                r.elapsed_s, fmt::format("{:.1f}", r.rps()).c_str(), static_cast<double>(r.bytes_in) / 1048576.0);
-    auto q = [&](double f) { return format_ms(static_cast<double>(r.latency_ns.percentile(f)) / 1e6); };
-    if (r.ok)
-        std::printf("  latency   p50 %s ms  p90 %s ms  p99 %s ms  max %s ms\n", q(0.5).c_str(), q(0.9).c_str(),
-                    q(0.99).c_str(), format_ms(static_cast<double>(r.latency_ns.max()) / 1e6).c_str());
+    fmt::print("greenbench: {}  {}, {} connection{}, {} thread{}, ", url, to_string(spec.mode), spec.concurrency,
+               spec.concurrency == 1 ? "" : "s", spec.threads, spec.threads == 1 ? "" : "s");
+    if (spec.requests) fmt::print("{} requests", spec.requests);
+    else fmt::print("{:g} s", spec.duration_s);
+    if (spec.warmup_s > 0) fmt::print(" after {:g} s warm-up", spec.warmup_s);
+    fmt::print("\n  requests  {} ok in {:.2f} s = {:.1f} req/s  ({:.1f} MiB read)\n", r.ok, r.elapsed_s, r.rps(),
+               static_cast<double>(r.bytes_in) / 1048576.0);
+    if (r.ok) {
+        Latency ms = latency_ms(r.latency_ns);
+        fmt::print("  latency   p50 {} ms  p90 {} ms  p99 {} ms  max {} ms\n", format_ms(ms.p50), format_ms(ms.p90),
+                   format_ms(ms.p99), format_ms(ms.max));
+    }
     if (r.stalled)
-        std::printf("  stalled   %llu requests sent before the window got no answer in it (queued or stalled server)\n",
-                    static_cast<unsigned long long>(r.stalled));
+        fmt::print("  stalled   {} requests sent before the window got no answer in it (queued or stalled server)\n",
+                   r.stalled);
     if (r.error_total() == 0) {
-        std::printf("  errors    none\n");
+        fmt::print("  errors    none\n");
         return;
     }
-    std::printf("  errors   ");
+    fmt::print("  errors   ");
     for (int k = 0; k < kErrorKinds; ++k)
-        if (r.errors[k]) std::printf(" %s %llu", kErrorNames[k], static_cast<unsigned long long>(r.errors[k]));
-    std::printf("\n");
+        if (r.errors[k]) fmt::print(" {} {}", kErrorNames[k], r.errors[k]);
+    fmt::print("\n");
     for (int k = 0; k < kErrorKinds; ++k)
-        if (r.errors[k]) std::printf("    first %s error: %s\n", kErrorNames[k], r.first_error[k].c_str());
+        if (r.errors[k]) fmt::print("    first {} error: {}\n", kErrorNames[k], r.first_error[k]);
 }
 
 std::string invocation(int argc, char** argv) {

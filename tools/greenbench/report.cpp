@@ -2,6 +2,7 @@
 // several comparisons, and the stamps (machine, date) a comparison carries.
 #include "report.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -100,11 +101,6 @@ std::string machine_description() {
                        u.release);
 }
 
-std::string now_iso8601() {
-    std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
-    return buf;
-}
+std::string now_iso8601() { return fmt::format("{:%Y-%m-%d %H:%M} UTC", fmt::gmtime(std::time(nullptr))); }
 
 }  // namespace greenbench
