@@ -14,7 +14,7 @@
 //   BM_MutexHandoff      main and a partner thread both lock/unlock one
 //                        std::mutex in a loop; time per lock of main's
 //
-// tools/scaling.sh runs it; all timings are wall clock.
+// bench/scaling.sh runs it; all timings are wall clock.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -28,7 +28,7 @@
 // participants are not. All use real (wall-clock) time, since several have
 // the work on threads other than the benchmark thread.
 //
-// Resident memory per parked fiber is measured by tools/bench_rss.cpp, in a
+// Resident memory per parked fiber is measured by bench/bench_rss.cpp, in a
 // fresh process per stack size (a warm stack pool would hide it).
 #include <green/green.hpp>
 

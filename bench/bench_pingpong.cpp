@@ -1,5 +1,5 @@
 // One-connection ping-pong between two processes over loopback TCP, written
-// as ordinary blocking code with no green headers. tools/bench_interpose.sh
+// as ordinary blocking code with no green headers. bench/bench_interpose.sh
 // runs it unpatched and under the shim in one invocation and prints the ratio.
 // Prints: "pingpong <round trips> <seconds> <ns per round trip>".
 #include <arpa/inet.h>
