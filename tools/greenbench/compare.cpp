@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "../greenrun/locate.hpp"
+#include "../common/locate.hpp"
 #include "commands.hpp"
 #include "report.hpp"
 #include "server.hpp"
@@ -140,7 +140,7 @@ int run_compare(const CompareOptions& o) {
         return 2;
     }
 
-    std::string greenrun = o.greenrun.empty() ? greenrun::self_dir() + "/greenrun" : o.greenrun;
+    std::string greenrun = o.greenrun.empty() ? green_tools::self_dir() + "/greenrun" : o.greenrun;
     if (o.patched && access(greenrun.c_str(), X_OK) != 0) {
         std::fprintf(stderr, "greenbench compare: greenrun not found at %s (give --greenrun PATH)\n", greenrun.c_str());
         return 2;

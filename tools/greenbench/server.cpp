@@ -1,7 +1,7 @@
 // See server.hpp.
 #include "server.hpp"
 
-#include "../greenrun/dump_request.hpp"
+#include "../common/dump_request.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -215,7 +215,7 @@ std::string ServerProcess::output_tail() const {
 ShimCounters ServerProcess::shim_counters(std::chrono::milliseconds timeout) {
     std::string why;
     const std::uint64_t before = dumps_seen_;
-    if (pid_ <= 0 || !greenrun::send_dump_signal(pid_, why)) return {};
+    if (pid_ <= 0 || !green_tools::send_dump_signal(pid_, why)) return {};
     // The drainer fibers read the server's stderr; this fiber only looks.
     auto until = Clock::now() + timeout;
     while (dumps_seen_ == before && Clock::now() < until && alive()) green::this_fiber::sleep_for(5ms);

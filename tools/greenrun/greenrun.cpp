@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "../common/cli.hpp"
-#include "dump_request.hpp"
-#include "locate.hpp"
+#include "../common/dump_request.hpp"
+#include "../common/locate.hpp"
 #include "program_check.hpp"
 
 namespace {
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "greenrun: --dump takes no program\n");
             return 2;
         }
-        return greenrun::request_dump(static_cast<pid_t>(dump_pid));
+        return green_tools::request_dump(static_cast<pid_t>(dump_pid));
     }
     if (command.empty()) {
         std::fprintf(stderr, "greenrun: no program given\nUsage: greenrun [options] -- program [args...]\n");
@@ -150,16 +150,16 @@ int main(int argc, char** argv) {
 
     std::string shim;
     if (!preload.empty()) {
-        shim = greenrun::first_existing({preload});
+        shim = green_tools::first_existing({preload});
         if (shim.empty()) {
             std::fprintf(stderr, "greenrun: --preload %s: no such file\n", preload.c_str());
             return 1;
         }
     } else {
-        auto candidates = greenrun::preload_candidates(greenrun::self_dir());
-        shim = greenrun::first_existing(candidates);
+        auto candidates = green_tools::preload_candidates(green_tools::self_dir());
+        shim = green_tools::first_existing(candidates);
         if (shim.empty()) {
-            std::fprintf(stderr, "greenrun: cannot find %s; looked in:\n", greenrun::kPreloadName);
+            std::fprintf(stderr, "greenrun: cannot find %s; looked in:\n", green_tools::kPreloadName);
             for (const auto& c : candidates) std::fprintf(stderr, "  %s\n", c.c_str());
             std::fprintf(stderr, "Install green (meson install) or pass --preload PATH.\n");
             return 1;
