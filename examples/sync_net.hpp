@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "../tools/common/loopback.hpp"
+
 namespace example {
 
 // Reads a port argument: 0 (ephemeral) to 65535; anything else ends the program.
@@ -45,10 +47,7 @@ inline int listen_and_announce(const char* prog, int port) {
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in addr = green_tools::loopback_address(port);
     if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         std::fprintf(stderr, "%s: bind 127.0.0.1:%d: %s\n", prog, port, std::strerror(errno));
         std::exit(1);
@@ -87,10 +86,7 @@ inline int accept_retrying(int listen_fd) {
 inline int connect_loopback(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in addr = green_tools::loopback_address(port);
     if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         close(fd);
         return -1;

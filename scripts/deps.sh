@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages green needs, only those that are missing.
 # Run by demo.sh and test.sh; uses sudo when not run as root. Extra package
-# names given as arguments are installed too (tools/scenarios.sh adds wrk).
+# names given as arguments are installed too (bench/scenarios.sh adds wrk).
 set -euo pipefail
 GREEN_PACKAGES=(g++ meson ninja-build pkg-config libev-dev libboost-context-dev libgtest-dev libgmock-dev
                 libbenchmark-dev curl python3 procps libcli11-dev libfmt-dev nlohmann-json3-dev pigz xz-utils

@@ -6,7 +6,7 @@
 // connection's fiber is created on one hub and ends on the other, so its stack
 // must still return to the pool it came from).
 //
-// GREEN_CHURN_CONNECTIONS overrides the count (tools/bench_churn.sh runs
+// GREEN_CHURN_CONNECTIONS overrides the count (bench/bench_churn.sh runs
 // 200,000); the suite's count keeps it to seconds.
 #include <gtest/gtest.h>
 

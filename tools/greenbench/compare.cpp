@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "../greenrun/locate.hpp"
+#include "../common/locate.hpp"
 #include "commands.hpp"
 #include "report.hpp"
 #include "server.hpp"
@@ -77,9 +77,8 @@ Point measure(ServerProcess& srv, const LoadSpec& spec, const std::string& path,
     };
     if (progress)
         hooks.on_tick = [&](const LiveStatus& s) {
-            std::fprintf(stderr, "\r\033[K%s  %.1f/%.1f s%s  %s ok, %s errors", what.c_str(), s.elapsed_s,
-                         spec.warmup_s + spec.duration_s, s.warming_up ? " (warm-up)" : "",
-                         fmt::format("{}", s.ok).c_str(), fmt::format("{}", s.errors).c_str());
+            fmt::print(stderr, "\r\033[K{}  {:.1f}/{:.1f} s{}  {} ok, {} errors", what, s.elapsed_s,
+                       spec.warmup_s + spec.duration_s, s.warming_up ? " (warm-up)" : "", s.ok, s.errors);
             std::fflush(stderr);
         };
     LoadResult r = run_load(spec, hooks);
@@ -141,7 +140,7 @@ int run_compare(const CompareOptions& o) {
         return 2;
     }
 
-    std::string greenrun = o.greenrun.empty() ? greenrun::self_dir() + "/greenrun" : o.greenrun;
+    std::string greenrun = o.greenrun.empty() ? green_tools::self_dir() + "/greenrun" : o.greenrun;
     if (o.patched && access(greenrun.c_str(), X_OK) != 0) {
         std::fprintf(stderr, "greenbench compare: greenrun not found at %s (give --greenrun PATH)\n", greenrun.c_str());
         return 2;
@@ -238,9 +237,8 @@ int run_compare(const CompareOptions& o) {
                 std::string what = fmt::format("[{} {}] {} c={}", server, v.name,
                                                o.mode == Mode::Echo ? "echo" : path, level);
                 Point p = measure(srv, ls, path, what, o.progress);
-                std::fprintf(stderr, "greenbench: %s: %s req/s, p99 %.2f ms, %llu errors\n", what.c_str(),
-                             fmt::format("{:.0f}", p.rps).c_str(), p.p99_ms,
-                             static_cast<unsigned long long>(p.error_total()));
+                fmt::print(stderr, "greenbench: {}: {:.0f} req/s, p99 {:.2f} ms, {} errors\n", what, p.rps,
+                           p.latency_ms.p99, p.error_total());
                 const bool settled = settle(ls, o.settle_timeout_s, what);
                 if (v.name != "unpatched" && settled) p.shim = srv.shim_counters(std::chrono::seconds(10));
                 s.points.push_back(p);
@@ -261,7 +259,7 @@ int run_compare(const CompareOptions& o) {
     }
 
     std::printf("\n%s\n\n%s", cmp.title.c_str(), text_tables(cmp).c_str());
-    if (!o.json_path.empty() && write_file(o.json_path, to_json(cmp).dump(2) + "\n"))
+    if (!o.json_path.empty() && write_file(o.json_path, nlohmann::json(cmp).dump(2) + "\n"))
         std::printf("wrote %s\n", o.json_path.c_str());
     if (!o.svg_path.empty() && write_file(o.svg_path, svg_chart(cmp))) std::printf("wrote %s\n", o.svg_path.c_str());
     if (!o.markdown_path.empty() && write_file(o.markdown_path, markdown_tables(cmp)))

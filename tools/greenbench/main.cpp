@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "../common/cli.hpp"
 #include "commands.hpp"
 #include "report.hpp"
 
@@ -45,54 +46,40 @@ std::string parse_target(const std::string& url, std::string& host, int& port, s
 }
 
 nlohmann::json run_json(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
-    nlohmann::json errors = nlohmann::json::object(), first = nlohmann::json::object();
-    for (int k = 0; k < kErrorKinds; ++k) {
-        errors[kErrorNames[k]] = r.errors[k];
-        if (r.errors[k]) first[kErrorNames[k]] = r.first_error[k];
-    }
-    auto q = [&](double f) { return static_cast<double>(r.latency_ns.percentile(f)) / 1e6; };
-    return {{"target", url},
-            {"mode", to_string(spec.mode)},
-            {"concurrency", spec.concurrency},
-            {"threads", spec.threads},
-            {"ok", r.ok},
-            {"errors", errors},
-            {"first_errors", first},
-            {"error_total", r.error_total()},
-            {"requests_per_s", r.rps()},
-            {"elapsed_s", r.elapsed_s},
-            {"bytes_in", r.bytes_in},
-            {"stalled", r.stalled},
-            {"cpu_s", r.cpu_s},
-            {"latency_ms",
-             {{"p50", q(0.5)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"max", static_cast<double>(r.latency_ns.max()) / 1e6}}}};
+    nlohmann::json j = r;
+    j["target"] = url;
+    j["mode"] = to_string(spec.mode);
+    j["concurrency"] = spec.concurrency;
+    j["threads"] = spec.threads;
+    return j;
 }
 
 void print_run(const LoadSpec& spec, const std::string& url, const LoadResult& r) {
-    std::printf("greenbench: %s  %s, %d connection%s, %d thread%s, ", url.c_str(), to_string(spec.mode),
-                spec.concurrency, spec.concurrency == 1 ? "" : "s", spec.threads, spec.threads == 1 ? "" : "s");
-    if (spec.requests) std::printf("%llu requests", static_cast<unsigned long long>(spec.requests));
-    else std::printf("%g s", spec.duration_s);
-    if (spec.warmup_s > 0) std::printf(" after %g s warm-up", spec.warmup_s);
-    std::printf("\n  requests  %s ok in %.2f s = %s req/s  (%.1f MiB read)\n", fmt::format("{}", r.ok).c_str(),
-                r.elapsed_s, fmt::format("{:.1f}", r.rps()).c_str(), static_cast<double>(r.bytes_in) / 1048576.0);
-    auto q = [&](double f) { return format_ms(static_cast<double>(r.latency_ns.percentile(f)) / 1e6); };
-    if (r.ok)
-        std::printf("  latency   p50 %s ms  p90 %s ms  p99 %s ms  max %s ms\n", q(0.5).c_str(), q(0.9).c_str(),
-                    q(0.99).c_str(), format_ms(static_cast<double>(r.latency_ns.max()) / 1e6).c_str());
+    fmt::print("greenbench: {}  {}, {} connection{}, {} thread{}, ", url, to_string(spec.mode), spec.concurrency,
+               spec.concurrency == 1 ? "" : "s", spec.threads, spec.threads == 1 ? "" : "s");
+    if (spec.requests) fmt::print("{} requests", spec.requests);
+    else fmt::print("{:g} s", spec.duration_s);
+    if (spec.warmup_s > 0) fmt::print(" after {:g} s warm-up", spec.warmup_s);
+    fmt::print("\n  requests  {} ok in {:.2f} s = {:.1f} req/s  ({:.1f} MiB read)\n", r.ok, r.elapsed_s, r.rps(),
+               static_cast<double>(r.bytes_in) / 1048576.0);
+    if (r.ok) {
+        Latency ms = latency_ms(r.latency_ns);
+        fmt::print("  latency   p50 {} ms  p90 {} ms  p99 {} ms  max {} ms\n", format_ms(ms.p50), format_ms(ms.p90),
+                   format_ms(ms.p99), format_ms(ms.max));
+    }
     if (r.stalled)
-        std::printf("  stalled   %llu requests sent before the window got no answer in it (queued or stalled server)\n",
-                    static_cast<unsigned long long>(r.stalled));
+        fmt::print("  stalled   {} requests sent before the window got no answer in it (queued or stalled server)\n",
+                   r.stalled);
     if (r.error_total() == 0) {
-        std::printf("  errors    none\n");
+        fmt::print("  errors    none\n");
         return;
     }
-    std::printf("  errors   ");
+    fmt::print("  errors   ");
     for (int k = 0; k < kErrorKinds; ++k)
-        if (r.errors[k]) std::printf(" %s %llu", kErrorNames[k], static_cast<unsigned long long>(r.errors[k]));
-    std::printf("\n");
+        if (r.errors[k]) fmt::print(" {} {}", kErrorNames[k], r.errors[k]);
+    fmt::print("\n");
     for (int k = 0; k < kErrorKinds; ++k)
-        if (r.errors[k]) std::printf("    first %s error: %s\n", kErrorNames[k], r.first_error[k].c_str());
+        if (r.errors[k]) fmt::print("    first {} error: {}\n", kErrorNames[k], r.first_error[k]);
 }
 
 std::string invocation(int argc, char** argv) {
@@ -212,16 +199,9 @@ int main(int argc, char** argv) {
     delay->add_option("--port", delay_port, "Port on 127.0.0.1 (0: any free port; printed as 'listening on PORT')")
         ->check(CLI::Range(0, 65535))->capture_default_str();
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::fprintf(stderr, "greenbench: %s\nRun 'greenbench --help' or 'greenbench SUBCOMMAND --help'.\n", e.what());
-        return 2;
-    }
+    if (auto status = green_tools::parse_command_line(
+            app, argc, argv, "Run 'greenbench --help' or 'greenbench SUBCOMMAND --help'."))
+        return *status;
 
     if (*run) {
         spec.mode = parse_mode(mode);
@@ -273,7 +253,7 @@ int main(int argc, char** argv) {
         for (const auto& f : inputs) {
             try {
                 std::ifstream in(f);
-                parts.push_back(from_json(nlohmann::json::parse(in)));
+                parts.push_back(nlohmann::json::parse(in).get<Comparison>());
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "greenbench report: %s is not a greenbench compare file: %s\n", f.c_str(), e.what());
                 return 2;
@@ -284,7 +264,7 @@ int main(int argc, char** argv) {
         std::printf("%s\n\n%s", c.title.c_str(), text_tables(c).c_str());
         bool ok = (report_svg.empty() || write_file(report_svg, svg_chart(c))) &&
                   (report_md.empty() || write_file(report_md, markdown_tables(c))) &&
-                  (report_json.empty() || write_file(report_json, to_json(c).dump(2) + "\n"));
+                  (report_json.empty() || write_file(report_json, nlohmann::json(c).dump(2) + "\n"));
         return ok ? 0 : 1;
     }
     if (*delay) return green::run([&] { return run_delay_server(delay_port); });

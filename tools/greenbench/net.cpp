@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "../common/loopback.hpp"
+
 namespace greenbench {
 
 namespace {
@@ -120,10 +122,7 @@ int listen_loopback(int port, int& bound_port) {
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in addr = green_tools::loopback_address(port);
     if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 4096) != 0) {
         int e = errno;
         close(fd);

@@ -2,6 +2,11 @@
 // table (terminal and Markdown), the JSON file for scripts, and the SVG chart.
 // `greenbench report` reads JSON files back and merges them, which is how the
 // scenario script puts http_threads and http_pool in one table and chart.
+//
+// One file per product of the model: report.cpp (the model: points, merging,
+// the run's stamps), report_json.cpp (the JSON that scripts and tests parse:
+// its field names are an interface), report_tables.cpp (terminal and
+// Markdown tables), report_svg.cpp (the chart).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,6 +20,9 @@
 
 namespace greenbench {
 
+// The JSON of the three structures below is their members, by name (the
+// flags excepted: a point has its "server" or "shim_counters" object only
+// when there is one); fields missing from a file keep their defaults.
 struct ServerUsage {
     bool sampled = false;
     double rss_mib_peak = 0;
@@ -22,6 +30,7 @@ struct ServerUsage {
     double cpu_s = 0;     // CPU time the server used in the measured window
     double cpu_cores = 0; // cpu_s / window: cores kept busy
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServerUsage, rss_mib_peak, threads_peak, cpu_s, cpu_cores)
 
 // What the shim's counters said right after a level was measured
 // (cumulative since the server started; read from the "green: counters:"
@@ -29,10 +38,19 @@ struct ServerUsage {
 struct ShimCounters {
     bool present = false;
     std::uint64_t fibers = 0, switches = 0, parks_fd = 0, parks_timer = 0, parks_sync = 0, pool_jobs = 0,
-                  blocked_episodes = 0;
+                  hub_blocked_episodes = 0;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ShimCounters, fibers, switches, parks_fd, parks_timer, parks_sync,
+                                                pool_jobs, hub_blocked_episodes)
 // Parses a "green: counters: ..." line; present == false if it is not one.
 ShimCounters parse_shim_counters(const std::string& line);
+
+// Latency percentiles of the ok requests, milliseconds.
+struct Latency {
+    double p50 = 0, p90 = 0, p99 = 0, max = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Latency, p50, p90, p99, max)
+Latency latency_ms(const Histogram& ns);
 
 struct Point {
     std::string path;  // "" in echo mode
@@ -42,7 +60,7 @@ struct Point {
     std::uint64_t ok = 0;
     std::array<std::uint64_t, kErrorKinds> errors{};
     std::string first_error;  // one example message, when there were errors
-    double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
+    Latency latency_ms;
     double elapsed_s = 0;
     std::uint64_t stalled = 0;   // requests the server never answered in the window (load.hpp)
     double load_cpu_cores = 0;   // greenbench's own CPU use: near its thread count, it was the bottleneck
@@ -78,21 +96,34 @@ struct Comparison {
 
 Point make_point(const std::string& path, int concurrency, const LoadResult& r);
 
-nlohmann::json to_json(const Comparison& c);
-Comparison from_json(const nlohmann::json& j);  // throws nlohmann::json::exception on bad input
 // Puts several comparisons side by side: series concatenated, paths and
 // levels united in first-seen order.
 Comparison merge(const std::vector<Comparison>& parts);
 
-std::string text_tables(const Comparison& c);      // aligned, for a terminal
-std::string markdown_tables(const Comparison& c);  // GitHub-flavoured Markdown
-std::string svg_chart(const Comparison& c);
-
-std::string format_ms(double v);  // milliseconds with 3 significant digits or so
 // Writes `text` to `path`; false (and a message on stderr) when it cannot.
 bool write_file(const std::string& path, const std::string& text);
-
 std::string machine_description();
 std::string now_iso8601();
+
+// report_json.cpp: nlohmann-json's ADL hooks: `json j = comparison;` and
+// `j.get<Comparison>()`. Reading throws nlohmann::json::exception on bad
+// input; fields that older files lack take the defaults they had then.
+void to_json(nlohmann::json& j, const Point& p);
+void from_json(const nlohmann::json& j, Point& p);
+void to_json(nlohmann::json& j, const Series& s);
+void from_json(const nlohmann::json& j, Series& s);
+void to_json(nlohmann::json& j, const Comparison& c);
+void from_json(const nlohmann::json& j, Comparison& c);
+// The counts and latencies of `greenbench run --json` (the caller adds what
+// was run: target, mode, concurrency, threads).
+void to_json(nlohmann::json& j, const LoadResult& r);
+
+// report_tables.cpp
+std::string text_tables(const Comparison& c);      // aligned, for a terminal
+std::string markdown_tables(const Comparison& c);  // GitHub-flavoured Markdown
+std::string format_ms(double v);  // milliseconds with 3 significant digits or so
+
+// report_svg.cpp
+std::string svg_chart(const Comparison& c);
 
 }  // namespace greenbench

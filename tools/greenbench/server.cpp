@@ -1,10 +1,11 @@
 // See server.hpp.
 #include "server.hpp"
 
-#include "../greenrun/dump_request.hpp"
+#include "../common/dump_request.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -135,23 +136,19 @@ void ServerProcess::start(const ServerSpec& spec) {
                 port_ = ports[0];
                 break;
             }
-            if (ports.size() > 1) {
-                several.clear();
-                for (int p : ports) several += (several.empty() ? "" : ", ") + std::to_string(p);
-            }
+            if (ports.size() > 1) several = fmt::format("{}", fmt::join(ports, ", "));
         }
         if (!alive())
             fail("the server exited before accepting connections (" + exit_description() + ")\n  command: " +
                  join(spec.argv));
         if (Clock::now() > deadline) {
-            std::ostringstream why;
-            why << "the server did not accept connections within " << spec.startup_timeout_s << " s\n  command: "
-                << join(spec.argv);
-            if (!several.empty()) why << "\n  it listens on several ports (" << several << "): pick one with --port";
-            else if (spec.port > 0) why << "\n  nothing listens on port " << spec.port << " (--port)";
-            else why << "\n  it printed no 'listening on PORT' line and listens on no TCP port yet"
+            std::string why = fmt::format("the server did not accept connections within {:g} s\n  command: {}",
+                                          spec.startup_timeout_s, join(spec.argv));
+            if (!several.empty()) why += fmt::format("\n  it listens on several ports ({}): pick one with --port", several);
+            else if (spec.port > 0) why += fmt::format("\n  nothing listens on port {} (--port)", spec.port);
+            else why += "\n  it printed no 'listening on PORT' line and listens on no TCP port yet"
                         " (a slow start? raise --startup-timeout)";
-            fail(why.str());
+            fail(why);
         }
         green::this_fiber::sleep_for(20ms);
     }
@@ -218,7 +215,7 @@ std::string ServerProcess::output_tail() const {
 ShimCounters ServerProcess::shim_counters(std::chrono::milliseconds timeout) {
     std::string why;
     const std::uint64_t before = dumps_seen_;
-    if (pid_ <= 0 || !greenrun::send_dump_signal(pid_, why)) return {};
+    if (pid_ <= 0 || !green_tools::send_dump_signal(pid_, why)) return {};
     // The drainer fibers read the server's stderr; this fiber only looks.
     auto until = Clock::now() + timeout;
     while (dumps_seen_ == before && Clock::now() < until && alive()) green::this_fiber::sleep_for(5ms);

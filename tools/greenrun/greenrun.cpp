@@ -17,12 +17,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "dump_request.hpp"
-#include "locate.hpp"
+#include "../common/cli.hpp"
+#include "../common/dump_request.hpp"
+#include "../common/locate.hpp"
 #include "program_check.hpp"
 
 namespace {
@@ -53,26 +53,6 @@ struct Formatter : CLI::Formatter {
     std::string make_usage(const CLI::App*, std::string) const override { return ""; }
 };
 
-// Options that take a value when written as two words ("--hubs 2").
-const std::set<std::string> kValueOptions = {"--hubs", "--stack-size", "--pool-size", "--stack-guard", "--preload",
-                                             "--dump"};
-
-// Index in argv where the program starts: after "--", else at the first word
-// that is neither an option nor an option's value. Returns argc when none.
-int command_start(int argc, char** argv, bool& saw_dashdash) {
-    saw_dashdash = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--") {
-            saw_dashdash = true;
-            return i + 1;
-        }
-        if (a.empty() || a[0] != '-') return i;
-        if (kValueOptions.count(a)) ++i;
-    }
-    return argc;
-}
-
 void set_env(const char* name, const std::string& value) {
     if (!value.empty()) setenv(name, value.c_str(), 1);
 }
@@ -98,9 +78,6 @@ std::string preload_value(const std::string& shim) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool saw_dashdash = false;
-    int cmd_at = command_start(argc, argv, saw_dashdash);
-
     CLI::App app{kDescription, "greenrun"};
     app.footer(kFooter);
     auto formatter = std::make_shared<Formatter>();
@@ -138,25 +115,28 @@ int main(int argc, char** argv) {
     app.add_flag("-v,--verbose", verbose, "Print the environment set and the command before running it");
     app.set_version_flag("--version", std::string("greenrun (green) ") + GREEN_VERSION);
 
-    std::vector<char*> opt_argv(argv, argv + (saw_dashdash ? cmd_at - 1 : cmd_at));
-    try {
-        app.parse(static_cast<int>(opt_argv.size()), opt_argv.data());
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::fprintf(stderr, "greenrun: %s\nRun 'greenrun --help' for the options.\n", e.what());
-        return 2;
-    }
+    // The program starts after "--", else at the first word that is neither
+    // an option nor an option's value; CLI11's prefix-command mode stops there
+    // and leaves the rest, the program's own arguments, unparsed. It also
+    // leaves an unknown option there, which is an error of ours.
+    app.prefix_command();
+    std::vector<std::string> command;
+    app.callback([&] {
+        command = app.remaining();
+        if (!command.empty() && command.front() == "--") command.erase(command.begin());
+        else if (!command.empty() && command.front().starts_with('-'))
+            throw CLI::ExtrasError({command.front()});
+    });
+    if (auto status = green_tools::parse_command_line(app, argc, argv, "Run 'greenrun --help' for the options."))
+        return *status;
     if (dump_pid > 0) {
-        if (cmd_at < argc) {
+        if (!command.empty()) {
             std::fprintf(stderr, "greenrun: --dump takes no program\n");
             return 2;
         }
-        return greenrun::request_dump(static_cast<pid_t>(dump_pid));
+        return green_tools::request_dump(static_cast<pid_t>(dump_pid));
     }
-    if (cmd_at >= argc) {
+    if (command.empty()) {
         std::fprintf(stderr, "greenrun: no program given\nUsage: greenrun [options] -- program [args...]\n");
         return 2;
     }
@@ -170,25 +150,25 @@ int main(int argc, char** argv) {
 
     std::string shim;
     if (!preload.empty()) {
-        shim = greenrun::first_existing({preload});
+        shim = green_tools::first_existing({preload});
         if (shim.empty()) {
             std::fprintf(stderr, "greenrun: --preload %s: no such file\n", preload.c_str());
             return 1;
         }
     } else {
-        auto candidates = greenrun::preload_candidates(greenrun::self_dir());
-        shim = greenrun::first_existing(candidates);
+        auto candidates = green_tools::preload_candidates(green_tools::self_dir());
+        shim = green_tools::first_existing(candidates);
         if (shim.empty()) {
-            std::fprintf(stderr, "greenrun: cannot find %s; looked in:\n", greenrun::kPreloadName);
+            std::fprintf(stderr, "greenrun: cannot find %s; looked in:\n", green_tools::kPreloadName);
             for (const auto& c : candidates) std::fprintf(stderr, "  %s\n", c.c_str());
             std::fprintf(stderr, "Install green (meson install) or pass --preload PATH.\n");
             return 1;
         }
     }
 
-    greenrun::Verdict v = greenrun::check_program(argv[cmd_at], shim);
+    greenrun::Verdict v = greenrun::check_program(command.front(), shim);
     if (check) {
-        std::printf("program: %s\n", v.program.empty() ? argv[cmd_at] : v.program.c_str());
+        std::printf("program: %s\n", (v.program.empty() ? command.front() : v.program).c_str());
         for (const auto& n : v.notes) std::printf("  %s\n", n.c_str());
         std::printf("shim:    %s\n", shim.c_str());
         if (v.active) {
@@ -212,14 +192,15 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "greenrun: exec %s\n", v.program.c_str());
     }
     std::fflush(nullptr);
+    // A script without #! runs as execvp would run it: /bin/sh PROGRAM args...
     if (v.via_sh) {
-        std::vector<char*> sh_argv{const_cast<char*>("/bin/sh"), const_cast<char*>(v.program.c_str())};
-        for (int i = cmd_at + 1; argv[i]; ++i) sh_argv.push_back(argv[i]);
-        sh_argv.push_back(nullptr);
-        execv("/bin/sh", sh_argv.data());
-    } else {
-        execv(v.program.c_str(), argv + cmd_at);
+        command.front() = v.program;
+        command.insert(command.begin(), "/bin/sh");
     }
+    std::vector<char*> exec_argv;
+    for (auto& word : command) exec_argv.push_back(word.data());
+    exec_argv.push_back(nullptr);
+    execv(v.via_sh ? "/bin/sh" : v.program.c_str(), exec_argv.data());
     int err = errno;
     std::fprintf(stderr, "greenrun: cannot run %s: %s\n", v.program.c_str(), std::strerror(err));
     return err == ENOENT ? 127 : 126;

@@ -5,7 +5,7 @@
 # (tests/e2e/test_echo_churn.cpp) with GREEN_CHURN_CONNECTIONS raised; the
 # test asserts the 1.2x bound, this prints the figures.
 #
-# Usage: tools/bench_churn.sh [connections]   (default 200000)
+# Usage: bench/bench_churn.sh [connections]   (default 200000)
 #   BUILD_DIR    build directory (default build)
 #   GREEN_PRELOAD  the shim to measure (default $BUILD_DIR/interpose/libgreen-preload.so)
 set -eu

@@ -1,9 +1,7 @@
 // One-connection ping-pong between two processes over loopback TCP, written
-// as ordinary blocking code with no green headers. tools/bench_interpose.sh
+// as ordinary blocking code with no green headers. bench/bench_interpose.sh
 // runs it unpatched and under the shim in one invocation and prints the ratio.
 // Prints: "pingpong <round trips> <seconds> <ns per round trip>".
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,12 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "../tools/common/loopback.hpp"
+
 int main(int argc, char** argv) {
     const long rounds = argc > 1 ? std::atol(argv[1]) : 100000;
     int l = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in a = green_tools::loopback_address(0);
     if (bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(l, 1) != 0) return 1;
     socklen_t len = sizeof a;
     getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);

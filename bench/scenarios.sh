@@ -13,13 +13,13 @@
 # the concurrency levels. It also runs wrk and greenbench against the same
 # server, to show the load generator is not the bottleneck.
 #
-# Usage: tools/scenarios.sh            (about 4 minutes on 2 CPUs)
+# Usage: bench/scenarios.sh            (about 4 minutes on 2 CPUs)
 #   GREEN_BUILD_DIR   build directory (default build-scenarios, release)
 #   SCENARIO_LEVELS   concurrency levels (default 16,256,2000)
 #   SCENARIO_SECONDS  seconds measured per level (default 3; 1 s warm-up each)
 #   SCENARIO_HUBS     GREEN_HUBS values for the patched runs (default 1)
 #   SCENARIO_DOC      file to write the section into (default docs/benchmarks.md)
-#   SCENARIO_PG       1 (default): then run tools/scenarios_pg.sh, the database
+#   SCENARIO_PG       1 (default): then run bench/scenarios_pg.sh, the database
 #                     scenarios on a throw-away PostgreSQL (about 10 minutes more); 0: skip
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,7 +78,7 @@ server_pid=
 python3 - "$DOC" "$OUT/tables.md" "$CHART" "$wrk_best" "$gb_best" "$LEVELS" "$SECS" "$HUBS" <<'PY'
 import json, os, subprocess, sys, time
 doc, tables_md, chart, wrk, gb, levels, secs, hubs = sys.argv[1:]
-begin = "<!-- BEGIN greenbench scenarios: written by tools/scenarios.sh; edit the script, not this section -->"
+begin = "<!-- BEGIN greenbench scenarios: written by bench/scenarios.sh; edit the script, not this section -->"
 end = "<!-- END greenbench scenarios -->"
 machine = json.load(open(os.path.join(os.path.dirname(tables_md), "http_threads.json")))["machine"]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -101,7 +101,7 @@ after 1 s of warm-up; GREEN_HUBS={hubs}).
   request. At most 20,000 req/s whoever waits for the lock; green cannot make a serialised section
   parallel, and should tie.
 
-Reproduce with `bash tools/scenarios.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine}).
+Reproduce with `bash bench/scenarios.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine}).
 The machine is shared and small: the server, the delay server and the load generator compete for
 the same 2 CPUs, so compare columns of one table (taken minutes apart), not with other machines.
 Ratios are patched / unpatched of the same server.
@@ -116,11 +116,11 @@ one thread and 64 connections each, best of two 3 s runs: wrk {wrk:,.0f} req/s, 
 each measurement.
 {end}
 """
-sys.path.insert(0, "tools")
+sys.path.insert(0, "bench")
 from doc_section import write_section
 write_section(doc, begin, end, section)
 print(f"scenarios: wrote the section of {doc} and {chart}")
 PY
 if [ "${SCENARIO_PG:-1}" = 1 ]; then
-  GREEN_BUILD_DIR=$BUILD SCENARIO_HUBS=$HUBS SCENARIO_SECONDS=$SECS SCENARIO_DOC=$DOC bash tools/scenarios_pg.sh
+  GREEN_BUILD_DIR=$BUILD SCENARIO_HUBS=$HUBS SCENARIO_SECONDS=$SECS SCENARIO_DOC=$DOC bash bench/scenarios_pg.sh
 fi

@@ -14,7 +14,7 @@
 # sides). Then pgbench -S (an unmodified threaded client), unpatched and under
 # greenrun, alternated. The database is scripts/pg_scratch.sh's throw-away one.
 #
-# Usage: tools/scenarios_pg.sh        (about 10 minutes on 2 CPUs)
+# Usage: bench/scenarios_pg.sh        (about 10 minutes on 2 CPUs)
 #   GREEN_BUILD_DIR   build directory (default build-scenarios, release)
 #   SCENARIO_LEVELS   concurrency levels (default 16,256,1000)
 #   SCENARIO_SECONDS  seconds measured per level (default 3; 1 s warm-up each)
@@ -84,7 +84,7 @@ fi
 python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$OUT" <<'PY'
 import json, os, subprocess, sys, time
 doc, tables_md, chart, levels, secs, hubs, pool, rounds, out = sys.argv[1:]
-begin = "<!-- BEGIN greenbench pg scenarios: written by tools/scenarios_pg.sh; edit the script, not this section -->"
+begin = "<!-- BEGIN greenbench pg scenarios: written by bench/scenarios_pg.sh; edit the script, not this section -->"
 end = "<!-- END greenbench pg scenarios -->"
 machine = json.load(open(os.path.join(os.path.dirname(tables_md), "pool-r1.json")))["machine"]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -151,7 +151,7 @@ keep-alive connections ({secs} s per level after 1 s of warm-up), {rounds} round
 - **write** — `GET /write`: `BEGIN`, `SELECT value ... FOR UPDATE` on one row, `UPDATE`, `COMMIT`:
   every request contends for the same row lock, so PostgreSQL serialises them.
 
-Reproduce with `bash tools/scenarios_pg.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine};
+Reproduce with `bash bench/scenarios_pg.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine};
 load average {load} when it finished). The server, PostgreSQL's backends and the load generator share
 these CPUs, and this machine was also shared with other work while measuring: compare the columns of
 one table, and the rounds with each other. Ratios are patched / unpatched of the same server.
@@ -180,7 +180,7 @@ libpq client, unpatched vs `greenrun --hubs {hubs.split(',')[0]}`, alternated:
 {pgbench_rows.rstrip()}
 {end}
 """
-sys.path.insert(0, "tools")
+sys.path.insert(0, "bench")
 from doc_section import write_section
 write_section(doc, begin, end, section)
 print(f"scenarios_pg: wrote the section of {doc} and {chart}")

@@ -6,18 +6,18 @@
 #  3. bench_threads: pthread mutex (uncontended, and handed between two
 #     threads through a condvar) and thread create+join, unpatched vs
 #     LD_PRELOAD, alternated three times; ratio of medians per line.
-# Usage: tools/bench_interpose.sh [build-dir]   (a release build is best)
+# Usage: bench/bench_interpose.sh [build-dir]   (a release build is best)
 set -euo pipefail
 BUILD=${1:-build-bench}
 cd "$(dirname "$0")/.."
 [ -d "$BUILD" ] || meson setup "$BUILD" --buildtype=release >/dev/null
-ninja -C "$BUILD" tools/bench_interpose tools/bench_pingpong tools/bench_threads interpose/libgreen-preload.so >/dev/null
-"$BUILD/tools/bench_interpose" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true --benchmark_min_time=0.2
+ninja -C "$BUILD" bench/bench_interpose bench/bench_pingpong bench/bench_threads interpose/libgreen-preload.so >/dev/null
+"$BUILD/bench/bench_interpose" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true --benchmark_min_time=0.2
 PRELOAD="$PWD/$BUILD/interpose/libgreen-preload.so"
 plain=() patched=()
 for i in 1 2 3; do
-  plain+=("$("$BUILD/tools/bench_pingpong" 50000 | awk '{print $4}')")
-  patched+=("$(LD_PRELOAD="$PRELOAD" "$BUILD/tools/bench_pingpong" 50000 | awk '{print $4}')")
+  plain+=("$("$BUILD/bench/bench_pingpong" 50000 | awk '{print $4}')")
+  patched+=("$(LD_PRELOAD="$PRELOAD" "$BUILD/bench/bench_pingpong" 50000 | awk '{print $4}')")
 done
 median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 p=$(median "${plain[@]}"); q=$(median "${patched[@]}")
@@ -27,8 +27,8 @@ awk -v p="$p" -v q="$q" 'BEGIN { printf "ratio pingpong patched / unpatched = %.
 # 3. thread primitives
 tmp=$(mktemp -d)
 for i in 1 2 3; do
-  "$BUILD/tools/bench_threads" > "$tmp/plain.$i"
-  LD_PRELOAD="$PRELOAD" "$BUILD/tools/bench_threads" > "$tmp/patched.$i"
+  "$BUILD/bench/bench_threads" > "$tmp/plain.$i"
+  LD_PRELOAD="$PRELOAD" "$BUILD/bench/bench_threads" > "$tmp/patched.$i"
 done
 for name in mutex_uncontended mutex_handoff thread_create_join; do
   p=$(median $(awk -v n=$name '$1 == n {print $2}' "$tmp"/plain.*))

@@ -3,7 +3,7 @@
 # under a CPU-heavy route and a static one, unpatched and under greenrun with
 # 1..CPUS hubs and with the default hub count, written into docs/benchmarks.md
 # (its own section between markers) with the per-request costs the scaling
-# model is built from (tools/bench_scaling.cpp) and the model itself.
+# model is built from (bench/bench_scaling.cpp) and the model itself.
 #
 # The load generator is kept cheap next to the server: one greenbench thread,
 # few keep-alive connections, pinned to the last CPU with taskset (the server
@@ -11,7 +11,7 @@
 # Configurations alternate within each round, and every ratio is taken within
 # one round (against that round's baseline), then the median over rounds.
 #
-# Usage: tools/scaling.sh              (about 2 minutes on 2 CPUs)
+# Usage: bench/scaling.sh              (about 2 minutes on 2 CPUs)
 #   GREEN_BUILD_DIR   build directory (default build-scaling, release)
 #   SCALING_SECONDS   seconds measured per run (default 3; 0.5 s warm-up each)
 #   SCALING_ROUNDS    rounds over all configurations (default 3)
@@ -29,7 +29,7 @@ ROUNDS=${SCALING_ROUNDS:-3}
 DOC=${SCALING_DOC:-docs/benchmarks.md}
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release -Dtests=false >/dev/null
 ninja -C "$BUILD" examples/http_threads tools/greenbench tools/greenrun interpose/libgreen-preload.so \
-  tools/bench_scaling >/dev/null
+  bench/bench_scaling >/dev/null
 OUT="$BUILD/scaling"
 mkdir -p "$OUT"
 GB="$BUILD/tools/greenbench"
@@ -88,7 +88,7 @@ done
 # Per-request costs that do not shrink with hubs: 1 hub = all on one hub,
 # 2 hubs = the partner thread on the other hub.
 for hubs in 1 2; do
-  GREEN_HUBS=$hubs "${NICE[@]}" "$BUILD/tools/bench_scaling" --benchmark_repetitions=3 --benchmark_min_time=0.3 \
+  GREEN_HUBS=$hubs "${NICE[@]}" "$BUILD/bench/bench_scaling" --benchmark_repetitions=3 --benchmark_min_time=0.3 \
     --benchmark_display_aggregates_only=true --benchmark_format=json >"$OUT/costs-$hubs.json" 2>/dev/null
 done
 
@@ -122,12 +122,12 @@ def costs(hubs):
 c1, c2 = costs(1), costs(2)
 nan = (float("nan"), float("nan"))
 L = []
-L.append("<!-- BEGIN scaling: written by tools/scaling.sh; edit the script, not this section -->")
+L.append("<!-- BEGIN scaling: written by bench/scaling.sh; edit the script, not this section -->")
 L.append("## Scaling over hubs: does the shim use every core?")
 L.append("")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[0]
-cmd = (f"SCALING_NICE={nice} " if nice else "") + "bash tools/scaling.sh"
+cmd = (f"SCALING_NICE={nice} " if nice else "") + "bash bench/scaling.sh"
 L.append(f"Reproduce with `{cmd}` (commit {commit}, {time.strftime('%Y-%m-%d %H:%M')}; {cpus} CPUs, "
          f"1-minute load average {load_start} before and {load} after: a shared machine, other engineers' "
          f"builds and tests were running{'; this run at nice ' + nice + ' (its session autogroup and every process)' if nice else ''}). "
@@ -153,7 +153,7 @@ for path in runs:
     cells += [f"{ratio(path, 'default', 'unpatched'):.2f}x", f"{ratio(path, 'default', '1'):.2f}x"]
     L.append(f"| `{path}` | " + " | ".join(cells) + " |")
 L.append("")
-L.append("Per-request costs that more hubs do not divide (`tools/bench_scaling.cpp`, shim linked in, median of 3; "
+L.append("Per-request costs that more hubs do not divide (`bench/bench_scaling.cpp`, shim linked in, median of 3; "
          "GREEN_HUBS=1: both parties on one hub; GREEN_HUBS=2: the partner thread on the other hub). Wall time "
          "includes waiting for the kernel to run the other hub's thread, which on a loaded machine dominates; "
          "CPU time is the calling thread's (hub 0's) own, i.e. what the serial part actually occupies:")
@@ -201,7 +201,7 @@ for name, p, s, what in rows:
              f"{speedup(p, s, 16):.1f}x | {speedup(p, s, 64):.1f}x |")
 L.append("<!-- END scaling -->")
 section = "\n".join(L) + "\n"
-sys.path.insert(0, "tools")
+sys.path.insert(0, "bench")
 from doc_section import write_section
 write_section(doc, "<!-- BEGIN scaling:", "<!-- END scaling -->", section)
 print(section)

@@ -14,10 +14,8 @@
 //   BM_MutexHandoff      main and a partner thread both lock/unlock one
 //                        std::mutex in a loop; time per lock of main's
 //
-// tools/scaling.sh runs it; all timings are wall clock.
-#include <arpa/inet.h>
+// bench/scaling.sh runs it; all timings are wall clock.
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,13 +28,13 @@
 #include <mutex>
 #include <thread>
 
+#include "../tools/common/loopback.hpp"
+
 namespace {
 
 void BM_AcceptConnect(benchmark::State& state) {
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in addr = green_tools::loopback_address(0);
     socklen_t len = sizeof addr;
     if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(lfd, 128) != 0 ||
         getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)

@@ -23,7 +23,7 @@
 #define GREEN_INSTALL_LIBDIR "/usr/local/lib"
 #endif
 
-namespace greenrun {
+namespace green_tools {
 
 inline constexpr const char* kPreloadName = "libgreen-preload.so";
 
@@ -52,4 +52,4 @@ inline std::string first_existing(const std::vector<std::string>& candidates) {
     return {};
 }
 
-}  // namespace greenrun
+}  // namespace green_tools

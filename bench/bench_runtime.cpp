@@ -28,7 +28,7 @@
 // participants are not. All use real (wall-clock) time, since several have
 // the work on threads other than the benchmark thread.
 //
-// Resident memory per parked fiber is measured by tools/bench_rss.cpp, in a
+// Resident memory per parked fiber is measured by bench/bench_rss.cpp, in a
 // fresh process per stack size (a warm stack pool would hide it).
 #include <green/green.hpp>
 
@@ -228,30 +228,52 @@ void BM_ThreadCondvarPingPong(benchmark::State& state) {
 }
 BENCHMARK(BM_ThreadCondvarPingPong)->Unit(benchmark::kNanosecond)->UseRealTime();
 
-// Same shape on one hub: A sets `ping` and waits for `pong`; B waits for
-// `ping` and sets `pong`. Each side resets the Event it consumed (safe: the
-// two fibers never run at once, and each Event is set again only after the
-// reset).
+// The fiber ping-pongs below share their two loops: A gives `ping` once per
+// iteration and takes `pong`; B takes each ping and gives a pong, until A
+// sets `stop` and gives a last ping. Signal adapts the primitive measured.
+template <class Signal>
+void answer_pings(Signal& ping, Signal& pong, const std::atomic<bool>& stop) {
+    for (;;) {
+        ping.take();
+        if (stop.load(std::memory_order_relaxed)) return;
+        pong.give();
+    }
+}
+
+template <class Signal>
+void send_pings(benchmark::State& state, Signal& ping, Signal& pong, std::atomic<bool>& stop) {
+    for (auto _ : state) {
+        ping.give();
+        pong.take();
+    }
+    stop.store(true, std::memory_order_relaxed);  // published by the give below
+    ping.give();
+}
+
+// An Event taken is reset by the side that consumed it: safe, because the
+// two sides never run at once (one hub) and each Event is set again only
+// after the reset.
+struct EventSignal {
+    green::Event event;
+    void give() { event.set(); }
+    void take() {
+        event.wait();
+        event.reset();
+    }
+};
+
+struct SemaphoreSignal {
+    green::Semaphore semaphore;
+    void give() { semaphore.release(); }
+    void take() { semaphore.acquire(); }
+};
+
+// Same shape on one hub, with Events.
 void BM_FiberEventPingPong(benchmark::State& state) {
-    green::Event ping, pong;
-    bool stop = false;
-    auto b = green::spawn([&] {
-        for (;;) {
-            ping.wait();
-            ping.reset();
-            if (stop) return;
-            pong.set();
-        }
-    });
-    auto a = green::spawn([&] {
-        for (auto _ : state) {
-            ping.set();
-            pong.wait();
-            pong.reset();
-        }
-        stop = true;
-        ping.set();
-    });
+    EventSignal ping, pong;
+    std::atomic<bool> stop{false};
+    auto b = green::spawn([&] { answer_pings(ping, pong, stop); });
+    auto a = green::spawn([&] { send_pings(state, ping, pong, stop); });
     a.join();
     b.join();
 }
@@ -263,27 +285,10 @@ void BM_CrossHubPingPong(benchmark::State& state) {
     // The hubs start one after the other: without this, B's hub could park
     // before A's hub exists and look like the whole process deadlocked.
     green::ExternalWaker starting;
-    green::Semaphore ping, pong;
+    SemaphoreSignal ping, pong;
     std::atomic<bool> stop{false};
-    std::thread b([&] {
-        green::run([&] {
-            for (;;) {
-                ping.acquire();
-                if (stop.load(std::memory_order_relaxed)) return;
-                pong.release();
-            }
-        });
-    });
-    std::thread a([&] {
-        green::run([&] {
-            for (auto _ : state) {
-                ping.release();
-                pong.acquire();
-            }
-            stop.store(true, std::memory_order_relaxed);  // published by the release below
-            ping.release();
-        });
-    });
+    std::thread b([&] { green::run([&] { answer_pings(ping, pong, stop); }); });
+    std::thread a([&] { green::run([&] { send_pings(state, ping, pong, stop); }); });
     a.join();
     b.join();
 }

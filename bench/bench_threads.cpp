@@ -1,5 +1,5 @@
 // Thread-level costs, as an ordinary pthread program (no green headers).
-// tools/bench_interpose.sh runs it unpatched and under the shim in one
+// bench/bench_interpose.sh runs it unpatched and under the shim in one
 // invocation and prints patched/unpatched ratios for each line:
 //   mutex_uncontended  lock+unlock of an uncontended pthread mutex
 //   mutex_handoff      two threads taking turns through a mutex + condvar

@@ -1,6 +1,6 @@
 // How long the on-demand dump (GREEN_DUMP_SIGNAL, runtime/src/dump.cpp)
 // takes for N parked fibers, next to the time it took to spawn and park
-// them in the same run (the baseline). Run: build/tools/bench_dump [N]
+// them in the same run (the baseline). Run: build/bench/bench_dump [N]
 // (default 100000). The dump itself goes to /dev/null; its first and last
 // lines are kept to check that it listed every fiber.
 //

@@ -1,4 +1,4 @@
-// greenrun --dump PID. The dump itself is written by the target, to its own
+// See dump_request.hpp. The dump itself is written by the target, to its own
 // stderr (runtime/src/dump.cpp); this side only decides whether sending the
 // signal is safe. A signal the target does not catch would do what it does
 // by default (SIGQUIT: core dump), so every check below must pass first:
@@ -14,7 +14,7 @@
 #include <sstream>
 #include <string>
 
-namespace greenrun {
+namespace green_tools {
 
 namespace {
 
@@ -102,4 +102,4 @@ int request_dump(pid_t pid) {
     return 0;
 }
 
-}  // namespace greenrun
+}  // namespace green_tools
