@@ -28,16 +28,15 @@
 #include "backtrace.hpp"
 #include "hub.hpp"
 #include "os.hpp"
+#include "registry.hpp"
 #include "spinlock.hpp"
 
 namespace green::detail {
 
 namespace {
 
-std::atomic<std::uint32_t> g_registry_lock{0};
-std::vector<Hub*>* g_hubs = nullptr;  // guarded by g_registry_lock
-std::size_t g_stuck = 0;              // guarded by g_registry_lock
-std::string* g_deadlock_report = nullptr;
+std::size_t g_stuck = 0;                      // guarded by the registry lock
+std::string* g_deadlock_report = nullptr;     // guarded by the registry lock
 std::atomic<int> g_pool_jobs{0};
 std::atomic<int> g_external{0};
 
@@ -53,7 +52,7 @@ bool reportable(const FiberRecord* f) {
 // (exit() runs handlers that may take it).
 bool declare_deadlock_locked() {
     bool anyone_waits = false;
-    for (Hub* h : *g_hubs)
+    for (Hub* h : registered_hubs_locked())
         for (const FiberRecord* f = h->live_fibers(); f && !anyone_waits; f = f->live_next) anyone_waits = reportable(f);
     if (!anyone_waits) return true;  // see hub_became_stuck
     std::string report =
@@ -66,14 +65,14 @@ bool declare_deadlock_locked() {
             try {
                 Symbolizer names;
                 ReportStacks stacks{&names, {}};
-                for (Hub* h : *g_hubs) h->append_report(*static_cast<std::string*>(out), &stacks);
+                for (Hub* h : registered_hubs_locked()) h->append_report(*static_cast<std::string*>(out), &stacks);
             } catch (...) {
                 // Out of memory: whatever text was built stands.
             }
         },
         &report);
     std::vector<Hub*> with_run;
-    for (Hub* h : *g_hubs) {
+    for (Hub* h : registered_hubs_locked()) {
         if (h->run_scope_depth > 0) with_run.push_back(h);
     }
     if (with_run.empty()) {
@@ -102,74 +101,16 @@ bool declare_deadlock_locked() {
 std::atomic<int>& pool_jobs_in_flight() noexcept { return g_pool_jobs; }
 std::atomic<int>& external_wakers() noexcept { return g_external; }
 
-void hub_registry_add(Hub* h) {
-    SpinGuard g(g_registry_lock);
-    if (!g_hubs) g_hubs = new std::vector<Hub*>();
-    g_hubs->push_back(h);
-    h->registered = true;
-}
-
-namespace {
-// Counters of hubs whose thread ended, so totals survive them (GREEN_STATS
-// prints after the main thread's thread_local destructors have run).
-Stats g_retired{};
-}  // namespace
-
-void add_counters(const Hub* h, Stats& out) noexcept {
-    out.fibers_spawned += h->counters.spawned.load(std::memory_order_relaxed);
-    out.switches += h->counters.switches.load(std::memory_order_relaxed);
-    out.fd_waits += h->counters.fd_waits.load(std::memory_order_relaxed);
-    out.timer_waits += h->counters.timer_waits.load(std::memory_order_relaxed);
-    out.sync_waits += h->counters.sync_waits.load(std::memory_order_relaxed);
-    out.fibers_moved += h->counters.moved_in.load(std::memory_order_relaxed);
-    ++out.hubs;
-}
-
-Stats counters_snapshot() noexcept {
-    SpinGuard g(g_registry_lock);
-    Stats s = g_retired;
-    if (g_hubs)
-        for (Hub* h : *g_hubs) add_counters(h, s);
-    return s;
-}
-
-void hub_registry_remove(Hub* h) {
-    SpinGuard g(g_registry_lock);
-    if (!h->registered) return;
-    add_counters(h, g_retired);
-    h->registered = false;
-    if (h->stuck) {
-        h->stuck = false;
-        --g_stuck;
-    }
-    std::erase(*g_hubs, h);
-}
-
-// fork(): hold the registry lock across the fork so the child never
-// inherits it held by a thread that no longer exists; in the child only the
-// forking thread's hub remains.
-void registry_fork_prepare() noexcept { lock_word_acquire(g_registry_lock); }
-void registry_fork_parent() noexcept { g_registry_lock.store(0, std::memory_order_release); }
-void registry_fork_child(Hub* survivor) noexcept {
-    if (g_hubs) {
-        for (Hub* h : *g_hubs) h->registered = (h == survivor);
-        g_hubs->clear();
-        if (survivor) g_hubs->push_back(survivor);
-    }
+// fork(): in the child only the forking thread's hub is left, and it is
+// running; the pool's jobs were lost with its threads.
+void deadlock_fork_child(Hub* survivor) noexcept {
     g_stuck = 0;
     if (survivor) survivor->stuck.store(false);
     g_pool_jobs.store(0);
-    g_registry_lock.store(0, std::memory_order_release);
-}
-
-void for_each_hub(void (*fn)(Hub*, void*), void* arg) {
-    SpinGuard g(g_registry_lock);
-    if (!g_hubs) return;
-    for (Hub* h : *g_hubs) fn(h, arg);
 }
 
 bool hub_became_stuck_locked(Hub* h) {
-    SpinGuard g(g_registry_lock);
+    SpinGuard g(registry_lock());
     if (!h->registered || h->stuck) return false;
     h->stuck = true;
     // The Dekker re-check must happen here, before this hub is counted: a
@@ -184,7 +125,7 @@ bool hub_became_stuck_locked(Hub* h) {
         return false;
     }
     ++g_stuck;
-    if (g_stuck == g_hubs->size() && g_pool_jobs.load() == 0 && g_external.load() == 0) return declare_deadlock_locked();
+    if (g_stuck == registered_hubs_locked().size() && g_pool_jobs.load() == 0 && g_external.load() == 0) return declare_deadlock_locked();
     return false;
 }
 
@@ -201,7 +142,7 @@ void hub_unstick(Hub* h) noexcept {
     // reads `stuck`; the hub sets `stuck`, then re-reads its queues. With
     // both sides sequentially consistent, at least one sees the other.
     if (!h->stuck.load(std::memory_order_seq_cst)) return;
-    SpinGuard g(g_registry_lock);
+    SpinGuard g(registry_lock());
     if (h->stuck) {
         h->stuck = false;
         --g_stuck;
@@ -216,14 +157,13 @@ void hub_unstick_registry_locked(Hub* h) noexcept {
 }
 
 std::string take_deadlock_report() {
-    SpinGuard g(g_registry_lock);
+    SpinGuard g(registry_lock());
     return g_deadlock_report ? *g_deadlock_report : std::string("green: deadlock");
 }
 
 // Caller holds the registry lock.
 const FiberRecord* find_fiber_locked(std::uint64_t id) {
-    if (!g_hubs) return nullptr;
-    for (Hub* h : *g_hubs)
+    for (Hub* h : registered_hubs_locked())
         for (const FiberRecord* f = h->live_fibers(); f; f = f->live_next)
             if (f->id == id) return f;
     return nullptr;

@@ -148,6 +148,7 @@ void fork_parent() {
 void fork_child() {
     Hub* survivor = Hub::current_if_any();
     registry_fork_child(survivor);
+    deadlock_fork_child(survivor);
     pool_fork_child();
     if (survivor) survivor->after_fork_in_child();
 }

@@ -248,16 +248,19 @@ public:
     pid_t tid() const noexcept { return tid_; }
 };
 
-// Deadlock detection and reports (deadlock.cpp).
+// The hub registry (registry.cpp).
 void hub_registry_add(Hub* h);
-void start_hub_monitor() noexcept;
+void hub_registry_remove(Hub* h);
+void for_each_hub(void (*fn)(Hub*, void*), void* arg);  // fn runs with the registry lock held
+Stats counters_snapshot() noexcept;  // all hubs, including retired ones
 void registry_fork_prepare() noexcept;
 void registry_fork_parent() noexcept;
 void registry_fork_child(Hub* survivor) noexcept;
 void pool_fork_prepare() noexcept;
 void pool_fork_parent() noexcept;
 void pool_fork_child() noexcept;
-void hub_registry_remove(Hub* h);
+// Deadlock detection and reports (deadlock.cpp).
+void deadlock_fork_child(Hub* survivor) noexcept;
 // Called by a hub about to block with nothing of its own to wake it.
 void hub_became_stuck(Hub* h);
 void hub_unstick(Hub* h) noexcept;  // any thread, before posting work to h
@@ -265,7 +268,6 @@ void hub_unstick_registry_locked(Hub* h) noexcept;  // the same, for callers hol
 [[noreturn]] void report_stack_overflow(FiberRecord* f) noexcept;
 void report_uncaught(FiberRecord* f) noexcept;
 std::string take_deadlock_report();
-Stats counters_snapshot() noexcept;  // all hubs, including retired ones
 std::uint64_t pool_jobs_completed() noexcept;
 [[noreturn]] void throw_for(WakeReason r);
 void describe_wait(const FiberRecord* f, std::string& out, bool nested = true);  // registry lock held
@@ -275,10 +277,11 @@ std::uint32_t fd_generation(int fd) noexcept;
 std::uint32_t bump_fd_generation(int fd) noexcept;
 void note_fd_hub(int fd, unsigned hub_index) noexcept;
 std::uint64_t fd_hub_mask(int fd) noexcept;
-void for_each_hub(void (*fn)(Hub*, void*), void* arg);
 // The on-demand dump (dump.cpp).
 void start_dump_service() noexcept;
-std::uint64_t blocked_episodes() noexcept;  // monitor.cpp
 void serve_dump_request(Hub* h, RemoteNode* node) noexcept;  // the hub's thread, in its scheduler
+// The hub monitor (monitor.cpp).
+void start_hub_monitor() noexcept;
+std::uint64_t blocked_episodes() noexcept;
 
 }  // namespace green::detail
