@@ -14,6 +14,7 @@
 
 #include <atomic>
 
+#include "fork.hpp"
 #include "hub.hpp"
 #include "os.hpp"
 #include "spinlock.hpp"

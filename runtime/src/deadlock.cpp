@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "backtrace.hpp"
+#include "fork.hpp"
 #include "hub.hpp"
 #include "os.hpp"
 #include "registry.hpp"

@@ -52,6 +52,7 @@
 #include <new>
 
 #include "fiber_tls.hpp"
+#include "fork.hpp"
 #include "os.hpp"
 #include "spinlock.hpp"
 
@@ -135,28 +136,8 @@ struct HubThreadExit {
 thread_local bool HubThreadExit::tls_exit_done = false;
 static thread_local HubThreadExit tls_exit;
 
-namespace {
-// fork() in a process with hubs: see Hub::after_fork_in_child.
-void fork_prepare() {
-    pool_fork_prepare();
-    registry_fork_prepare();
-}
-void fork_parent() {
-    registry_fork_parent();
-    pool_fork_parent();
-}
-void fork_child() {
-    Hub* survivor = Hub::current_if_any();
-    registry_fork_child(survivor);
-    deadlock_fork_child(survivor);
-    pool_fork_child();
-    if (survivor) survivor->after_fork_in_child();
-}
-}  // namespace
-
 Hub& Hub::create_for_this_thread() {
-    static std::atomic<bool> fork_handlers{false};
-    if (!fork_handlers.exchange(true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
+    install_fork_handlers();
     Hub* h = new Hub();
     tls_hub_ = h;
     if (!HubThreadExit::tls_exit_done) tls_exit.hub = h;

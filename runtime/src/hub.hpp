@@ -118,7 +118,7 @@ public:
     // Parks the running fiber for good (an idle hub thread's root, or a main
     // that called pthread_exit). Not reported as a deadlocked waiter.
     void park_idle() noexcept;
-    // In the child of fork(): keep only the running fiber (see hub.cpp).
+    // In the child of fork(): keep only the running fiber (fork.cpp).
     void after_fork_in_child() noexcept;
     void request_cancel(FiberRecord* f) noexcept;  // any thread
     // Any thread: ends the interruptible wait f is parked in, if any, when
@@ -253,14 +253,7 @@ void hub_registry_add(Hub* h);
 void hub_registry_remove(Hub* h);
 void for_each_hub(void (*fn)(Hub*, void*), void* arg);  // fn runs with the registry lock held
 Stats counters_snapshot() noexcept;  // all hubs, including retired ones
-void registry_fork_prepare() noexcept;
-void registry_fork_parent() noexcept;
-void registry_fork_child(Hub* survivor) noexcept;
-void pool_fork_prepare() noexcept;
-void pool_fork_parent() noexcept;
-void pool_fork_child() noexcept;
 // Deadlock detection and reports (deadlock.cpp).
-void deadlock_fork_child(Hub* survivor) noexcept;
 // Called by a hub about to block with nothing of its own to wake it.
 void hub_became_stuck(Hub* h);
 void hub_unstick(Hub* h) noexcept;  // any thread, before posting work to h

@@ -12,6 +12,7 @@
 
 #include <vector>
 
+#include "fork.hpp"
 #include "hub.hpp"
 #include "spinlock.hpp"
 
