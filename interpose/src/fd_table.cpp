@@ -1,4 +1,4 @@
-// See fd_table.hpp. Chunked, lazily allocated table of atomic pointers so a
+// See fd_table.hpp. The table is a ChunkedTable of atomic pointers, so a
 // lookup on the I/O hot path is two loads and no lock.
 #include "fd_table.hpp"
 
@@ -8,32 +8,15 @@
 
 #include <new>
 
+#include "chunked_table.hpp"
 #include "real.hpp"
-
 #include "spinlock.hpp"
 
 namespace green::interpose {
 
 namespace {
 
-constexpr int kChunkBits = 12;
-constexpr int kChunks = 1 << 10;
-std::atomic<std::atomic<Description*>*> g_chunks[kChunks];
-
-std::atomic<Description*>* slot(int fd, bool create) noexcept {
-    if (fd < 0) return nullptr;
-    unsigned chunk = static_cast<unsigned>(fd) >> kChunkBits;
-    if (chunk >= static_cast<unsigned>(kChunks)) return nullptr;
-    std::atomic<Description*>* c = g_chunks[chunk].load(std::memory_order_acquire);
-    if (!c) {
-        if (!create) return nullptr;
-        auto* fresh = new (std::nothrow) std::atomic<Description*>[1u << kChunkBits]();
-        if (!fresh) return nullptr;
-        if (g_chunks[chunk].compare_exchange_strong(c, fresh)) c = fresh;
-        else delete[] fresh;
-    }
-    return &c[static_cast<unsigned>(fd) & ((1u << kChunkBits) - 1)];
-}
+constinit detail::ChunkedTable<std::atomic<Description*>> g_table;
 
 // Descriptions are type-stable, like Go's poll descriptors: a dropped one
 // goes to a free list and is reused, never freed, because a fiber on another
@@ -71,34 +54,29 @@ Description* fresh(FdKind kind, bool nonblock, bool fifo) {
 }  // namespace
 
 void fd_adopt(int fd, FdKind kind, bool nonblock, bool fifo) noexcept {
-    if (auto* s = slot(fd, true)) drop(s->exchange(fresh(kind, nonblock, fifo)));
+    if (auto* s = g_table.find_or_create(fd)) drop(s->exchange(fresh(kind, nonblock, fifo)));
 }
 
 void fd_share(int oldfd, int newfd) noexcept {
     Description* d = fd_lookup(oldfd);
-    auto* s = slot(newfd, d != nullptr);
+    auto* s = d ? g_table.find_or_create(newfd) : g_table.find(newfd);
     if (!s) return;
     if (d) d->refs.fetch_add(1, std::memory_order_relaxed);
     drop(s->exchange(d));
 }
 
 void fd_forget(int fd) noexcept {
-    if (auto* s = slot(fd, false)) drop(s->exchange(nullptr));
+    if (auto* s = g_table.find(fd)) drop(s->exchange(nullptr));
 }
 
 void fd_each_known(unsigned first, unsigned last, void (*fn)(int fd, Description* d)) noexcept {
-    constexpr unsigned kPer = 1u << kChunkBits;
-    for (unsigned chunk = first >> kChunkBits; chunk < static_cast<unsigned>(kChunks) && chunk <= (last >> kChunkBits); ++chunk) {
-        std::atomic<Description*>* c = g_chunks[chunk].load(std::memory_order_acquire);
-        if (!c) continue;
-        const unsigned base = chunk * kPer;
-        for (unsigned i = first > base ? first - base : 0; i < kPer && base + i <= last; ++i)
-            if (Description* d = c[i].load(std::memory_order_acquire)) fn(static_cast<int>(base + i), d);
-    }
+    g_table.for_each_in(first, last, [fn](int fd, std::atomic<Description*>& entry) {
+        if (Description* d = entry.load(std::memory_order_acquire)) fn(fd, d);
+    });
 }
 
 Description* fd_lookup(int fd) noexcept {
-    auto* s = slot(fd, false);
+    auto* s = g_table.find(fd);
     return s ? s->load(std::memory_order_acquire) : nullptr;
 }
 

@@ -27,6 +27,7 @@
 #include <atomic>
 #include <new>
 
+#include "chunked_table.hpp"
 #include "hub.hpp"
 #include "spinlock.hpp"
 #include "wait_list.hpp"
@@ -43,30 +44,13 @@ struct FdWatch {
 
 namespace {
 
-// Process-wide per-fd facts, in lazily allocated chunks so that the table
-// costs nothing for fds never waited on and needs no lock to read.
+// Process-wide per-fd facts (chunked_table.hpp: nothing for fds never
+// waited on, no lock to read).
 struct FdGlobal {
     std::atomic<std::uint32_t> generation{0};
     std::atomic<std::uint64_t> hub_mask{0};
 };
-constexpr int kChunkBits = 12;
-constexpr int kChunks = 1 << 10;  // fds below 4M are tracked
-std::atomic<FdGlobal*> g_fd_chunks[kChunks];
-
-FdGlobal* fd_global(int fd, bool create) noexcept {
-    if (fd < 0) return nullptr;
-    unsigned chunk = static_cast<unsigned>(fd) >> kChunkBits;
-    if (chunk >= static_cast<unsigned>(kChunks)) return nullptr;
-    FdGlobal* c = g_fd_chunks[chunk].load(std::memory_order_acquire);
-    if (!c) {
-        if (!create) return nullptr;
-        auto* fresh = new (std::nothrow) FdGlobal[1u << kChunkBits];
-        if (!fresh) return nullptr;
-        if (g_fd_chunks[chunk].compare_exchange_strong(c, fresh, std::memory_order_acq_rel)) c = fresh;
-        else delete[] fresh;
-    }
-    return &c[static_cast<unsigned>(fd) & ((1u << kChunkBits) - 1)];
-}
+constinit ChunkedTable<FdGlobal> g_fd_facts;
 
 WaitResult to_result(WakeReason r) noexcept {
     switch (r) {
@@ -86,24 +70,24 @@ WaitResult to_result(WakeReason r) noexcept {
 }  // namespace
 
 std::uint32_t fd_generation(int fd) noexcept {
-    FdGlobal* g = fd_global(fd, false);
+    const FdGlobal* g = g_fd_facts.find(fd);
     return g ? g->generation.load(std::memory_order_acquire) : 0;
 }
 
 std::uint32_t bump_fd_generation(int fd) noexcept {
-    FdGlobal* g = fd_global(fd, false);
+    FdGlobal* g = g_fd_facts.find(fd);
     return g ? g->generation.fetch_add(1, std::memory_order_acq_rel) + 1 : 0;
 }
 
 void note_fd_hub(int fd, unsigned hub_index) noexcept {
-    if (FdGlobal* g = fd_global(fd, true)) {
+    if (FdGlobal* g = g_fd_facts.find_or_create(fd)) {
         std::uint64_t bit = std::uint64_t{1} << (hub_index < 63 ? hub_index : 63);
         if (!(g->hub_mask.load(std::memory_order_relaxed) & bit)) g->hub_mask.fetch_or(bit, std::memory_order_acq_rel);
     }
 }
 
 std::uint64_t fd_hub_mask(int fd) noexcept {
-    FdGlobal* g = fd_global(fd, false);
+    const FdGlobal* g = g_fd_facts.find(fd);
     return g ? g->hub_mask.load(std::memory_order_acquire) : 0;
 }
 
