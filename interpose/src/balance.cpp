@@ -33,7 +33,6 @@
 #include <green/run.hpp>
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -154,14 +153,7 @@ void* balancer(void*) {
 
 void start_balancer() noexcept {
     if (config().balance == Balance::Off || g_running.exchange(true)) return;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    detail::os::block_signals_in(&attr);
-    if (detail::os::libc().pthread_create(&t, &attr, balancer, nullptr) == 0) detail::os::libc().pthread_detach(t);
-    else g_running.store(false);
-    pthread_attr_destroy(&attr);
+    if (!detail::os::start_plain_thread(balancer, nullptr, 256 * 1024)) g_running.store(false);
 }
 
 void balancer_after_fork_in_child() noexcept { g_running.store(false, std::memory_order_relaxed); }

@@ -1,6 +1,6 @@
 // See hubs.hpp. A hub thread's root fiber parks idle forever; the hub's
-// scheduler runs the fibers placed on it. Hub threads are created with libc's
-// own pthread_create (never the hook, which would make them fibers).
+// scheduler runs the fibers placed on it. Hub threads start as plain threads
+// (os::start_plain_thread: never the hook, which would make them fibers).
 //
 // After fork() the child has only the forking thread, so only its hub
 // (placement.cpp then places everything there). It gets its GREEN_HUBS back
@@ -54,17 +54,10 @@ void add_hub_threads(unsigned hubs) {
     for (unsigned i = 1; i < hubs; ++i) {
         auto* arg = new StartArg();  // lives as long as the process
         arg->slot = i;
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        detail::os::block_signals_in(&attr);
-        if (detail::os::libc().pthread_create(&t, &attr, hub_thread, arg) != 0) {
+        if (!detail::os::start_plain_thread(hub_thread, arg, 256 * 1024)) {
             detail::os::write_stderr("green: cannot start a hub thread (GREEN_HUBS)\n");
             _exit(2);
         }
-        pthread_attr_destroy(&attr);
-        detail::os::libc().pthread_detach(t);
         for (unsigned seen; (seen = g_ready.load(std::memory_order_acquire)) < i;)
             detail::os::futex_wait(reinterpret_cast<std::atomic<std::uint32_t>*>(&g_ready), seen);
         g_hubs->push_back(arg->hub.load());

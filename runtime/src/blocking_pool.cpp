@@ -4,8 +4,8 @@
 // Invariants: a job is a node on the submitting fiber's stack, valid until the
 // pool wakes that fiber, which stays parked (not cancellable) until then.
 // Jobs queue FIFO and are never dropped; threads start lazily up to
-// GREEN_POOL_SIZE. Pool threads come from libc's pthread_create directly (the
-// shim must not turn them into fibers) and park on a futex, not a pthread
+// GREEN_POOL_SIZE. Pool threads are plain threads (os::start_plain_thread:
+// the shim must not turn them into fibers) and park on a futex, not a pthread
 // condvar (which the shim interposes). pool_jobs_in_flight() counts a job
 // from submission until its waiter has been woken, so the deadlock detector
 // never mistakes a busy pool for a dead process.
@@ -116,23 +116,13 @@ void run_on_pool(void (*fn)(void*), void* arg) noexcept {
             start_thread = true;
         }
     }
-    if (start_thread) {
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        os::block_signals_in(&attr);
-        if (os::libc().pthread_create(&t, &attr, worker, nullptr) == 0) {
-            os::libc().pthread_detach(t);
-        } else {
-            SpinGuard g(p.lock);
-            --p.threads;  // the queued job is served by an existing thread
-            if (p.threads == 0) {
-                os::write_stderr("green: cannot start a blocking-pool thread\n");
-                std::abort();
-            }
+    if (start_thread && !os::start_plain_thread(worker, nullptr, 256 * 1024)) {
+        SpinGuard g(p.lock);
+        --p.threads;  // the queued job is served by an existing thread
+        if (p.threads == 0) {
+            os::write_stderr("green: cannot start a blocking-pool thread\n");
+            std::abort();
         }
-        pthread_attr_destroy(&attr);
     }
     p.signal.fetch_add(1, std::memory_order_release);
     os::futex_wake(&p.signal, 1);

@@ -11,7 +11,7 @@
 // fiber that everyone else merely joins blocks nobody), prints the hub, the
 // fiber running on it and how long, once per episode.
 //
-// The monitor is a plain thread started with libc's own pthread_create; it
+// The monitor is a plain thread (os::start_plain_thread), not a fiber; it
 // never touches a hub's data beyond atomic counters and the running fiber's
 // id and name (read racily: a report is a diagnostic, not a decision). The
 // blocking fiber's stack is taken through a signal to the hub thread
@@ -131,13 +131,7 @@ void start_hub_monitor() noexcept {
     start_dump_service();
     static std::atomic<bool> started{false};
     if (config().blocked_ms == 0 || started.exchange(true)) return;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 1024 * 1024);  // libdw, naming a backtrace, is stack-hungry
-    os::block_signals_in(&attr);
-    if (os::libc().pthread_create(&t, &attr, monitor_main, nullptr) == 0) os::libc().pthread_detach(t);
-    pthread_attr_destroy(&attr);
+    os::start_plain_thread(monitor_main, nullptr, 1024 * 1024);  // naming a backtrace is stack-hungry
 }
 
 }  // namespace green::detail

@@ -73,10 +73,18 @@ const Libc& libc() noexcept {
     return table;
 }
 
-void block_signals_in(pthread_attr_t* attr) noexcept {
+bool start_plain_thread(void* (*fn)(void*), void* arg, std::size_t stack_size) noexcept {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack_size);
     sigset_t all;
     sigfillset(&all);
-    pthread_attr_setsigmask_np(attr, &all);  // glibc leaves its own internal signals out
+    pthread_attr_setsigmask_np(&attr, &all);  // glibc leaves its own internal signals out
+    pthread_t t;
+    const bool started = libc().pthread_create(&t, &attr, fn, arg) == 0;
+    pthread_attr_destroy(&attr);
+    if (started) libc().pthread_detach(t);
+    return started;
 }
 
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {

@@ -30,11 +30,14 @@ struct Libc {
 // Resolved on first use; safe before any constructor of ours has run.
 const Libc& libc() noexcept;
 
-// Sets `attr` so the thread it starts has every blockable signal blocked from
-// its first instruction: the runtime's own threads (pool, monitor, hub
-// threads) must never take a signal meant for the program, or a signal the
-// program blocked in all of its threads would run its default action there.
-void block_signals_in(pthread_attr_t* attr) noexcept;
+// Starts a detached plain thread for the runtime itself (blocking pool,
+// monitor, the shim's hub threads and balancer): through libc's own
+// pthread_create, so the shim cannot make it a fiber, with `stack_size`
+// bytes of stack and every blockable signal blocked from its first
+// instruction (such a thread must never take a signal meant for the
+// program, or a signal the program blocked in all of its threads would run
+// its default action there). False if it could not be started.
+bool start_plain_thread(void* (*fn)(void*), void* arg, std::size_t stack_size) noexcept;
 
 long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept;
 
