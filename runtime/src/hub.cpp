@@ -11,21 +11,26 @@
 //              has TLS of its own and moves to another hub at a move point
 //              (move_running_if_asked: only the fiber itself, while it runs).
 //
-// Run loop (scheduler_loop), one tick:
-//   1. Take remote wakes (other threads' wakes land in a lock-free stack and
-//      an ev_async; cancels ride the same queue).
-//   2. If the run queue is non-empty, switch to its head with a budget of
-//      direct switches: at least kMinDirectSwitches, more if more fibers are
-//      queued. A fiber that suspends hands the CPU straight to the next
-//      runnable fiber (one context switch, not two through the scheduler)
-//      while budget is left; then control returns here. The run queue is
-//      FIFO, so every runnable fiber gets its turn in order either way.
-//   3. Poll libev: without blocking once kPollEveryRuns fibers have run
+// Run loop (scheduler_loop), one tick; the names are its phases:
+//   1. take_posted_work: remote wakes (other threads' wakes land in a
+//      lock-free stack and an ev_async; spawns, cancels, interrupts and dump
+//      requests ride the same queue), then fd closes other threads posted.
+//   2. run_ready, if the run queue is non-empty: switch to its head with a
+//      budget of direct switches: at least kMinDirectSwitches, more if more
+//      fibers are queued. A fiber that suspends hands the CPU straight to
+//      the next runnable fiber (one context switch, not two through the
+//      scheduler) while budget is left; then control returns here. The run
+//      queue is FIFO, so every runnable fiber gets its turn in order either
+//      way. Still runnable fibers: back to 1, through poll_events_now (libev
+//      without blocking) once kPollEveryRuns fibers have run back to back
 //      since the last poll (an epoll_wait is a syscall; this bounds how long
-//      I/O waits while fibers keep each other busy), and blocking when
-//      nothing is runnable, until an fd, a timer or a remote wake fires.
-//      Before blocking with fibers parked and no fd, timer or pool job that
-//      could ever wake them, tell the deadlock detector (deadlock.cpp).
+//      I/O waits while fibers keep each other busy).
+//   3. Nothing runnable and nothing posted: block in libev until an fd, a
+//      timer or a remote wake fires (poll_events_until_woken). Before that,
+//      trim_idle_stacks gives idle stacks' pages back a few per tick (libev
+//      polled without blocking between), and when nothing_can_wake_us (fibers
+//      parked, no fd, timer or pool job that could ever wake them),
+//      report_stuck tells the deadlock detector (deadlock.cpp).
 //
 // Wait/wake protocol (see Waiter in fiber_record.hpp)
 //   park:  the fiber has linked a Waiter where its waker will find it; park
@@ -771,50 +776,88 @@ void Hub::after_fork_in_child() noexcept {
 // ---------------------------------------------------------------------------
 // The run loop
 
+// Each step of the tick is a phase of its own, inlined into the loop: the
+// loop runs every kMinDirectSwitches switches or more often, and on every
+// wake that crosses hubs.
+
+// Step 1: work other threads handed to this hub.
+__attribute__((always_inline)) inline void Hub::take_posted_work() noexcept {
+    drain_remote();
+    if (closing_pending_.load(std::memory_order_acquire)) process_fd_closings();
+}
+
+// Step 2: the run queue's head, and from it fiber to fiber within a budget.
+__attribute__((always_inline)) inline void Hub::run_ready() noexcept {
+    const std::size_t budget = std::max(run_length_ - 1, kMinDirectSwitches);
+    direct_budget_ = budget;
+    FiberRecord* first = run_head_;
+    run_head_ = first->run_next;
+    if (!run_head_) run_tail_ = nullptr;
+    --run_length_;
+    switch_to(first);
+    runs_since_poll_ += 1 + (budget - direct_budget_);
+    direct_budget_ = 0;
+}
+
+// Step 3, while fibers are runnable: fd events and timers without waiting.
+__attribute__((always_inline)) inline void Hub::poll_events_now() noexcept {
+    runs_since_poll_ = 0;
+    ev_run(loop_, EVRUN_NOWAIT);
+    HubCounters::bump(loop_turns_);
+}
+
+// Before blocking: give idle stacks' pages back a few at a time, looking at
+// I/O in between. False when there was nothing to trim.
+__attribute__((always_inline)) inline bool Hub::trim_idle_stacks() noexcept {
+    if (!stacks.trim_some()) return false;
+    ev_run(loop_, EVRUN_NOWAIT);
+    return true;
+}
+
+// Before blocking: nothing of ours (an fd wait, a timer, a pool job) could
+// wake anyone here; only another thread can.
+__attribute__((always_inline)) inline bool Hub::nothing_can_wake_us() const noexcept {
+    return parked_on_io.load(std::memory_order_relaxed) == 0 && parked_on_timer.load(std::memory_order_relaxed) == 0 &&
+           pool_jobs_in_flight().load() == 0;
+}
+
+// Tells the deadlock detector this hub is stuck (which may end the process
+// or wake a green::run() caller). False if work arrived meanwhile: the hub
+// is unstuck again and must not block.
+__attribute__((always_inline)) inline bool Hub::report_stuck() noexcept {
+    hub_became_stuck(this);
+    if (has_pending_work()) {
+        hub_unstick(this);
+        return false;
+    }
+    return true;
+}
+
+// Step 3, with nothing runnable: block until an fd, a timer or a remote wake
+// fires.
+__attribute__((always_inline)) inline void Hub::poll_events_until_woken() noexcept {
+    in_poll_.store(true, std::memory_order_relaxed);
+    ev_run(loop_, EVRUN_ONCE);
+    in_poll_.store(false, std::memory_order_relaxed);
+    HubCounters::bump(loop_turns_);
+    hub_unstick(this);
+}
+
 void Hub::scheduler_loop() {
     for (;;) {
-        drain_remote();
-        if (closing_pending_.load(std::memory_order_acquire)) process_fd_closings();
+        take_posted_work();
         if (run_head_) {
-            const std::size_t budget = std::max(run_length_ - 1, kMinDirectSwitches);
-            direct_budget_ = budget;
-            FiberRecord* first = run_head_;
-            run_head_ = first->run_next;
-            if (!run_head_) run_tail_ = nullptr;
-            --run_length_;
-            switch_to(first);
-            runs_since_poll_ += 1 + (budget - direct_budget_);
-            direct_budget_ = 0;
-            if (run_head_ && runs_since_poll_ < kPollEveryRuns) continue;
-            runs_since_poll_ = 0;
+            run_ready();
             if (run_head_) {
-                ev_run(loop_, EVRUN_NOWAIT);
-                HubCounters::bump(loop_turns_);
+                if (runs_since_poll_ >= kPollEveryRuns) poll_events_now();
                 continue;
             }
+            runs_since_poll_ = 0;  // the count is of fibers run back to back
         }
         if (remote_head_.load(std::memory_order_acquire)) continue;
-        if (stacks.trim_some()) {
-            // About to idle: release idle stacks' pages a few at a time,
-            // looking at I/O in between.
-            ev_run(loop_, EVRUN_NOWAIT);
-            continue;
-        }
-        if (parked_on_io.load(std::memory_order_relaxed) == 0 && parked_on_timer.load(std::memory_order_relaxed) == 0 &&
-            pool_jobs_in_flight().load() == 0) {
-            // Nothing of ours can wake anyone here; only another thread can.
-            hub_became_stuck(this);
-            if (remote_head_.load(std::memory_order_seq_cst) || run_head_ ||
-                closing_pending_.load(std::memory_order_seq_cst)) {
-                hub_unstick(this);
-                continue;
-            }
-        }
-        in_poll_.store(true, std::memory_order_relaxed);
-        ev_run(loop_, EVRUN_ONCE);
-        in_poll_.store(false, std::memory_order_relaxed);
-        HubCounters::bump(loop_turns_);
-        hub_unstick(this);
+        if (trim_idle_stacks()) continue;
+        if (nothing_can_wake_us() && !report_stuck()) continue;
+        poll_events_until_woken();
     }
 }
 

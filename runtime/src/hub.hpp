@@ -188,7 +188,14 @@ private:
     void enter_thread_state(FiberRecord* f) noexcept;
     void after_switch(boost::context::fiber&& from) noexcept;
     void scheduler_loop();
+    // The phases of one tick of scheduler_loop (hub.cpp).
+    void take_posted_work() noexcept;
+    void run_ready() noexcept;
+    void poll_events_now() noexcept;
+    bool trim_idle_stacks() noexcept;
     bool nothing_can_wake_us() const noexcept;
+    bool report_stuck() noexcept;
+    void poll_events_until_woken() noexcept;
     void process_fd_closings() noexcept;
     FdWatch* fd_watch(int fd) noexcept;
     static void on_timer(struct ev_loop*, ev_timer*, int) noexcept;
