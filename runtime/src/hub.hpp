@@ -1,5 +1,38 @@
 // The hub: one per OS thread, owning that thread's fibers, run queue and
 // libev loop. See hub.cpp for the run loop written out as a specification.
+//
+// Lock order. The runtime's and the shim's own locks are spinlocks
+// (spinlock.hpp), never held across a suspension and mostly for a few
+// instructions (the long holds: the registry lock while a deadlock report is
+// built, the capture lock for up to a second by the monitor or dump thread).
+// Where one is taken while another is held, the outer one is listed first:
+//
+//   shim signal state (interpose hooks_signal.cpp g_lock)
+//       -> registry lock, through Hub::wake (a sigwait handed its signal)
+//       -> the shim's fd-table free list, and its fd list (adopt_shim_fd)
+//   a fiber's joiners lock (FiberRecord::joiners; its end wakes joiners)
+//       -> registry lock, through Hub::wake
+//   registry lock (registry.cpp; the deadlock detector's state too)
+//       -> Hub::closing_lock_ (post_fd_closing, from notify_fd_closing)
+//   leaves, under which no other lock is taken: Hub::closing_lock_, WaitList
+//   locks (sync.cpp), the shim's lock overlays in pthread mutexes, condvars,
+//   rwlocks, barriers and semaphores, its futex buckets, the pool lock, the
+//   stack pool's spare list, the backtrace capture lock, the shim's key
+//   table, its fd-table free list and its fd list.
+//
+// Hub::wake (and Hub::schedule) may take the registry lock: a wake posted to
+// a stuck hub unsticks it (hub_unstick). Wakes decided under a leaf lock are
+// therefore delivered after it is released (WakesAfterUnlock); the two
+// sites above are the only ones that wake under a lock, besides the deadlock
+// detector, which wakes under the registry lock only hubs it has just
+// unstuck (so hub_unstick does not take it again). Other code holding the
+// registry lock unsticks a hub with hub_unstick_registry_locked.
+// fork() holds the shim's signal lock, the pool lock and the registry lock,
+// taken in that order (fork.cpp). Memory is allocated under the registry
+// lock, closing_lock_, the spare list and the signal lock: under the shim, a
+// program allocator whose own locks are pthread mutexes takes a shim overlay
+// there, and a fiber that found one contended would park holding the outer
+// spinlock.
 #pragma once
 
 #include <green/io.hpp>
