@@ -53,8 +53,8 @@ public:
     // chunks never made are skipped whole, so a sweep up to ~0u stays cheap.
     template <class Fn>
     void for_each_in(unsigned first, unsigned last, Fn&& fn) const {
-        for (unsigned chunk = first >> kChunkBits; chunk < static_cast<unsigned>(kChunks) && chunk <= (last >> kChunkBits);
-             ++chunk) {
+        const unsigned end = last >> kChunkBits;
+        for (unsigned chunk = first >> kChunkBits; chunk < static_cast<unsigned>(kChunks) && chunk <= end; ++chunk) {
             T* c = chunks_[chunk].load(std::memory_order_acquire);
             if (!c) continue;
             const unsigned base = chunk * kPerChunk;

@@ -36,8 +36,8 @@ namespace green::detail {
 
 namespace {
 
-std::size_t g_stuck = 0;                      // guarded by the registry lock
-std::string* g_deadlock_report = nullptr;     // guarded by the registry lock
+std::size_t g_stuck = 0;                   // guarded by the registry lock
+std::string* g_deadlock_report = nullptr;  // guarded by the registry lock
 std::atomic<int> g_pool_jobs{0};
 std::atomic<int> g_external{0};
 
@@ -126,7 +126,8 @@ bool hub_became_stuck_locked(Hub* h) {
         return false;
     }
     ++g_stuck;
-    if (g_stuck == registered_hubs_locked().size() && g_pool_jobs.load() == 0 && g_external.load() == 0) return declare_deadlock_locked();
+    if (g_stuck == registered_hubs_locked().size() && g_pool_jobs.load() == 0 && g_external.load() == 0)
+        return declare_deadlock_locked();
     return false;
 }
 
