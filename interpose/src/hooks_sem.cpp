@@ -69,7 +69,7 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
         // Only a signal handler may end this wait: not a deadlock then.
         std::optional<ExternalWaker> rescuable;
         if (signals_could_interrupt()) rescuable.emplace();
-        r = me.hub->park(w, detail::ParkOptions{deadline, false, false, true});
+        r = me.hub->park(w, detail::ParkOptions::signal_interruptible(deadline));
     } else {
         r = park_self(me, w, deadline);
     }

@@ -747,7 +747,7 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
         detail::WakeReason r;
         {
             WaitsForSignal external;
-            r = h.park(w, detail::ParkOptions{deadline, false, false, true});
+            r = h.park(w, detail::ParkOptions::signal_interruptible(deadline));
         }
         {
             SpinGuard g(g_lock);
@@ -853,7 +853,7 @@ int sigsuspend(const sigset_t* mask) {
         w.fiber = h.running();
         w.what = "sigsuspend";
         WaitsForSignal external;
-        if (h.park(w, detail::ParkOptions{Clock::time_point::max(), false, false, true}) ==
+        if (h.park(w, detail::ParkOptions::signal_interruptible()) ==
             detail::WakeReason::Interrupted)
             ran = true;
     }

@@ -76,7 +76,7 @@ LockSelf lock_self() noexcept {
 detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::time_point deadline,
                              bool cancellable) noexcept {
     using detail::WakeReason;
-    if (self.hub) return self.hub->park(w, detail::ParkOptions{deadline, cancellable, false});
+    if (self.hub) return self.hub->park(w, cancellable ? detail::ParkOptions::pthread_cancellable(deadline) : detail::ParkOptions::uncancellable(deadline));
     for (;;) {
         if (w.thread_woken.load(std::memory_order_acquire)) return w.reason.load(std::memory_order_acquire);
         timespec rel{};

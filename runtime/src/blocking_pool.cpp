@@ -137,7 +137,7 @@ void run_on_pool(void (*fn)(void*), void* arg) noexcept {
     os::futex_wake(&p.signal, 1);
     HubCounters::bump(h.counters.sync_waits);
     // Not cancellable: the job owns state on this stack until it finishes.
-    h.park(job.waiter, ParkOptions{Clock::time_point::max(), false, false});
+    h.park(job.waiter, ParkOptions::uncancellable());
 }
 
 }  // namespace green::detail

@@ -15,13 +15,13 @@ namespace detail {
 namespace {
 
 // Parks the caller until `f` is done or `deadline` passes.
-WakeReason wait_done(FiberRecord* f, Clock::time_point deadline, bool cancellable) {
+WakeReason wait_done(FiberRecord* f, Clock::time_point deadline) {
     if (f->done.load(std::memory_order_acquire)) return WakeReason::Woken;
     Hub& h = Hub::current();
     if (h.running() == f) {
         throw std::logic_error("green: a fiber cannot join itself");
     }
-    ParkOptions o{deadline, cancellable, true};
+    ParkOptions o = ParkOptions::cancellable(deadline);
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return r;
     Waiter me;
     // Set before linking: `f` may finish on another hub and wake us (reading
@@ -64,7 +64,7 @@ void fiber_start(FiberRecord* f) noexcept { f->hub->start(f); }
 
 void fiber_join(FiberRecord* f) {
     // No deadline of its own, so only a cancel or a scope can end it early.
-    if (WakeReason r = wait_done(f, Clock::time_point::max(), true); r != WakeReason::Woken) throw_for(r);
+    if (WakeReason r = wait_done(f, Clock::time_point::max()); r != WakeReason::Woken) throw_for(r);
     if (f->error) {
         f->error_observed = true;
         std::rethrow_exception(f->error);
@@ -72,7 +72,7 @@ void fiber_join(FiberRecord* f) {
 }
 
 bool fiber_join_until(FiberRecord* f, Clock::time_point deadline) {
-    WakeReason r = wait_done(f, deadline, true);
+    WakeReason r = wait_done(f, deadline);
     if (r == WakeReason::Woken) return true;
     if (r == WakeReason::TimedOut) return false;
     throw_for(r);

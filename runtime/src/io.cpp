@@ -145,7 +145,7 @@ void Hub::rearm_fd(FdWatch* w) noexcept {
 }
 
 WaitResult Hub::wait_fd(int fd, int events, Clock::time_point deadline) noexcept {
-    ParkOptions o{deadline, true, true, true};
+    ParkOptions o = ParkOptions::interruptible(deadline);
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
     events &= kReadable | kWritable;
     if (fd < 0 || events == 0) return WaitResult::Ready;  // the caller's syscall reports the error
@@ -213,7 +213,7 @@ WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_po
         WaitResult r = wait_fd(only->fd, only->events, deadline);
         return r == WaitResult::Closed ? WaitResult::Ready : r;
     }
-    ParkOptions o{deadline, true, true, true};
+    ParkOptions o = ParkOptions::interruptible(deadline);
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
     // Temporary watchers beside any long-lived FdWatch of the same fds; libev
     // merges their interest per fd. Small sets live on the stack.
@@ -339,7 +339,7 @@ WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point d
 WaitResult wait_until(Clock::time_point deadline) noexcept {
     using namespace detail;
     Hub& h = Hub::current();
-    ParkOptions o{deadline, true, true, true};
+    ParkOptions o = ParkOptions::interruptible(deadline);
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
         return r == WakeReason::TimedOut ? WaitResult::TimedOut
                : r == WakeReason::Expired ? WaitResult::Expired

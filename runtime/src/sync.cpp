@@ -92,7 +92,7 @@ void Event::wait() { wait_until(Clock::time_point::max()); }
 
 bool Event::wait_until(Clock::time_point deadline) {
     if (is_set()) return true;
-    return timed_outcome(wait_on(waiters_, "Event", this, ParkOptions{deadline, true, true}, [&] { return is_set(); }));
+    return timed_outcome(wait_on(waiters_, "Event", this, ParkOptions::cancellable(deadline), [&] { return is_set(); }));
 }
 
 // --- Semaphore ---------------------------------------------------------------
@@ -109,7 +109,7 @@ bool Semaphore::try_acquire() noexcept {
 bool Semaphore::acquire_until(Clock::time_point deadline) {
     // A woken waiter was handed its permit by release(); `ready` takes one
     // only when it is there at the time of asking.
-    return timed_outcome(wait_on(waiters_, "Semaphore", this, ParkOptions{deadline, true, true}, [&] {
+    return timed_outcome(wait_on(waiters_, "Semaphore", this, ParkOptions::cancellable(deadline), [&] {
         if (count_ == 0) return false;
         --count_;
         return true;
@@ -147,7 +147,7 @@ bool Mutex::lock_until(Clock::time_point deadline, bool) {
     if (expected == me) throw std::system_error(EDEADLK, std::generic_category(), "green::Mutex already owned by this fiber");
     // Like pthread_mutex_lock: not a cancellation point, and not bounded by
     // an enclosing green::Deadline (only by its own timeout, if any).
-    WakeReason r = wait_on(waiters_, "Mutex", this, ParkOptions{deadline, false, false}, [&] {
+    WakeReason r = wait_on(waiters_, "Mutex", this, ParkOptions::uncancellable(deadline), [&] {
         std::uint64_t free = 0;
         return owner_.compare_exchange_strong(free, me, std::memory_order_acquire);
     }, &owner_);
@@ -216,7 +216,7 @@ bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
     // lost.
     if (m.owner() != h.running()->id)
         throw std::system_error(EPERM, std::generic_category(), "green::CondVar wait without owning the mutex");
-    ParkOptions o{deadline, true, true};
+    ParkOptions o = ParkOptions::cancellable(deadline);
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return timed_outcome(r);
     Waiter me;
     me.fiber = h.running();  // before linking: see wait_on
@@ -269,7 +269,7 @@ void WaitGroup::wait() { wait_until(Clock::time_point::max()); }
 bool WaitGroup::wait_until(Clock::time_point deadline) {
     if (count() == 0) return true;
     return timed_outcome(
-        wait_on(waiters_, "WaitGroup", this, ParkOptions{deadline, true, true}, [&] { return count() == 0; }));
+        wait_on(waiters_, "WaitGroup", this, ParkOptions::cancellable(deadline), [&] { return count() == 0; }));
 }
 
 }  // namespace green
