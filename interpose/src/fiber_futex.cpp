@@ -42,11 +42,7 @@ int fiber_futex_wait(const std::atomic<std::uint32_t>* addr, std::uint32_t expec
     using namespace detail;
     const LockSelf self = lock_self();
     Bucket& b = bucket_for(addr);
-    Waiter me;
-    me.fiber = self.fiber;
-    me.what = "futex";
-    me.object = addr;
-    me.detail = bitset;
+    Waiter me(self.fiber, WaitKind::Futex, addr, bitset);
     {
         SpinGuard g(b.lock);
         if (addr->load(std::memory_order_seq_cst) != expected) return EAGAIN;

@@ -72,7 +72,7 @@ struct PRwlock {
     std::atomic<std::uint32_t> lock;
     std::int32_t readers;
     std::atomic<std::uint64_t> writer;  // fiber id, 0 = none
-    Waiter* head;  // Waiter::detail: 0 = wants to read, 1 = wants to write
+    Waiter* head;  // Waiter::kind says whether it wants to read or to write
     Waiter* tail;
 };
 static_assert(sizeof(PRwlock) <= sizeof(pthread_rwlock_t));
@@ -137,10 +137,7 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
     if (try_only) return EBUSY;
     if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return ETIMEDOUT;
     count_call(Family::Lock);  // contended locks only
-    Waiter w;
-    w.fiber = self;
-    w.what = "pthread_mutex";
-    w.object = m;
+    Waiter w(self, detail::WaitKind::PthreadMutex, m);
     w.holder = &m->owner;
     {
         SpinGuard g(m->lock);
@@ -199,16 +196,18 @@ int mutex_unlock(PMutex* m) {
 
 // --- rwlock ------------------------------------------------------------------
 
+bool wants_to_read(const Waiter& w) { return w.kind == detail::WaitKind::PthreadRwlockRead; }
+
 // Caller holds l->lock and has just released: hand the lock on. Reader
 // preference, as glibc's default: all waiting readers, else one writer.
 void rwlock_grant(PRwlock* l, detail::WakesAfterUnlock& wakes) {
     if (l->writer.load(std::memory_order_relaxed) != 0) return;
     bool readers_waiting = false;
-    for (Waiter* w = l->head; w; w = w->next) readers_waiting |= (w->detail == 0);
+    for (Waiter* w = l->head; w; w = w->next) readers_waiting |= wants_to_read(*w);
     if (readers_waiting) {
         for (Waiter* w = l->head; w;) {
             Waiter* next = w->next;
-            if (w->detail == 0) {
+            if (wants_to_read(*w)) {
                 detail::list_unlink(*l, *w);
                 ++l->readers;
                 if (!wakes.claim(*w, WakeReason::Woken)) --l->readers;
@@ -228,7 +227,7 @@ void rwlock_grant(PRwlock* l, detail::WakesAfterUnlock& wakes) {
 int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_only) {
     const LockSelf me = lock_self();
     detail::FiberRecord* self = me.fiber;
-    Waiter w;
+    Waiter w(self, write ? detail::WaitKind::PthreadRwlockWrite : detail::WaitKind::PthreadRwlockRead, l);
     {
         SpinGuard g(l->lock);
         std::uint64_t writer = l->writer.load(std::memory_order_relaxed);
@@ -243,10 +242,6 @@ int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_onl
         }
         if (try_only) return EBUSY;
         if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return ETIMEDOUT;
-        w.fiber = self;
-        w.what = write ? "pthread_rwlock (write)" : "pthread_rwlock (read)";
-        w.object = l;
-        w.detail = write ? 1 : 0;
         if (writer != 0) w.holder = &l->writer;
         detail::list_push_back(*l, w);
     }
@@ -266,10 +261,7 @@ int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
         return EPERM;
     const bool cancellable = me.hub && current_cancel_state();
     if (cancellable) cancel_point();
-    Waiter w;
-    w.fiber = self;
-    w.what = "pthread_cond";
-    w.object = c;
+    Waiter w(self, detail::WaitKind::PthreadCond, c);
     {
         SpinGuard g(c->lock);
         detail::list_push_back(*c, w);
@@ -419,7 +411,7 @@ int pthread_barrier_destroy(pthread_barrier_t* b) noexcept { return pb(b)->head 
 int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
     PBarrier* b = pb(barrier);
     const LockSelf me = lock_self();
-    Waiter w;
+    Waiter w(me.fiber, detail::WaitKind::PthreadBarrier, b);
     {
         detail::WakesAfterUnlock wakes;
         SpinGuard g(b->lock);
@@ -428,9 +420,6 @@ int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
             detail::list_wake_all(*b, WakeReason::Woken, wakes);
             return PTHREAD_BARRIER_SERIAL_THREAD;
         }
-        w.fiber = me.fiber;
-        w.what = "pthread_barrier";
-        w.object = b;
         detail::list_push_back(*b, w);
     }
     park_self(me, w, Clock::time_point::max());

@@ -48,7 +48,7 @@ PSem* ours(sem_t* s) {
 
 int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
     const LockSelf me = lock_self();
-    Waiter w;
+    Waiter w(me.fiber, detail::WaitKind::Sem, s);
     {
         SpinGuard g(s->lock);
         if (s->value > 0) {
@@ -57,9 +57,6 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
         }
         if (try_only) return fail_with(EAGAIN);
         if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return fail_with(ETIMEDOUT);
-        w.fiber = me.fiber;
-        w.what = "sem";
-        w.object = s;
         detail::list_push_back(*s, w);
     }
     WakeReason r;

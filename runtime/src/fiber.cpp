@@ -23,12 +23,7 @@ WakeReason wait_done(FiberRecord* f, Clock::time_point deadline) {
     }
     ParkOptions o = ParkOptions::cancellable(deadline);
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return r;
-    Waiter me;
-    // Set before linking: `f` may finish on another hub and wake us (reading
-    // me.fiber) as soon as the lock is dropped, before park() runs.
-    me.fiber = h.running();
-    me.what = "join";
-    me.object = f;
+    Waiter me(h.running(), WaitKind::Join, f);
     {
         SpinGuard g(f->joiners.lock);
         if (f->done.load(std::memory_order_acquire)) return WakeReason::Woken;

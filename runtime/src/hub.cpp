@@ -699,9 +699,7 @@ void Hub::drain_remote() noexcept {
 void Hub::on_async(struct ev_loop*, ev_async* a, int) noexcept { static_cast<Hub*>(a->data)->drain_remote(); }
 
 void Hub::park_idle() noexcept {
-    Waiter me;
-    me.what = "idle";
-    me.fiber = current_;
+    Waiter me(current_, WaitKind::Idle);
     park(me, ParkOptions::uncancellable());
 }
 

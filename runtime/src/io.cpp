@@ -150,11 +150,8 @@ WaitResult Hub::wait_fd(int fd, int events, Clock::time_point deadline) noexcept
     events &= kReadable | kWritable;
     if (fd < 0 || events == 0) return WaitResult::Ready;  // the caller's syscall reports the error
     FdWatch* w = fd_watch(fd);
-    Waiter me;
-    me.fiber = current_;
-    me.what = "fd";
-    me.object = reinterpret_cast<const void*>(static_cast<std::intptr_t>(fd));
-    me.detail = static_cast<std::uintptr_t>(events);
+    Waiter me(current_, WaitKind::Fd, reinterpret_cast<const void*>(static_cast<std::intptr_t>(fd)),
+              static_cast<std::uintptr_t>(events));
     list_push_back(w->waiters, me);
     if ((w->armed & events) != events) {
         w->armed |= events;
@@ -228,10 +225,7 @@ WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_po
         heap_watchers.resize(n);
         watchers = heap_watchers.data();
     }
-    Waiter me;
-    me.fiber = current_;
-    me.what = "poll";
-    me.detail = n;
+    Waiter me(current_, WaitKind::Poll, nullptr, n);
     std::size_t armed = 0;
     for (std::size_t i = 0; i < n; ++i) {
         int ev = fds[i].events & (kReadable | kWritable);
@@ -345,9 +339,7 @@ WaitResult wait_until(Clock::time_point deadline) noexcept {
                : r == WakeReason::Expired ? WaitResult::Expired
                                           : WaitResult::Cancelled;
     }
-    Waiter me;
-    me.fiber = h.running();
-    me.what = "sleep";
+    Waiter me(h.running(), WaitKind::Sleep);
     HubCounters::bump(h.counters.timer_waits);
     switch (h.park(me, o)) {
         case WakeReason::TimedOut: return WaitResult::TimedOut;

@@ -32,7 +32,7 @@ namespace {
 // the wait is already satisfied, parks, and cleans up. Returns Woken when
 // satisfied (immediately or by a waker).
 template <class Ready>
-WakeReason wait_on(detail::WaitList& list, const char* what, const void* object, const ParkOptions& o,
+WakeReason wait_on(detail::WaitList& list, detail::WaitKind kind, const void* object, const ParkOptions& o,
                    Ready&& ready, const std::atomic<std::uint64_t>* holder = nullptr) {
     Hub& h = Hub::current();
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
@@ -45,13 +45,7 @@ WakeReason wait_on(detail::WaitList& list, const char* what, const void* object,
         if (r == WakeReason::Cancelled) h.running()->cancel_requested.store(true, std::memory_order_release);
         return WakeReason::Woken;
     }
-    Waiter me;
-    // Set before the waiter is linked: a waker on another hub may pop it and
-    // read w.fiber (Hub::wake) as soon as the lock is dropped, before park()
-    // runs.
-    me.fiber = h.running();
-    me.what = what;
-    me.object = object;
+    Waiter me(h.running(), kind, object);
     me.holder = holder;
     {
         SpinGuard g(list.lock);
@@ -92,7 +86,7 @@ void Event::wait() { wait_until(Clock::time_point::max()); }
 
 bool Event::wait_until(Clock::time_point deadline) {
     if (is_set()) return true;
-    return timed_outcome(wait_on(waiters_, "Event", this, ParkOptions::cancellable(deadline), [&] { return is_set(); }));
+    return timed_outcome(wait_on(waiters_, detail::WaitKind::Event, this, ParkOptions::cancellable(deadline), [&] { return is_set(); }));
 }
 
 // --- Semaphore ---------------------------------------------------------------
@@ -109,7 +103,7 @@ bool Semaphore::try_acquire() noexcept {
 bool Semaphore::acquire_until(Clock::time_point deadline) {
     // A woken waiter was handed its permit by release(); `ready` takes one
     // only when it is there at the time of asking.
-    return timed_outcome(wait_on(waiters_, "Semaphore", this, ParkOptions::cancellable(deadline), [&] {
+    return timed_outcome(wait_on(waiters_, detail::WaitKind::Semaphore, this, ParkOptions::cancellable(deadline), [&] {
         if (count_ == 0) return false;
         --count_;
         return true;
@@ -147,7 +141,7 @@ bool Mutex::lock_until(Clock::time_point deadline, bool) {
     if (expected == me) throw std::system_error(EDEADLK, std::generic_category(), "green::Mutex already owned by this fiber");
     // Like pthread_mutex_lock: not a cancellation point, and not bounded by
     // an enclosing green::Deadline (only by its own timeout, if any).
-    WakeReason r = wait_on(waiters_, "Mutex", this, ParkOptions::uncancellable(deadline), [&] {
+    WakeReason r = wait_on(waiters_, detail::WaitKind::Mutex, this, ParkOptions::uncancellable(deadline), [&] {
         std::uint64_t free = 0;
         return owner_.compare_exchange_strong(free, me, std::memory_order_acquire);
     }, &owner_);
@@ -218,10 +212,7 @@ bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
         throw std::system_error(EPERM, std::generic_category(), "green::CondVar wait without owning the mutex");
     ParkOptions o = ParkOptions::cancellable(deadline);
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return timed_outcome(r);
-    Waiter me;
-    me.fiber = h.running();  // before linking: see wait_on
-    me.what = "CondVar";
-    me.object = this;
+    Waiter me(h.running(), detail::WaitKind::CondVar, this);
     {
         SpinGuard g(waiters_.lock);
         detail::list_push_back(waiters_, me);
@@ -269,7 +260,7 @@ void WaitGroup::wait() { wait_until(Clock::time_point::max()); }
 bool WaitGroup::wait_until(Clock::time_point deadline) {
     if (count() == 0) return true;
     return timed_outcome(
-        wait_on(waiters_, "WaitGroup", this, ParkOptions::cancellable(deadline), [&] { return count() == 0; }));
+        wait_on(waiters_, detail::WaitKind::WaitGroup, this, ParkOptions::cancellable(deadline), [&] { return count() == 0; }));
 }
 
 }  // namespace green
