@@ -835,6 +835,27 @@ void case_lock_cycle() {
     t2.join();
 }
 
+// A reader waits for a writer that waits for readers: the report names the
+// direction of each rwlock wait, and the holder where there is one writer.
+void case_rwlock_cycle() {
+    static pthread_rwlock_t a = PTHREAD_RWLOCK_INITIALIZER, b = PTHREAD_RWLOCK_INITIALIZER;
+    static std::latch both_hold(2);
+    std::thread t1([] {
+        pthread_setname_np(pthread_self(), "writes-a-then-b");
+        pthread_rwlock_wrlock(&a);
+        both_hold.arrive_and_wait();
+        pthread_rwlock_wrlock(&b);
+    });
+    std::thread t2([] {
+        pthread_setname_np(pthread_self(), "reads-b-then-a");
+        pthread_rwlock_rdlock(&b);
+        both_hold.arrive_and_wait();
+        pthread_rwlock_rdlock(&a);
+    });
+    t1.join();
+    t2.join();
+}
+
 // Not differential: C++ thread_local is per OS thread, so under the shim two
 // "threads" (fibers) of one hub share it. Prints 1 if they saw one address.
 const green::probe::Case kCases[] = {
@@ -844,7 +865,7 @@ const green::probe::Case kCases[] = {
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
     {"foreign_thread", case_foreign_thread}, {"cancel", case_cancel}, {"cancel_swallowed", case_cancel_swallowed}, {"exit_time_keys", case_exit_time_keys},
-    {"lock_cycle", case_lock_cycle},
+    {"lock_cycle", case_lock_cycle}, {"rwlock_cycle", case_rwlock_cycle},
 };
 
 }  // namespace
