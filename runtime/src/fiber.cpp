@@ -5,8 +5,7 @@
 #include <cstring>
 
 #include "hub.hpp"
-#include "spinlock.hpp"
-#include "wait_list.hpp"
+#include "wait_queue.hpp"
 
 namespace green {
 
@@ -21,21 +20,9 @@ WakeReason wait_done(FiberRecord* f, Clock::time_point deadline) {
     if (h.running() == f) {
         throw std::logic_error("green: a fiber cannot join itself");
     }
-    ParkOptions o = ParkOptions::cancellable(deadline);
-    if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return r;
     Waiter me(h.running(), WaitKind::Join, f);
-    {
-        SpinGuard g(f->joiners.lock);
-        if (f->done.load(std::memory_order_acquire)) return WakeReason::Woken;
-        list_push_back(f->joiners, me);
-    }
-    HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = h.park(me, o);
-    if (r != WakeReason::Woken) {
-        SpinGuard g(f->joiners.lock);
-        if (me.list) list_unlink(f->joiners, me);
-    }
-    return r;
+    return wait_in(f->joiners, me, ParkOptions::cancellable(deadline),
+                   [f] { return f->done.load(std::memory_order_acquire); });
 }
 
 }  // namespace

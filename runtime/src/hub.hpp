@@ -43,6 +43,11 @@ struct ParkOptions {
     bool ends_on_cancel;     // Task::cancel() ends the wait (WakeReason::Cancelled)
     bool bounded_by_scope;   // an enclosing green::Deadline bounds it (WakeReason::Expired)
     bool ends_on_interrupt;  // request_interrupt() ends it (WakeReason::Interrupted)
+    // Whether a wait whose cancel is pending or whose deadline has passed
+    // returns before parking (precheck). The shim's condition and futex
+    // waits park once anyway, as their unpatched calls release the mutex or
+    // enter the kernel: the hub's other fibers get their turn.
+    bool precheck = true;
 
     // A suspension point of the green API (sync primitives, join).
     static constexpr ParkOptions cancellable(Clock::time_point d = Clock::time_point::max()) noexcept {
@@ -67,6 +72,11 @@ struct ParkOptions {
     // green::Deadline scope does not.
     static constexpr ParkOptions pthread_cancellable(Clock::time_point d = Clock::time_point::max()) noexcept {
         return {d, true, false, false};
+    }
+    constexpr ParkOptions parks_even_if_due() const noexcept {
+        ParkOptions o = *this;
+        o.precheck = false;
+        return o;
     }
 
 private:
@@ -130,7 +140,8 @@ public:
 
     // --- the wait/wake protocol -------------------------------------------
     // Returns at once (without parking) if the wait cannot start: a pending
-    // cancel, or a deadline already past. Otherwise WakeReason::Waiting.
+    // cancel, or a deadline already past (unless the options park even
+    // then). Otherwise WakeReason::Waiting.
     WakeReason precheck(const ParkOptions& options) noexcept;
     // Parks the running fiber on `w` (already linked wherever its waker will
     // find it) until someone wins the race to wake it. The caller unlinks `w`
