@@ -94,6 +94,14 @@ PBarrier* pb(pthread_barrier_t* b) { return reinterpret_cast<PBarrier*>(b); }
 
 int type_of(const PMutex* m) { return m->kind & 3; }
 
+// The one attribute an init keeps (the rest of the object starts as the
+// all-zero static initializer): `get` from `attr`, or the default without one.
+template <class Attr, class V>
+V attribute(const Attr* attr, int (*get)(const Attr*, V*), V fallback) {
+    if (attr) get(attr, &fallback);
+    return fallback;
+}
+
 // The calling context's fiber, or its own record on a thread without a hub
 // (lock_self.hpp): such threads block in the kernel, as with glibc's locks.
 detail::FiberRecord* me() { return lock_self().fiber; }
@@ -257,9 +265,7 @@ extern "C" {
 
 int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* attr) noexcept {
     std::memset(m, 0, sizeof *m);
-    int type = PTHREAD_MUTEX_NORMAL;
-    if (attr) pthread_mutexattr_gettype(attr, &type);
-    pm(m)->kind = type;
+    pm(m)->kind = attribute(attr, pthread_mutexattr_gettype, int{PTHREAD_MUTEX_NORMAL});
     return 0;
 }
 
@@ -287,9 +293,7 @@ int pthread_mutex_consistent(pthread_mutex_t*) noexcept { return EINVAL; }  // r
 
 int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t* attr) noexcept {
     std::memset(c, 0, sizeof *c);
-    clockid_t clock = CLOCK_REALTIME;
-    if (attr) pthread_condattr_getclock(attr, &clock);
-    pc(c)->clock = clock;
+    pc(c)->clock = attribute(attr, pthread_condattr_getclock, clockid_t{CLOCK_REALTIME});
     return 0;
 }
 
