@@ -498,7 +498,6 @@ __attribute__((always_inline)) inline void Hub::yield_inline() noexcept {
 // Parking and waking
 
 WakeReason Hub::precheck(const ParkOptions& o) noexcept {
-    if (!o.precheck) return WakeReason::Waiting;
     FiberRecord* self = current_;
     if (o.ends_on_cancel && self->cancel_requested.load(std::memory_order_acquire)) {
         self->cancel_requested.store(false, std::memory_order_relaxed);

@@ -140,8 +140,8 @@ public:
 
     // --- the wait/wake protocol -------------------------------------------
     // Returns at once (without parking) if the wait cannot start: a pending
-    // cancel, or a deadline already past (unless the options park even
-    // then). Otherwise WakeReason::Waiting.
+    // cancel, or a deadline already past. Otherwise WakeReason::Waiting.
+    // (ParkOptions::precheck is the wait queue's to honour.)
     WakeReason precheck(const ParkOptions& options) noexcept;
     // Parks the running fiber on `w` (already linked wherever its waker will
     // find it) until someone wins the race to wake it. The caller unlinks `w`

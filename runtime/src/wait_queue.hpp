@@ -60,17 +60,21 @@ struct NeverDone {
     constexpr bool operator()() const noexcept { return false; }
 };
 
+// Hub::precheck for the Waiter's own context; a plain thread has only its
+// deadline. Waiting: the wait may start.
 inline WakeReason precheck(const Waiter& w, const ParkOptions& o) noexcept {
+    if (!o.precheck) return WakeReason::Waiting;
     if (Hub* h = w.fiber->hub) [[likely]]
         return h->precheck(o);
-    bool due = o.precheck && o.deadline != Clock::time_point::max() && Clock::now() >= o.deadline;
+    bool due = o.deadline != Clock::time_point::max() && Clock::now() >= o.deadline;
     return due ? WakeReason::TimedOut : WakeReason::Waiting;
 }
 
 // Returns Woken when `done()` held under the lock or a waker handed over
 // what was waited for; otherwise why the wait ended.
 template <class L, class Done, class Park = ParkWaiter, class Left = NothingLeft>
-WakeReason wait_in(L& l, Waiter& w, const ParkOptions& o, Done&& done, Park&& park = {}, Left&& left = {}) {
+[[gnu::always_inline]] inline WakeReason wait_in(L& l, Waiter& w, const ParkOptions& o, Done&& done, Park&& park = {},
+                                                 Left&& left = {}) {
     {
         SpinGuard g(l.lock);
         if (done()) return WakeReason::Woken;
@@ -94,14 +98,14 @@ WakeReason wait_in(L& l, Waiter& w, const ParkOptions& o, Done&& done, Park&& pa
 
 // Wakes the oldest waiter still waiting; false if there was none.
 template <class L>
-bool notify_one(L& l, WakeReason reason = WakeReason::Woken) noexcept {
+[[gnu::always_inline]] inline bool notify_one(L& l, WakeReason reason = WakeReason::Woken) noexcept {
     WakesAfterUnlock wakes;
     SpinGuard g(l.lock);
     return list_wake_one(l, reason, wakes) != nullptr;
 }
 
 template <class L>
-void notify_all(L& l, WakeReason reason = WakeReason::Woken) noexcept {
+[[gnu::always_inline]] inline void notify_all(L& l, WakeReason reason = WakeReason::Woken) noexcept {
     WakesAfterUnlock wakes;
     SpinGuard g(l.lock);
     list_wake_all(l, reason, wakes);
