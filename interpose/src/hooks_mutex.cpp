@@ -246,7 +246,8 @@ int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
         mutex_unlock(m);
         return detail::park_waiter(linked, o);
     };
-    const ParkOptions o = cancellable ? ParkOptions::pthread_cancellable(deadline) : ParkOptions::uncancellable(deadline);
+    const ParkOptions o =
+        cancellable ? ParkOptions::pthread_cancellable(deadline) : ParkOptions::uncancellable(deadline);
     WakeReason r = detail::wait_in(*c, w, o.parks_even_if_due(), detail::NeverDone{}, release_and_park);
     mutex_lock(m, Clock::time_point::max(), false);
     if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = depth;

@@ -59,7 +59,8 @@ void Event::wait() { wait_until(Clock::time_point::max()); }
 
 bool Event::wait_until(Clock::time_point deadline) {
     if (is_set()) return true;
-    return timed_outcome(wait_on(waiters_, WaitKind::Event, this, ParkOptions::cancellable(deadline), [&] { return is_set(); }));
+    return timed_outcome(
+        wait_on(waiters_, WaitKind::Event, this, ParkOptions::cancellable(deadline), [&] { return is_set(); }));
 }
 
 // --- Semaphore ---------------------------------------------------------------
@@ -74,7 +75,7 @@ bool Semaphore::try_acquire() noexcept {
 }
 
 bool Semaphore::acquire_until(Clock::time_point deadline) {
-    // A woken waiter was handed its permit by release(); `ready` takes one
+    // A woken waiter was handed its permit by release(); `done` takes one
     // only when it is there at the time of asking.
     return timed_outcome(wait_on(waiters_, WaitKind::Semaphore, this, ParkOptions::cancellable(deadline), [&] {
         if (count_ == 0) return false;

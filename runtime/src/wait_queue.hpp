@@ -1,7 +1,9 @@
 // The one way to wait on a list of Waiters, and the wakes that end it (in
 // the spirit of Boost.Fiber's wait_queue: suspend_and_wait, notify_one,
-// notify_all). Every primitive of the runtime and of the shim goes through
-// it; only its hooks differ.
+// notify_all). Every wait on a locked list of waiters goes through it (the
+// runtime's sync primitives and join; the shim's locks, semaphores and futex
+// table); only its hooks differ. Fd waits, whose lists belong to one hub's
+// thread and take no lock, park directly (io.cpp).
 //
 //   wait_in:  under the list's lock: `done()` says the wait is already over
 //             (a permit taken, the lock free, a mismatch) -> Woken; the wait
