@@ -62,12 +62,14 @@ struct NeverDone {
     constexpr bool operator()() const noexcept { return false; }
 };
 
-// Hub::precheck for the Waiter's own context; a plain thread has only its
-// deadline. Waiting: the wait may start.
+// Hub::precheck for the Waiter's own context. Waiting: the wait may start.
+// A plain thread, and a wait that no cancel or scope can end (the options
+// are constants at each call site, so this folds), have only the deadline.
 inline WakeReason precheck(const Waiter& w, const ParkOptions& o) noexcept {
     if (!o.precheck) return WakeReason::Waiting;
-    if (Hub* h = w.fiber->hub) [[likely]]
-        return h->precheck(o);
+    if (o.ends_on_cancel || o.bounded_by_scope)
+        if (Hub* h = w.fiber->hub) [[likely]]
+            return h->precheck(o);
     bool due = o.deadline != Clock::time_point::max() && Clock::now() >= o.deadline;
     return due ? WakeReason::TimedOut : WakeReason::Waiting;
 }
