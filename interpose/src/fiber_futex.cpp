@@ -11,7 +11,7 @@
 #include "lock_self.hpp"
 #include "os.hpp"
 #include "spinlock.hpp"
-#include "wait_list.hpp"
+#include "wait_queue.hpp"
 
 namespace green::interpose {
 
@@ -42,21 +42,12 @@ int fiber_futex_wait(const std::atomic<std::uint32_t>* addr, std::uint32_t expec
     using namespace detail;
     const LockSelf self = lock_self();
     Bucket& b = bucket_for(addr);
-    Waiter me;
-    me.fiber = self.fiber;
-    me.what = "futex";
-    me.object = addr;
-    me.detail = bitset;
-    {
-        SpinGuard g(b.lock);
-        if (addr->load(std::memory_order_seq_cst) != expected) return EAGAIN;
-        list_push_back(b, me);
-    }
-    WakeReason r = park_self(self, me, deadline);
-    if (r == WakeReason::Woken) return 0;
-    SpinGuard g(b.lock);
-    if (me.list) list_unlink(b, me);
-    return ETIMEDOUT;
+    Waiter me(self.fiber, WaitKind::Futex, addr, bitset);
+    bool changed = false;
+    WakeReason r = wait_in(b, me, ParkOptions::uncancellable(deadline).parks_even_if_due(),
+                           [&] { return changed = addr->load(std::memory_order_seq_cst) != expected; });
+    if (changed) return EAGAIN;
+    return r == WakeReason::Woken ? 0 : ETIMEDOUT;
 }
 
 int fiber_futex_wake(const std::atomic<std::uint32_t>* addr, int count, std::uint32_t bitset) noexcept {
@@ -66,14 +57,11 @@ int fiber_futex_wake(const std::atomic<std::uint32_t>* addr, int count, std::uin
     {
         WakesAfterUnlock wakes;
         SpinGuard g(b.lock);
-        for (Waiter* w = b.head; w && woken < count;) {
-            Waiter* next = w->next;
-            if (w->object == addr && (static_cast<std::uint32_t>(w->detail) & bitset)) {
-                list_unlink(b, *w);
-                if (wakes.claim(*w, WakeReason::Woken)) ++woken;
-            }
-            w = next;
-        }
+        auto wanted = [&](const Waiter& w) {
+            return w.object == addr && (static_cast<std::uint32_t>(w.detail) & bitset);
+        };
+        woken = static_cast<int>(list_wake_if(b, WakeReason::Woken, wakes, wanted,
+                                                static_cast<std::size_t>(count > 0 ? count : 0)));
     }
     if (woken < count && kernel_futex_waiters().load(std::memory_order_seq_cst) > 0) {
         long r = os::raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, count - woken, 0, 0,

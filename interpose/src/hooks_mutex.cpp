@@ -16,8 +16,8 @@
 // Process-shared objects (PTHREAD_PROCESS_SHARED) are not supported: their
 // waiters in another process could not be woken by this one's hubs.
 //
-// Every lock follows the runtime's protocol (wait_list.hpp): link a Waiter
-// under the object's spinlock, park, and be handed ownership by the
+// Every lock waits through the runtime's wait queue (wait_queue.hpp): link a
+// Waiter under the object's spinlock, park, and be handed ownership by the
 // unlocker, which wins the Waiter with a compare-exchange.
 #include <pthread.h>
 #include <time.h>
@@ -31,14 +31,14 @@
 #include "hooks_cancel.hpp"
 #include "lock_self.hpp"
 #include "spinlock.hpp"
-#include "wait_list.hpp"
+#include "wait_queue.hpp"
 
 using namespace green;
 using namespace green::interpose;
-using detail::Hub;
 using detail::ParkOptions;
 using detail::SpinGuard;
 using detail::Waiter;
+using detail::WaitKind;
 using detail::WakeReason;
 
 namespace {
@@ -72,7 +72,7 @@ struct PRwlock {
     std::atomic<std::uint32_t> lock;
     std::int32_t readers;
     std::atomic<std::uint64_t> writer;  // fiber id, 0 = none
-    Waiter* head;  // Waiter::detail: 0 = wants to read, 1 = wants to write
+    Waiter* head;  // Waiter::kind says whether it wants to read or to write
     Waiter* tail;
 };
 static_assert(sizeof(PRwlock) <= sizeof(pthread_rwlock_t));
@@ -94,25 +94,20 @@ PBarrier* pb(pthread_barrier_t* b) { return reinterpret_cast<PBarrier*>(b); }
 
 int type_of(const PMutex* m) { return m->kind & 3; }
 
+// The one attribute an init keeps (the rest of the object starts as the
+// all-zero static initializer): `get` from `attr`, or the default without one.
+template <class Attr, class V>
+V attribute(const Attr* attr, int (*get)(const Attr*, V*), V fallback) {
+    if (attr) get(attr, &fallback);
+    return fallback;
+}
+
 // The calling context's fiber, or its own record on a thread without a hub
 // (lock_self.hpp): such threads block in the kernel, as with glibc's locks.
 detail::FiberRecord* me() { return lock_self().fiber; }
 
 
 bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
-
-// Parks `w` (already linked on `list` under `lock`). Returns Woken when a
-// waker handed over what was waited for; otherwise unlinks and returns why.
-template <class L>
-WakeReason park_linked(const LockSelf& me, std::atomic<std::uint32_t>& lock, L& list, Waiter& w, Clock::time_point deadline,
-                       bool cancellable = false) {
-    WakeReason r = park_self(me, w, deadline, cancellable);
-    if (r != WakeReason::Woken) {
-        SpinGuard g(lock);
-        if (w.list) detail::list_unlink(list, w);
-    }
-    return r;
-}
 
 // --- mutex -------------------------------------------------------------------
 
@@ -135,41 +130,28 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
         }
     }
     if (try_only) return EBUSY;
-    if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return ETIMEDOUT;
     count_call(Family::Lock);  // contended locks only
-    Waiter w;
-    w.fiber = self;
-    w.what = "pthread_mutex";
-    w.object = m;
+    Waiter w(self, WaitKind::PthreadMutex, m);
     w.holder = &m->owner;
-    {
-        SpinGuard g(m->lock);
-        // Take it if free; otherwise announce a waiter in the owner word
-        // before linking, so the owner's fast unlock fails and hands over.
+    // Take it if free; otherwise announce a waiter in the owner word before
+    // linking, so the owner's fast unlock fails and hands over.
+    auto taken = [&] {
         std::uint64_t cur = m->owner.load(std::memory_order_relaxed);
         for (;;) {
             if (cur == 0) {
-                if (m->owner.compare_exchange_weak(cur, self->id, std::memory_order_acquire)) {
-                    m->depth = 1;
-                    return 0;
-                }
+                if (m->owner.compare_exchange_weak(cur, self->id, std::memory_order_acquire)) return true;
                 continue;
             }
-            if (m->owner.compare_exchange_weak(cur, cur | kWaiters, std::memory_order_relaxed)) break;
+            if (m->owner.compare_exchange_weak(cur, cur | kWaiters, std::memory_order_relaxed)) return false;
         }
-        detail::list_push_back(*m, w);
-    }
-    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
-    WakeReason r = park_self(me, w, deadline);
-    if (r != WakeReason::Woken) {
-        SpinGuard g(m->lock);
-        if (w.list) {
-            detail::list_unlink(*m, w);
-            if (!m->head) m->owner.fetch_and(~kWaiters, std::memory_order_relaxed);
-        }
-        return ETIMEDOUT;
-    }
-    m->depth = 1;  // ownership was handed over by the unlocker
+    };
+    // A waiter that gives up leaves no announcement for an empty list.
+    auto left = [&] {
+        if (!m->head) m->owner.fetch_and(~kWaiters, std::memory_order_relaxed);
+    };
+    WakeReason r = detail::wait_in(*m, w, ParkOptions::uncancellable(deadline), taken, detail::ParkWaiter{}, left);
+    if (r != WakeReason::Woken) return ETIMEDOUT;
+    m->depth = 1;  // taken, or handed over by the unlocker
     return 0;
 }
 
@@ -188,70 +170,60 @@ int mutex_unlock(PMutex* m) {
         return 0;
     detail::WakesAfterUnlock wakes;
     SpinGuard g(m->lock);
-    while (Waiter* w = detail::list_pop_front(*m)) {
-        // Hand over, then wake: the woken fiber finds itself the owner.
-        m->owner.store(w->fiber->id | (m->head ? kWaiters : 0), std::memory_order_release);
-        if (wakes.claim(*w, WakeReason::Woken)) return 0;
-    }
-    m->owner.store(0, std::memory_order_release);
+    // Handed over before the wake is delivered: the woken fiber finds itself
+    // the owner.
+    Waiter* next = detail::list_wake_one(*m, WakeReason::Woken, wakes);
+    m->owner.store(next ? next->fiber->id | (m->head ? kWaiters : 0) : 0, std::memory_order_release);
     return 0;
 }
 
 // --- rwlock ------------------------------------------------------------------
+
+bool wants_to_read(const Waiter& w) { return w.kind == detail::WaitKind::PthreadRwlockRead; }
 
 // Caller holds l->lock and has just released: hand the lock on. Reader
 // preference, as glibc's default: all waiting readers, else one writer.
 void rwlock_grant(PRwlock* l, detail::WakesAfterUnlock& wakes) {
     if (l->writer.load(std::memory_order_relaxed) != 0) return;
     bool readers_waiting = false;
-    for (Waiter* w = l->head; w; w = w->next) readers_waiting |= (w->detail == 0);
+    for (Waiter* w = l->head; w; w = w->next) readers_waiting |= wants_to_read(*w);
     if (readers_waiting) {
-        for (Waiter* w = l->head; w;) {
-            Waiter* next = w->next;
-            if (w->detail == 0) {
-                detail::list_unlink(*l, *w);
-                ++l->readers;
-                if (!wakes.claim(*w, WakeReason::Woken)) --l->readers;
-            }
-            w = next;
-        }
+        l->readers += static_cast<std::int32_t>(detail::list_wake_if(*l, WakeReason::Woken, wakes, wants_to_read));
         return;
     }
     if (l->readers != 0) return;
-    while (Waiter* w = detail::list_pop_front(*l)) {
-        l->writer.store(w->fiber->id, std::memory_order_release);
-        if (wakes.claim(*w, WakeReason::Woken)) return;
-    }
-    l->writer.store(0, std::memory_order_release);
+    Waiter* next = detail::list_wake_one(*l, WakeReason::Woken, wakes);
+    l->writer.store(next ? next->fiber->id : 0, std::memory_order_release);
 }
 
 int rwlock_lock(PRwlock* l, bool write, Clock::time_point deadline, bool try_only) {
     const LockSelf me = lock_self();
-    detail::FiberRecord* self = me.fiber;
-    Waiter w;
-    {
-        SpinGuard g(l->lock);
+    const std::uint64_t self = me.fiber->id;
+    Waiter w(me.fiber, write ? WaitKind::PthreadRwlockWrite : WaitKind::PthreadRwlockRead, l);
+    int refused = 0;
+    auto over = [&]() -> bool {
         std::uint64_t writer = l->writer.load(std::memory_order_relaxed);
-        if (writer == self->id) return EDEADLK;
+        if (writer == self) {
+            refused = EDEADLK;
+            return true;
+        }
         if (!write && writer == 0) {
             ++l->readers;
-            return 0;
+            return true;
         }
         if (write && writer == 0 && l->readers == 0) {
-            l->writer.store(self->id, std::memory_order_release);
-            return 0;
+            l->writer.store(self, std::memory_order_release);
+            return true;
         }
-        if (try_only) return EBUSY;
-        if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return ETIMEDOUT;
-        w.fiber = self;
-        w.what = write ? "pthread_rwlock (write)" : "pthread_rwlock (read)";
-        w.object = l;
-        w.detail = write ? 1 : 0;
+        if (try_only) {
+            refused = EBUSY;
+            return true;
+        }
         if (writer != 0) w.holder = &l->writer;
-        detail::list_push_back(*l, w);
-    }
-    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
-    return park_linked(me, l->lock, *l, w, deadline) == WakeReason::Woken ? 0 : ETIMEDOUT;
+        return false;
+    };
+    if (detail::wait_in(*l, w, ParkOptions::uncancellable(deadline), over) != WakeReason::Woken) return ETIMEDOUT;
+    return refused;
 }
 
 // --- cond --------------------------------------------------------------------
@@ -266,20 +238,17 @@ int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
         return EPERM;
     const bool cancellable = me.hub && current_cancel_state();
     if (cancellable) cancel_point();
-    Waiter w;
-    w.fiber = self;
-    w.what = "pthread_cond";
-    w.object = c;
-    {
-        SpinGuard g(c->lock);
-        detail::list_push_back(*c, w);
-    }
+    Waiter w(self, WaitKind::PthreadCond, c);
     // A recursive mutex is released completely for the wait and restored.
-    std::uint32_t depth = m->depth;
-    if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = 1;
-    mutex_unlock(m);
-    if (me.hub) detail::HubCounters::bump(me.hub->counters.sync_waits);
-    WakeReason r = park_linked(me, c->lock, *c, w, deadline, cancellable);
+    const std::uint32_t depth = m->depth;
+    auto release_and_park = [&](Waiter& linked, const ParkOptions& o) {
+        if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = 1;
+        mutex_unlock(m);
+        return detail::park_waiter(linked, o);
+    };
+    const ParkOptions o =
+        cancellable ? ParkOptions::pthread_cancellable(deadline) : ParkOptions::uncancellable(deadline);
+    WakeReason r = detail::wait_in(*c, w, o.parks_even_if_due(), detail::NeverDone{}, release_and_park);
     mutex_lock(m, Clock::time_point::max(), false);
     if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = depth;
     if (r == WakeReason::Cancelled) {
@@ -297,9 +266,7 @@ extern "C" {
 
 int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* attr) noexcept {
     std::memset(m, 0, sizeof *m);
-    int type = PTHREAD_MUTEX_NORMAL;
-    if (attr) pthread_mutexattr_gettype(attr, &type);
-    pm(m)->kind = type;
+    pm(m)->kind = attribute(attr, pthread_mutexattr_gettype, int{PTHREAD_MUTEX_NORMAL});
     return 0;
 }
 
@@ -327,9 +294,7 @@ int pthread_mutex_consistent(pthread_mutex_t*) noexcept { return EINVAL; }  // r
 
 int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t* attr) noexcept {
     std::memset(c, 0, sizeof *c);
-    clockid_t clock = CLOCK_REALTIME;
-    if (attr) pthread_condattr_getclock(attr, &clock);
-    pc(c)->clock = clock;
+    pc(c)->clock = attribute(attr, pthread_condattr_getclock, clockid_t{CLOCK_REALTIME});
     return 0;
 }
 
@@ -350,16 +315,12 @@ int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t cloc
 }
 
 int pthread_cond_signal(pthread_cond_t* c) noexcept {
-    detail::WakesAfterUnlock wakes;
-    SpinGuard g(pc(c)->lock);
-    detail::list_wake_one(*pc(c), WakeReason::Woken, wakes);
+    detail::notify_one(*pc(c));
     return 0;
 }
 
 int pthread_cond_broadcast(pthread_cond_t* c) noexcept {
-    detail::WakesAfterUnlock wakes;
-    SpinGuard g(pc(c)->lock);
-    detail::list_wake_all(*pc(c), WakeReason::Woken, wakes);
+    detail::notify_all(*pc(c));
     return 0;
 }
 
@@ -419,22 +380,16 @@ int pthread_barrier_destroy(pthread_barrier_t* b) noexcept { return pb(b)->head 
 int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
     PBarrier* b = pb(barrier);
     const LockSelf me = lock_self();
-    Waiter w;
-    {
-        detail::WakesAfterUnlock wakes;
-        SpinGuard g(b->lock);
-        if (++b->arrived == b->count) {
-            b->arrived = 0;
-            detail::list_wake_all(*b, WakeReason::Woken, wakes);
-            return PTHREAD_BARRIER_SERIAL_THREAD;
-        }
-        w.fiber = me.fiber;
-        w.what = "pthread_barrier";
-        w.object = b;
-        detail::list_push_back(*b, w);
-    }
-    park_self(me, w, Clock::time_point::max());
-    return 0;
+    Waiter w(me.fiber, WaitKind::PthreadBarrier, b);
+    detail::WakesAfterUnlock wakes;  // outlives wait_in's lock: delivered after it is released
+    bool last = false;
+    detail::wait_in(*b, w, ParkOptions::uncancellable(), [&] {
+        if (++b->arrived != b->count) return false;
+        b->arrived = 0;
+        detail::list_wake_all(*b, WakeReason::Woken, wakes);
+        return last = true;
+    });
+    return last ? PTHREAD_BARRIER_SERIAL_THREAD : 0;
 }
 
 }  // extern "C"

@@ -17,13 +17,13 @@
 #include "lock_self.hpp"
 #include "real.hpp"
 #include "spinlock.hpp"
-#include "wait_list.hpp"
+#include "wait_queue.hpp"
 
 using namespace green;
 using namespace green::interpose;
-using detail::Hub;
 using detail::SpinGuard;
 using detail::Waiter;
+using detail::WaitKind;
 using detail::WakeReason;
 
 namespace {
@@ -48,36 +48,27 @@ PSem* ours(sem_t* s) {
 
 int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
     const LockSelf me = lock_self();
-    Waiter w;
-    {
-        SpinGuard g(s->lock);
+    Waiter w(me.fiber, WaitKind::Sem, s);
+    bool busy = false;
+    auto taken = [&] {
         if (s->value > 0) {
             --s->value;
-            return 0;
+            return true;
         }
-        if (try_only) return fail_with(EAGAIN);
-        if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return fail_with(ETIMEDOUT);
-        w.fiber = me.fiber;
-        w.what = "sem";
-        w.object = s;
-        detail::list_push_back(*s, w);
-    }
-    WakeReason r;
-    if (me.hub) {
-        detail::HubCounters::bump(me.hub->counters.sync_waits);
-        signals_wait_begins();
-        // Only a signal handler may end this wait: not a deadlock then.
+        return busy = try_only;
+    };
+    auto park = [&](Waiter& linked, const detail::ParkOptions& o) {
         std::optional<ExternalWaker> rescuable;
-        if (signals_could_interrupt()) rescuable.emplace();
-        r = me.hub->park(w, detail::ParkOptions{deadline, false, false, true});
-    } else {
-        r = park_self(me, w, deadline);
-    }
-    if (r == WakeReason::Woken) return 0;  // the poster handed its unit to us
-    {
-        SpinGuard g(s->lock);
-        if (w.list) detail::list_unlink(*s, w);
-    }
+        if (me.hub) {
+            signals_wait_begins();
+            // Only a signal handler may end this wait: not a deadlock then.
+            if (signals_could_interrupt()) rescuable.emplace();
+        }
+        return detail::park_waiter(linked, o);
+    };
+    WakeReason r = detail::wait_in(*s, w, detail::ParkOptions::signal_interruptible(deadline), taken, park);
+    // Woken: a unit taken, or handed over by the poster.
+    if (r == WakeReason::Woken) return busy ? fail_with(EAGAIN) : 0;
     if (r != WakeReason::Interrupted) return fail_with(ETIMEDOUT);
     // A handler ran: EINTR without SA_RESTART, else wait on (the kernel
     // restarts the futex wait underneath glibc's sem_wait).

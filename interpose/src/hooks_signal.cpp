@@ -731,9 +731,7 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
         }
         if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return -EAGAIN;
         Hub& h = Hub::current();
-        detail::Waiter w;
-        w.fiber = h.running();
-        w.what = "sigwait";
+        detail::Waiter w(h.running(), detail::WaitKind::Sigwait);
         {
             SpinGuard g(g_lock);
             me->wait_set = want;
@@ -747,7 +745,7 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
         detail::WakeReason r;
         {
             WaitsForSignal external;
-            r = h.park(w, detail::ParkOptions{deadline, false, false, true});
+            r = h.park(w, detail::ParkOptions::signal_interruptible(deadline));
         }
         {
             SpinGuard g(g_lock);
@@ -849,11 +847,9 @@ int sigsuspend(const sigset_t* mask) {
     deliver_unblocked(me);
     while (!ran) {
         Hub& h = Hub::current();
-        detail::Waiter w;
-        w.fiber = h.running();
-        w.what = "sigsuspend";
+        detail::Waiter w(h.running(), detail::WaitKind::Sigsuspend);
         WaitsForSignal external;
-        if (h.park(w, detail::ParkOptions{Clock::time_point::max(), false, false, true}) ==
+        if (h.park(w, detail::ParkOptions::signal_interruptible()) ==
             detail::WakeReason::Interrupted)
             ran = true;
     }

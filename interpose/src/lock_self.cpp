@@ -1,17 +1,12 @@
 // See lock_self.hpp.
 #include "lock_self.hpp"
 
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/syscall.h>
-#include <time.h>
 
-#include <cerrno>
 #include <new>
 
 #include "hook_context.hpp"
-#include "os.hpp"
 #include "real.hpp"
 
 namespace green::interpose {
@@ -71,34 +66,6 @@ LockSelf lock_self() noexcept {
     if (h && !h->in_scheduler()) [[likely]]
         return {h, h->running()};
     return {nullptr, thread_record()};
-}
-
-detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::time_point deadline,
-                             bool cancellable) noexcept {
-    using detail::WakeReason;
-    if (self.hub) return self.hub->park(w, detail::ParkOptions{deadline, cancellable, false});
-    for (;;) {
-        if (w.thread_woken.load(std::memory_order_acquire)) return w.reason.load(std::memory_order_acquire);
-        timespec rel{};
-        timespec* timeout = nullptr;
-        if (deadline != Clock::time_point::max()) {
-            auto left = deadline - Clock::now();
-            if (left.count() <= 0) {
-                WakeReason expected = WakeReason::Waiting;
-                if (w.reason.compare_exchange_strong(expected, WakeReason::TimedOut, std::memory_order_acq_rel))
-                    return WakeReason::TimedOut;
-                // A waker won first: its wake is on the way.
-                deadline = Clock::time_point::max();
-                continue;
-            }
-            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-            rel.tv_sec = static_cast<time_t>(ns / 1000000000);
-            rel.tv_nsec = static_cast<long>(ns % 1000000000);
-            timeout = &rel;
-        }
-        detail::os::raw_syscall6(SYS_futex, reinterpret_cast<long>(&w.thread_woken), FUTEX_WAIT_PRIVATE, 0,
-                                 reinterpret_cast<long>(timeout), 0, 0);
-    }
 }
 
 }  // namespace green::interpose

@@ -7,8 +7,8 @@
 // pool, the hub monitor), and a hub's own scheduler (libev callbacks, the
 // runtime's allocations under a program's allocator). Such a caller never
 // gets a hub and never suspends: it is identified by a per-thread record
-// whose hub is null and blocks in the kernel, exactly like a plain pthread
-// lock. Creating a hub there would allocate inside the program's allocator
+// whose hub is null and blocks in the kernel (the runtime's wait queue parks
+// such a Waiter with park_thread), exactly like a plain pthread lock. Creating a hub there would allocate inside the program's allocator
 // (jemalloc's first malloc takes a pthread mutex) and give a thread that
 // cannot run fibers an event loop it never serves.
 //
@@ -30,12 +30,5 @@ struct LockSelf {
 
 // Never creates a hub.
 LockSelf lock_self() noexcept;
-
-// Parks `w` (already linked where its waker will find it) until a waker wins
-// it or `deadline` passes: the fiber's hub parks it; a thread blocks on a
-// futex. Returns the winning reason (Woken or TimedOut; Cancelled too for a
-// fiber when `cancellable`).
-detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::time_point deadline,
-                             bool cancellable = false) noexcept;
 
 }  // namespace green::interpose

@@ -95,9 +95,7 @@ std::uint64_t pool_jobs_completed() noexcept { return pool().completed.load(std:
 void run_on_pool(void (*fn)(void*), void* arg) noexcept {
     Hub& h = Hub::current();
     Pool& p = pool();
-    Job job{fn, arg, {}, nullptr};
-    job.waiter.what = "pool";
-    job.waiter.fiber = h.running();
+    Job job{fn, arg, Waiter(h.running(), WaitKind::Pool), nullptr};
     pool_jobs_in_flight().fetch_add(1);
     bool start_thread = false;
     {
@@ -128,7 +126,7 @@ void run_on_pool(void (*fn)(void*), void* arg) noexcept {
     os::futex_wake(&p.signal, 1);
     HubCounters::bump(h.counters.sync_waits);
     // Not cancellable: the job owns state on this stack until it finishes.
-    h.park(job.waiter, ParkOptions{Clock::time_point::max(), false, false});
+    h.park(job.waiter, ParkOptions::uncancellable());
 }
 
 }  // namespace green::detail

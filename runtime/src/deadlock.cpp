@@ -45,7 +45,7 @@ constexpr int kDeadlockExitStatus = 3;
 
 // Fibers a deadlock report should name: parked, and not an idle hub root.
 bool reportable(const FiberRecord* f) {
-    return f->state == FiberState::Suspended && !(f->parked && std::string_view(f->parked->what) == "idle");
+    return f->state == FiberState::Suspended && !parked_idle(f);
 }
 
 // Returns true when nothing is wrong but nothing is left either: the caller
@@ -189,36 +189,42 @@ void describe(const FiberRecord* f, std::string& out, bool nested, const Hub* on
         out += "is suspended";
         return;
     }
-    std::string_view what = w->what;
-    if (what == "fd") {
-        std::snprintf(buf, sizeof buf, "waits for fd %d to become %s", static_cast<int>(reinterpret_cast<std::intptr_t>(w->object)),
-                      w->detail == kReadable ? "readable" : w->detail == kWritable ? "writable" : "ready");
-    } else if (what == "join") {
-        auto* target = static_cast<const FiberRecord*>(w->object);
-        std::snprintf(buf, sizeof buf, "waits to join fiber %" PRIu64 " \"%s\"", target->id, target->name);
-    } else if (what == "sleep") {
-        std::snprintf(buf, sizeof buf, "sleeps");
-    } else if (what == "pool") {
-        std::snprintf(buf, sizeof buf, "waits for a blocking-pool job");
-    } else if (w->holder) {
-        // Reports are built while every hub is stuck (registry lock held),
-        // so the owner cannot change under us and the lock is alive as long
-        // as a fiber is parked on it.
-        // Bit 63 is free for the lock's own flags (fiber ids never reach it).
-        std::uint64_t holder = w->holder->load(std::memory_order_relaxed) & ~(std::uint64_t{1} << 63);
-        const FiberRecord* owner = only ? find_fiber_on(only, holder) : find_fiber_locked(holder);
-        std::snprintf(buf, sizeof buf, "waits for %s %p held by fiber %" PRIu64 " \"%s\"", w->what, w->object, holder,
-                      owner ? owner->name : "?");
-        out += buf;
-        if (owner && owner != f && nested) {
-            out += ", which ";
-            describe(owner, out, false, only);
+    switch (w->kind) {
+        case WaitKind::Fd:
+            std::snprintf(buf, sizeof buf, "waits for fd %d to become %s",
+                          static_cast<int>(reinterpret_cast<std::intptr_t>(w->object)),
+                          w->detail == kReadable ? "readable" : w->detail == kWritable ? "writable" : "ready");
+            out += buf;
+            return;
+        case WaitKind::Join: {
+            auto* target = static_cast<const FiberRecord*>(w->object);
+            std::snprintf(buf, sizeof buf, "waits to join fiber %" PRIu64 " \"%s\"", target->id, target->name);
+            out += buf;
+            return;
         }
-        return;
-    } else {
-        std::snprintf(buf, sizeof buf, "waits on %s %p", w->what, w->object);
+        case WaitKind::Sleep: out += "sleeps"; return;
+        case WaitKind::Pool: out += "waits for a blocking-pool job"; return;
+        default: break;
     }
+    const char* what = wait_kind_name(w->kind);
+    if (!w->holder) {
+        std::snprintf(buf, sizeof buf, "waits on %s %p", what, w->object);
+        out += buf;
+        return;
+    }
+    // Reports are built while every hub is stuck (registry lock held),
+    // so the owner cannot change under us and the lock is alive as long
+    // as a fiber is parked on it.
+    // Bit 63 is free for the lock's own flags (fiber ids never reach it).
+    std::uint64_t holder = w->holder->load(std::memory_order_relaxed) & ~(std::uint64_t{1} << 63);
+    const FiberRecord* owner = only ? find_fiber_on(only, holder) : find_fiber_locked(holder);
+    std::snprintf(buf, sizeof buf, "waits for %s %p held by fiber %" PRIu64 " \"%s\"", what, w->object, holder,
+                  owner ? owner->name : "?");
     out += buf;
+    if (owner && owner != f && nested) {
+        out += ", which ";
+        describe(owner, out, false, only);
+    }
 }
 
 }  // namespace

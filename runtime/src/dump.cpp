@@ -209,7 +209,7 @@ void serve_dump_request(Hub* h, RemoteNode* node) noexcept {
             const char* state = state_name(f);
             // Skipped: a thread's root parked for good (an idle hub thread),
             // fibers abandoned by fork(), and finished ones.
-            if (!state || (f->parked && std::string_view(f->parked->what) == "idle")) continue;
+            if (!state || parked_idle(f)) continue;
             FiberInfo info{f->id, {}, state, {}, -1.0, -1};
             std::memcpy(info.name, f->name, sizeof info.name);
             info.name[sizeof info.name - 1] = '\0';

@@ -5,8 +5,7 @@
 #include <cstring>
 
 #include "hub.hpp"
-#include "spinlock.hpp"
-#include "wait_list.hpp"
+#include "wait_queue.hpp"
 
 namespace green {
 
@@ -15,32 +14,15 @@ namespace detail {
 namespace {
 
 // Parks the caller until `f` is done or `deadline` passes.
-WakeReason wait_done(FiberRecord* f, Clock::time_point deadline, bool cancellable) {
+WakeReason wait_done(FiberRecord* f, Clock::time_point deadline) {
     if (f->done.load(std::memory_order_acquire)) return WakeReason::Woken;
     Hub& h = Hub::current();
     if (h.running() == f) {
         throw std::logic_error("green: a fiber cannot join itself");
     }
-    ParkOptions o{deadline, cancellable, true};
-    if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return r;
-    Waiter me;
-    // Set before linking: `f` may finish on another hub and wake us (reading
-    // me.fiber) as soon as the lock is dropped, before park() runs.
-    me.fiber = h.running();
-    me.what = "join";
-    me.object = f;
-    {
-        SpinGuard g(f->joiners.lock);
-        if (f->done.load(std::memory_order_acquire)) return WakeReason::Woken;
-        list_push_back(f->joiners, me);
-    }
-    HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = h.park(me, o);
-    if (r != WakeReason::Woken) {
-        SpinGuard g(f->joiners.lock);
-        if (me.list) list_unlink(f->joiners, me);
-    }
-    return r;
+    Waiter me(h.running(), WaitKind::Join, f);
+    return wait_in(f->joiners, me, ParkOptions::cancellable(deadline),
+                   [f] { return f->done.load(std::memory_order_acquire); });
 }
 
 }  // namespace
@@ -64,7 +46,7 @@ void fiber_start(FiberRecord* f) noexcept { f->hub->start(f); }
 
 void fiber_join(FiberRecord* f) {
     // No deadline of its own, so only a cancel or a scope can end it early.
-    if (WakeReason r = wait_done(f, Clock::time_point::max(), true); r != WakeReason::Woken) throw_for(r);
+    if (WakeReason r = wait_done(f, Clock::time_point::max()); r != WakeReason::Woken) throw_for(r);
     if (f->error) {
         f->error_observed = true;
         std::rethrow_exception(f->error);
@@ -72,7 +54,7 @@ void fiber_join(FiberRecord* f) {
 }
 
 bool fiber_join_until(FiberRecord* f, Clock::time_point deadline) {
-    WakeReason r = wait_done(f, deadline, true);
+    WakeReason r = wait_done(f, deadline);
     if (r == WakeReason::Woken) return true;
     if (r == WakeReason::TimedOut) return false;
     throw_for(r);

@@ -52,21 +52,80 @@ struct RemoteNode {
     void* owner = nullptr;
 };
 
+// What a parked fiber waits for (like Go's waitReason): one value per kind
+// of wait, named once in wait_kind_name() for every report.
+enum class WaitKind : std::uint8_t {
+    Idle,  // a hub thread's root parked for good (Hub::park_idle): never reported
+    Fd,
+    Poll,
+    Sleep,
+    Join,
+    Pool,
+    Event,
+    Semaphore,
+    Mutex,
+    CondVar,
+    WaitGroup,
+    // The shim's (interpose/).
+    PthreadMutex,
+    PthreadRwlockRead,
+    PthreadRwlockWrite,
+    PthreadCond,
+    PthreadBarrier,
+    Sem,
+    Futex,
+    Sigwait,
+    Sigsuspend,
+};
+
+constexpr const char* wait_kind_name(WaitKind k) noexcept {
+    switch (k) {
+        case WaitKind::Idle: return "idle";
+        case WaitKind::Fd: return "fd";
+        case WaitKind::Poll: return "poll";
+        case WaitKind::Sleep: return "sleep";
+        case WaitKind::Join: return "join";
+        case WaitKind::Pool: return "pool";
+        case WaitKind::Event: return "Event";
+        case WaitKind::Semaphore: return "Semaphore";
+        case WaitKind::Mutex: return "Mutex";
+        case WaitKind::CondVar: return "CondVar";
+        case WaitKind::WaitGroup: return "WaitGroup";
+        case WaitKind::PthreadMutex: return "pthread_mutex";
+        case WaitKind::PthreadRwlockRead: return "pthread_rwlock (read)";
+        case WaitKind::PthreadRwlockWrite: return "pthread_rwlock (write)";
+        case WaitKind::PthreadCond: return "pthread_cond";
+        case WaitKind::PthreadBarrier: return "pthread_barrier";
+        case WaitKind::Sem: return "sem";
+        case WaitKind::Futex: return "futex";
+        case WaitKind::Sigwait: return "sigwait";
+        case WaitKind::Sigsuspend: return "sigsuspend";
+    }
+    return "?";
+}
+
 struct Waiter {
-    FiberRecord* fiber = nullptr;
+    // The fiber is known before the Waiter is linked anywhere: a waker on
+    // another thread may read it as soon as the list's lock is dropped.
+    Waiter(FiberRecord* f, WaitKind k, const void* obj = nullptr, std::uintptr_t d = 0) noexcept
+        : fiber(f), kind(k), object(obj), detail(d) {}
+    Waiter(const Waiter&) = delete;
+    Waiter& operator=(const Waiter&) = delete;
+
+    FiberRecord* fiber;
     std::atomic<WakeReason> reason{WakeReason::Waiting};
     bool cancellable = true;
     bool interruptible = false;
+    // What the fiber waits on, for the reports (deadlock.cpp, dump.cpp).
+    WaitKind kind;
     // Link in a WaitList (guarded by its lock) or in an fd's waiter list
     // (touched only by the owning hub's thread).
     Waiter* next = nullptr;
     Waiter* prev = nullptr;
     void* list = nullptr;  // the list it is linked in (WaitList or an overlay with head/tail)
     RemoteNode remote;  // used when woken from another thread
-    // What the fiber waits on, for the deadlock report.
-    const char* what = "";
-    const void* object = nullptr;
-    std::uintptr_t detail = 0;  // primitive-specific: fd events, fiber waited for, ...
+    const void* object;
+    std::uintptr_t detail;  // primitive-specific: fd events, fds polled, futex bitset
     // For locks: where the owning fiber's id lives, so a deadlock report can
     // say who holds what this fiber waits for. Bit 63 of that word may be a
     // flag of the lock's own and is ignored.
@@ -142,5 +201,7 @@ struct FiberRecord {
 
 // The hub of `f`, read from any thread (it changes when a fiber moves).
 inline Hub* owner_of(const FiberRecord* f) noexcept { return __atomic_load_n(&f->hub, __ATOMIC_ACQUIRE); }
+
+inline bool parked_idle(const FiberRecord* f) noexcept { return f->parked && f->parked->kind == WaitKind::Idle; }
 
 }  // namespace green::detail

@@ -537,11 +537,11 @@ __attribute__((always_inline)) inline void Hub::yield_inline() noexcept {
 
 WakeReason Hub::precheck(const ParkOptions& o) noexcept {
     FiberRecord* self = current_;
-    if (o.cancellable && self->cancel_requested.load(std::memory_order_acquire)) {
+    if (o.ends_on_cancel && self->cancel_requested.load(std::memory_order_acquire)) {
         self->cancel_requested.store(false, std::memory_order_relaxed);
         return WakeReason::Cancelled;
     }
-    Clock::time_point scope = o.honour_scope ? self->scoped_deadline : Clock::time_point::max();
+    Clock::time_point scope = o.bounded_by_scope ? self->scoped_deadline : Clock::time_point::max();
     if (scope != Clock::time_point::max() || o.deadline != Clock::time_point::max()) {
         Clock::time_point now = Clock::now();
         if (scope <= now && scope <= o.deadline) return WakeReason::Expired;
@@ -558,11 +558,11 @@ WakeReason Hub::park(Waiter& w, const ParkOptions& o) noexcept {
         os::write_stderr("green: internal error: Waiter parked without its fiber set\n");
         std::abort();
     }
-    w.cancellable = o.cancellable;
-    w.interruptible = o.interruptible;
+    w.cancellable = o.ends_on_cancel;
+    w.interruptible = o.ends_on_interrupt;
     self->parked = &w;
     self->parked_at = ev_now(loop_);
-    Clock::time_point scope = o.honour_scope ? self->scoped_deadline : Clock::time_point::max();
+    Clock::time_point scope = o.bounded_by_scope ? self->scoped_deadline : Clock::time_point::max();
     Clock::time_point deadline = std::min(scope, o.deadline);
     bool timed = deadline != Clock::time_point::max();
     if (timed) {
@@ -743,10 +743,8 @@ void Hub::drain_remote() noexcept {
 void Hub::on_async(struct ev_loop*, ev_async* a, int) noexcept { static_cast<Hub*>(a->data)->drain_remote(); }
 
 void Hub::park_idle() noexcept {
-    Waiter me;
-    me.what = "idle";
-    me.fiber = current_;
-    park(me, ParkOptions{Clock::time_point::max(), false, false});
+    Waiter me(current_, WaitKind::Idle);
+    park(me, ParkOptions::uncancellable());
 }
 
 void Hub::after_fork_in_child() noexcept {

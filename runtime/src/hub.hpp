@@ -69,11 +69,52 @@ struct HubCounters {
     }
 };
 
+// How a park may end besides its waker. Built only through the named
+// constructors, so every wait says which kind it is.
 struct ParkOptions {
-    Clock::time_point deadline = Clock::time_point::max();
-    bool cancellable = true;       // Task::cancel() interrupts the wait
-    bool honour_scope = true;      // an enclosing green::Deadline bounds it
-    bool interruptible = false;    // request_interrupt() ends it (WakeReason::Interrupted)
+    Clock::time_point deadline;
+    bool ends_on_cancel;     // Task::cancel() ends the wait (WakeReason::Cancelled)
+    bool bounded_by_scope;   // an enclosing green::Deadline bounds it (WakeReason::Expired)
+    bool ends_on_interrupt;  // request_interrupt() ends it (WakeReason::Interrupted)
+    // Whether a wait whose cancel is pending or whose deadline has passed
+    // returns before parking (precheck). The shim's condition and futex
+    // waits park once anyway, as their unpatched calls release the mutex or
+    // enter the kernel: the hub's other fibers get their turn.
+    bool precheck = true;
+
+    // A suspension point of the green API (sync primitives, join).
+    static constexpr ParkOptions cancellable(Clock::time_point d = Clock::time_point::max()) noexcept {
+        return {d, true, true, false};
+    }
+    // The same, and a signal handler due on the fiber ends it too (fd, poll
+    // and timer waits).
+    static constexpr ParkOptions interruptible(Clock::time_point d = Clock::time_point::max()) noexcept {
+        return {d, true, true, true};
+    }
+    // Ends only by its waker or its own deadline: lock acquisition (like
+    // pthread_mutex_lock, not a cancellation point), pool jobs, idle roots.
+    static constexpr ParkOptions uncancellable(Clock::time_point d = Clock::time_point::max()) noexcept {
+        return {d, false, false, false};
+    }
+    // Uncancellable, but a signal handler ends it (the shim's sem_wait,
+    // sigwait, sigsuspend, which return EINTR or restart).
+    static constexpr ParkOptions signal_interruptible(Clock::time_point d = Clock::time_point::max()) noexcept {
+        return {d, false, false, true};
+    }
+    // A pthread cancellation point of the shim: a cancel ends it, a
+    // green::Deadline scope does not.
+    static constexpr ParkOptions pthread_cancellable(Clock::time_point d = Clock::time_point::max()) noexcept {
+        return {d, true, false, false};
+    }
+    constexpr ParkOptions parks_even_if_due() const noexcept {
+        ParkOptions o = *this;
+        o.precheck = false;
+        return o;
+    }
+
+private:
+    constexpr ParkOptions(Clock::time_point d, bool cancel, bool scope, bool interrupt) noexcept
+        : deadline(d), ends_on_cancel(cancel), bounded_by_scope(scope), ends_on_interrupt(interrupt) {}
 };
 
 class Hub {
@@ -133,6 +174,7 @@ public:
     // --- the wait/wake protocol -------------------------------------------
     // Returns at once (without parking) if the wait cannot start: a pending
     // cancel, or a deadline already past. Otherwise WakeReason::Waiting.
+    // (ParkOptions::precheck is the wait queue's to honour.)
     WakeReason precheck(const ParkOptions& options) noexcept;
     // Parks the running fiber on `w` (already linked wherever its waker will
     // find it) until someone wins the race to wake it. The caller unlinks `w`

@@ -129,16 +129,13 @@ void Hub::rearm_fd(FdWatch* w) noexcept {
 }
 
 WaitResult Hub::wait_fd(int fd, int events, Clock::time_point deadline) noexcept {
-    ParkOptions o{deadline, true, true, true};
+    ParkOptions o = ParkOptions::interruptible(deadline);
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
     events &= kReadable | kWritable;
     if (fd < 0 || events == 0) return WaitResult::Ready;  // the caller's syscall reports the error
     FdWatch* w = fd_watch(fd);
-    Waiter me;
-    me.fiber = current_;
-    me.what = "fd";
-    me.object = reinterpret_cast<const void*>(static_cast<std::intptr_t>(fd));
-    me.detail = static_cast<std::uintptr_t>(events);
+    Waiter me(current_, WaitKind::Fd, reinterpret_cast<const void*>(static_cast<std::intptr_t>(fd)),
+              static_cast<std::uintptr_t>(events));
     list_push_back(w->waiters, me);
     if ((w->armed & events) != events) {
         w->armed |= events;
@@ -197,7 +194,7 @@ WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_po
         WaitResult r = wait_fd(only->fd, only->events, deadline);
         return r == WaitResult::Closed ? WaitResult::Ready : r;
     }
-    ParkOptions o{deadline, true, true, true};
+    ParkOptions o = ParkOptions::interruptible(deadline);
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
     // Temporary watchers beside any long-lived FdWatch of the same fds; libev
     // merges their interest per fd. Small sets live on the stack.
@@ -212,10 +209,7 @@ WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_po
         heap_watchers.resize(n);
         watchers = heap_watchers.data();
     }
-    Waiter me;
-    me.fiber = current_;
-    me.what = "poll";
-    me.detail = n;
+    Waiter me(current_, WaitKind::Poll, nullptr, n);
     std::size_t armed = 0;
     for (std::size_t i = 0; i < n; ++i) {
         int ev = fds[i].events & (kReadable | kWritable);
@@ -323,15 +317,13 @@ WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point d
 WaitResult wait_until(Clock::time_point deadline) noexcept {
     using namespace detail;
     Hub& h = Hub::current();
-    ParkOptions o{deadline, true, true, true};
+    ParkOptions o = ParkOptions::interruptible(deadline);
     if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
         return r == WakeReason::TimedOut ? WaitResult::TimedOut
                : r == WakeReason::Expired ? WaitResult::Expired
                                           : WaitResult::Cancelled;
     }
-    Waiter me;
-    me.fiber = h.running();
-    me.what = "sleep";
+    Waiter me(h.running(), WaitKind::Sleep);
     HubCounters::bump(h.counters.timer_waits);
     switch (h.park(me, o)) {
         case WakeReason::TimedOut: return WaitResult::TimedOut;

@@ -1,13 +1,11 @@
 // Event, Semaphore, Mutex, RecursiveMutex, CondVar, WaitGroup.
 //
-// All follow one pattern: under the primitive's spinlock, either take what is
-// wanted or link a Waiter; then park outside the lock. A waker pops a waiter
-// under the same lock and wins it with Hub::wake(); ownership (a permit, the
-// mutex) is handed to the woken waiter directly, so a wake is never lost to
-// a fiber that barges in meanwhile. A waiter that woke for another reason
-// (timeout, cancel, deadline) unlinks itself under the lock if still linked;
-// if a waker had already popped it, that waker's wake failed and it moved on
-// to the next waiter, so nothing was handed to the departed one.
+// All wait through wait_in (wait_queue.hpp): under the primitive's spinlock,
+// either take what is wanted or link a Waiter; then park outside the lock. A
+// waker pops a waiter under the same lock and wins it; ownership (a permit,
+// the mutex) is handed to the woken waiter directly, so a wake is never lost
+// to a fiber that barges in meanwhile. A wait that is satisfied without
+// suspending is no suspension point: a pending cancel stays pending.
 #include <green/sync.hpp>
 
 #include <cerrno>
@@ -16,55 +14,26 @@
 #include "hub.hpp"
 #include "os.hpp"
 #include "spinlock.hpp"
-#include "wait_list.hpp"
+#include "wait_queue.hpp"
 
 namespace green {
 
 using detail::Hub;
 using detail::ParkOptions;
-using detail::SpinGuard;
 using detail::Waiter;
+using detail::WaitKind;
 using detail::WakeReason;
 
 namespace {
 
-// Links a waiter on `list` unless `ready()` (evaluated under the lock) says
-// the wait is already satisfied, parks, and cleans up. Returns Woken when
-// satisfied (immediately or by a waker).
-template <class Ready>
-WakeReason wait_on(detail::WaitList& list, const char* what, const void* object, const ParkOptions& o,
-                   Ready&& ready, const std::atomic<std::uint64_t>* holder = nullptr) {
-    Hub& h = Hub::current();
-    if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) {
-        SpinGuard g(list.lock);
-        if (!ready()) return r;
-        // Satisfied without suspending, so this was no suspension point.
-        // precheck() consumed a pending cancel; put it back for the next
-        // real suspension point. (It was lost: a fiber cancelled while a
-        // Semaphore it acquired had permits never saw the cancel.)
-        if (r == WakeReason::Cancelled) h.running()->cancel_requested.store(true, std::memory_order_release);
-        return WakeReason::Woken;
-    }
-    Waiter me;
-    // Set before the waiter is linked: a waker on another hub may pop it and
-    // read w.fiber (Hub::wake) as soon as the lock is dropped, before park()
-    // runs.
-    me.fiber = h.running();
-    me.what = what;
-    me.object = object;
+// Waits on `list` for the calling fiber until `done()` (evaluated under the
+// list's lock) holds or a waker hands over what was waited for (Woken).
+template <class Done>
+WakeReason wait_on(detail::WaitList& list, WaitKind kind, const void* object, const ParkOptions& o, Done&& done,
+                   const std::atomic<std::uint64_t>* holder = nullptr) {
+    Waiter me(Hub::current().running(), kind, object);
     me.holder = holder;
-    {
-        SpinGuard g(list.lock);
-        if (ready()) return WakeReason::Woken;
-        detail::list_push_back(list, me);
-    }
-    detail::HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = h.park(me, o);
-    if (r != WakeReason::Woken) {
-        SpinGuard g(list.lock);
-        if (me.list) detail::list_unlink(list, me);
-    }
-    return r;
+    return detail::wait_in(list, me, o, done);
 }
 
 bool timed_outcome(WakeReason r) {
@@ -81,9 +50,7 @@ std::uint64_t current_fiber_id() { return Hub::current().running()->id; }
 
 void Event::set() noexcept {
     set_.store(true, std::memory_order_release);
-    detail::WakesAfterUnlock wakes;
-    SpinGuard g(waiters_.lock);
-    detail::list_wake_all(waiters_, WakeReason::Woken, wakes);
+    detail::notify_all(waiters_);
 }
 
 void Event::reset() noexcept { set_.store(false, std::memory_order_release); }
@@ -92,7 +59,8 @@ void Event::wait() { wait_until(Clock::time_point::max()); }
 
 bool Event::wait_until(Clock::time_point deadline) {
     if (is_set()) return true;
-    return timed_outcome(wait_on(waiters_, "Event", this, ParkOptions{deadline, true, true}, [&] { return is_set(); }));
+    return timed_outcome(
+        wait_on(waiters_, WaitKind::Event, this, ParkOptions::cancellable(deadline), [&] { return is_set(); }));
 }
 
 // --- Semaphore ---------------------------------------------------------------
@@ -100,16 +68,16 @@ bool Event::wait_until(Clock::time_point deadline) {
 void Semaphore::acquire() { acquire_until(Clock::time_point::max()); }
 
 bool Semaphore::try_acquire() noexcept {
-    SpinGuard g(waiters_.lock);
+    detail::SpinGuard g(waiters_.lock);
     if (count_ == 0) return false;
     --count_;
     return true;
 }
 
 bool Semaphore::acquire_until(Clock::time_point deadline) {
-    // A woken waiter was handed its permit by release(); `ready` takes one
+    // A woken waiter was handed its permit by release(); `done` takes one
     // only when it is there at the time of asking.
-    return timed_outcome(wait_on(waiters_, "Semaphore", this, ParkOptions{deadline, true, true}, [&] {
+    return timed_outcome(wait_on(waiters_, WaitKind::Semaphore, this, ParkOptions::cancellable(deadline), [&] {
         if (count_ == 0) return false;
         --count_;
         return true;
@@ -118,14 +86,14 @@ bool Semaphore::acquire_until(Clock::time_point deadline) {
 
 void Semaphore::release(std::size_t n) noexcept {
     detail::WakesAfterUnlock wakes;
-    SpinGuard g(waiters_.lock);
+    detail::SpinGuard g(waiters_.lock);
     for (; n > 0; --n) {
         if (!detail::list_wake_one(waiters_, WakeReason::Woken, wakes)) ++count_;
     }
 }
 
 std::size_t Semaphore::value() const noexcept {
-    SpinGuard g(const_cast<detail::WaitList&>(waiters_).lock);
+    detail::SpinGuard g(const_cast<detail::WaitList&>(waiters_).lock);
     return count_;
 }
 
@@ -147,7 +115,7 @@ bool Mutex::lock_until(Clock::time_point deadline, bool) {
     if (expected == me) throw std::system_error(EDEADLK, std::generic_category(), "green::Mutex already owned by this fiber");
     // Like pthread_mutex_lock: not a cancellation point, and not bounded by
     // an enclosing green::Deadline (only by its own timeout, if any).
-    WakeReason r = wait_on(waiters_, "Mutex", this, ParkOptions{deadline, false, false}, [&] {
+    WakeReason r = wait_on(waiters_, WaitKind::Mutex, this, ParkOptions::uncancellable(deadline), [&] {
         std::uint64_t free = 0;
         return owner_.compare_exchange_strong(free, me, std::memory_order_acquire);
     }, &owner_);
@@ -159,12 +127,11 @@ void Mutex::unlock() {
     if (owner_.load(std::memory_order_relaxed) != me)
         throw std::system_error(EPERM, std::generic_category(), "green::Mutex unlocked by a fiber that does not own it");
     detail::WakesAfterUnlock wakes;
-    SpinGuard g(waiters_.lock);
-    while (Waiter* w = detail::list_pop_front(waiters_)) {
-        owner_.store(w->fiber->id, std::memory_order_release);  // hand over before the wake is visible
-        if (wakes.claim(*w, WakeReason::Woken)) return;
-    }
-    owner_.store(0, std::memory_order_release);
+    detail::SpinGuard g(waiters_.lock);
+    // Handed over before the wake is delivered: the woken fiber finds itself
+    // the owner, and owner_ is never 0 in between for a barging try_lock.
+    Waiter* next = detail::list_wake_one(waiters_, WakeReason::Woken, wakes);
+    owner_.store(next ? next->fiber->id : 0, std::memory_order_release);
 }
 
 // --- RecursiveMutex ----------------------------------------------------------
@@ -216,38 +183,24 @@ bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
     // lost.
     if (m.owner() != h.running()->id)
         throw std::system_error(EPERM, std::generic_category(), "green::CondVar wait without owning the mutex");
-    ParkOptions o{deadline, true, true};
-    if (WakeReason r = h.precheck(o); r != WakeReason::Waiting) return timed_outcome(r);
-    Waiter me;
-    me.fiber = h.running();  // before linking: see wait_on
-    me.what = "CondVar";
-    me.object = this;
-    {
-        SpinGuard g(waiters_.lock);
-        detail::list_push_back(waiters_, me);
-    }
-    m.unlock();
-    detail::HubCounters::bump(h.counters.sync_waits);
-    WakeReason r = h.park(me, o);
-    if (r != WakeReason::Woken) {
-        SpinGuard g(waiters_.lock);
-        if (me.list) detail::list_unlink(waiters_, me);
-    }
-    m.lock();  // re-acquired before any exception leaves, as POSIX does
+    Waiter me(h.running(), WaitKind::CondVar, this);
+    // Linked before the mutex is released, so a notify made under it after
+    // this wait began finds this waiter. A wait that cannot start (precheck)
+    // never releases it.
+    bool released = false;
+    WakeReason r = detail::wait_in(waiters_, me, ParkOptions::cancellable(deadline), detail::NeverDone{},
+                                   [&](Waiter& w, const ParkOptions& o) {
+                                       m.unlock();
+                                       released = true;
+                                       return detail::park_waiter(w, o);
+                                   });
+    if (released) m.lock();  // re-acquired before any exception leaves, as POSIX does
     return timed_outcome(r);
 }
 
-void CondVar::notify_one() noexcept {
-    detail::WakesAfterUnlock wakes;
-    SpinGuard g(waiters_.lock);
-    detail::list_wake_one(waiters_, WakeReason::Woken, wakes);
-}
+void CondVar::notify_one() noexcept { detail::notify_one(waiters_); }
 
-void CondVar::notify_all() noexcept {
-    detail::WakesAfterUnlock wakes;
-    SpinGuard g(waiters_.lock);
-    detail::list_wake_all(waiters_, WakeReason::Woken, wakes);
-}
+void CondVar::notify_all() noexcept { detail::notify_all(waiters_); }
 
 // --- WaitGroup ---------------------------------------------------------------
 
@@ -257,11 +210,7 @@ void WaitGroup::add(std::ptrdiff_t n) noexcept {
         detail::os::write_stderr("green: WaitGroup counter went negative (done() without add())\n");
         std::abort();
     }
-    if (now == 0) {
-        detail::WakesAfterUnlock wakes;
-        SpinGuard g(waiters_.lock);
-        detail::list_wake_all(waiters_, WakeReason::Woken, wakes);
-    }
+    if (now == 0) detail::notify_all(waiters_);
 }
 
 void WaitGroup::wait() { wait_until(Clock::time_point::max()); }
@@ -269,7 +218,7 @@ void WaitGroup::wait() { wait_until(Clock::time_point::max()); }
 bool WaitGroup::wait_until(Clock::time_point deadline) {
     if (count() == 0) return true;
     return timed_outcome(
-        wait_on(waiters_, "WaitGroup", this, ParkOptions{deadline, true, true}, [&] { return count() == 0; }));
+        wait_on(waiters_, WaitKind::WaitGroup, this, ParkOptions::cancellable(deadline), [&] { return count() == 0; }));
 }
 
 }  // namespace green

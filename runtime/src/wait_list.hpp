@@ -8,6 +8,9 @@
 
 #include "fiber_record.hpp"
 
+#include <cstddef>
+#include <cstdint>
+
 namespace green::detail {
 
 // Any list type with `Waiter* head, *tail` works: WaitList, and the shim's
@@ -95,6 +98,23 @@ inline Waiter* list_wake_one(L& l, WakeReason reason, WakesAfterUnlock& wakes) n
 template <class L>
 inline void list_wake_all(L& l, WakeReason reason, WakesAfterUnlock& wakes) noexcept {
     while (Waiter* w = list_pop_front(l)) wakes.claim(*w, reason);
+}
+
+// Wakes the waiters `match` accepts, oldest first, until `max` of them took
+// the wake; the others stay linked. Returns how many took it.
+template <class L, class Match>
+inline std::size_t list_wake_if(L& l, WakeReason reason, WakesAfterUnlock& wakes, Match&& match,
+                                std::size_t max = SIZE_MAX) noexcept {
+    std::size_t woken = 0;
+    for (Waiter* w = l.head; w && woken < max;) {
+        Waiter* next = w->next;
+        if (match(static_cast<const Waiter&>(*w))) {
+            list_unlink(l, *w);
+            if (wakes.claim(*w, reason)) ++woken;
+        }
+        w = next;
+    }
+    return woken;
 }
 
 }  // namespace green::detail

@@ -816,23 +816,35 @@ void case_exit_time_keys() {
     std::printf("set\n");
 }
 
-void case_lock_cycle() {
-    static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER, b = PTHREAD_MUTEX_INITIALIZER;
+// Two threads that each take their first lock, meet, then ask for the
+// other's: neither can go on, and the shim reports the cycle (exit status 3).
+void lock_crosswise(const char* name1, void (*take1)(bool second), const char* name2, void (*take2)(bool second)) {
     static std::latch both_hold(2);
-    std::thread t1([] {
-        pthread_setname_np(pthread_self(), "locks-a-then-b");
-        pthread_mutex_lock(&a);
+    auto run = [](const char* name, void (*take)(bool)) {
+        pthread_setname_np(pthread_self(), name);
+        take(false);
         both_hold.arrive_and_wait();
-        pthread_mutex_lock(&b);
-    });
-    std::thread t2([] {
-        pthread_setname_np(pthread_self(), "locks-b-then-a");
-        pthread_mutex_lock(&b);
-        both_hold.arrive_and_wait();
-        pthread_mutex_lock(&a);
-    });
+        take(true);
+    };
+    std::thread t1(run, name1, take1);
+    std::thread t2(run, name2, take2);
     t1.join();
     t2.join();
+}
+
+pthread_mutex_t g_mutex_a = PTHREAD_MUTEX_INITIALIZER, g_mutex_b = PTHREAD_MUTEX_INITIALIZER;
+pthread_rwlock_t g_rwlock_a = PTHREAD_RWLOCK_INITIALIZER, g_rwlock_b = PTHREAD_RWLOCK_INITIALIZER;
+
+void case_lock_cycle() {
+    lock_crosswise("locks-a-then-b", [](bool second) { pthread_mutex_lock(second ? &g_mutex_b : &g_mutex_a); },
+                   "locks-b-then-a", [](bool second) { pthread_mutex_lock(second ? &g_mutex_a : &g_mutex_b); });
+}
+
+// A reader waits for a writer that waits for readers: the report names the
+// direction of each rwlock wait, and the holder where there is a writer.
+void case_rwlock_cycle() {
+    lock_crosswise("writes-a-then-b", [](bool second) { pthread_rwlock_wrlock(second ? &g_rwlock_b : &g_rwlock_a); },
+                   "reads-b-then-a", [](bool second) { pthread_rwlock_rdlock(second ? &g_rwlock_a : &g_rwlock_b); });
 }
 
 // Not differential: C++ thread_local is per OS thread, so under the shim two
@@ -844,7 +856,7 @@ const green::probe::Case kCases[] = {
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
     {"foreign_thread", case_foreign_thread}, {"cancel", case_cancel}, {"cancel_swallowed", case_cancel_swallowed}, {"exit_time_keys", case_exit_time_keys},
-    {"lock_cycle", case_lock_cycle},
+    {"lock_cycle", case_lock_cycle}, {"rwlock_cycle", case_rwlock_cycle},
 };
 
 }  // namespace

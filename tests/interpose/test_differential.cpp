@@ -35,7 +35,7 @@ const std::vector<std::string> kFdCases = {"first_open", "daemon_close", "foreig
                                            "fork_threads", "daemon_threads", "waitall", "select_big",
                                            "splice_tee", "mmsg", "linger_close", "stdio_socket", "pty_reader"};
 // Listed by the probe but checked by their own tests below.
-const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle"};
+const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "rwlock_cycle"};
 // Cases of the per-thread state probe (probe_thread_state.cpp).
 const std::vector<std::string> kStateCases = {"errno", "exceptions", "thread_locals", "thread_local_connection",
                                               "dlopen_tls", "thread_churn"};
@@ -173,6 +173,17 @@ TEST(ShimMoves, EagerBalancingMovesThreadsWhoseStateGoesWithThem) {
     std::smatch m;
     ASSERT_TRUE(std::regex_search(moving.err, m, std::regex("fibers moved ([0-9]+)"))) << moving.err;
     EXPECT_GT(std::stoul(m[1].str()), 10u) << moving.err;
+}
+
+TEST(ShimReports, RwlockCycleNamesEachDirection) {
+    auto r = run_capture({env_or_die("GREEN_PROBE_THREADS"), "rwlock_cycle"}, {preload_env()});
+    EXPECT_EQ(r.status, 3) << r.err;
+    EXPECT_TRUE(std::regex_search(r.err, std::regex("\"reads-b-then-a\" waits for pthread_rwlock \\(read\\) 0x[0-9a-f]+ held by "
+                                                    "fiber [0-9]+ \"writes-a-then-b\", which waits on pthread_rwlock "
+                                                    "\\(write\\) 0x[0-9a-f]+\n")))
+        << r.err;
+    EXPECT_TRUE(std::regex_search(r.err, std::regex("\"writes-a-then-b\" waits on pthread_rwlock \\(write\\) 0x[0-9a-f]+\n")))
+        << r.err;
 }
 
 // GREEN_THREAD_LOCALS=hub is the documented way back to thread_local shared

@@ -32,6 +32,24 @@ struct WaitList {
     Waiter* head = nullptr;
     Waiter* tail = nullptr;
 };
+
+// What both fiber mutexes offer beyond their own members: try_lock_for from
+// their try_lock_until (std's TimedLockable), and no copies (waiters are
+// linked to the object's own list).
+template <class Lock>
+class TimedLockable {
+public:
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+        return static_cast<Lock*>(this)->try_lock_until(Clock::now() + std::chrono::ceil<Clock::duration>(d));
+    }
+
+protected:
+    TimedLockable() = default;
+    ~TimedLockable() = default;
+    TimedLockable(const TimedLockable&) = delete;
+    TimedLockable& operator=(const TimedLockable&) = delete;
+};
 }  // namespace detail
 
 // A one-shot (until reset) flag that fibers wait for.
@@ -83,19 +101,11 @@ private:
 // a woken fiber never loses the lock to a barging one (no starvation).
 // Locking a Mutex the calling fiber already owns throws std::system_error
 // (EDEADLK) rather than hanging; unlocking one it does not own throws EPERM.
-class Mutex {
+class Mutex : public detail::TimedLockable<Mutex> {
 public:
-    Mutex() = default;
-    Mutex(const Mutex&) = delete;
-    Mutex& operator=(const Mutex&) = delete;
-
     void lock();
     bool try_lock() noexcept;
     bool try_lock_until(Clock::time_point deadline);
-    template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> d) {
-        return try_lock_until(Clock::now() + std::chrono::ceil<Clock::duration>(d));
-    }
     void unlock();
     std::uint64_t owner() const noexcept { return owner_.load(std::memory_order_relaxed); }
 
@@ -107,19 +117,11 @@ protected:
 
 // Like Mutex, but the owning fiber may lock it again; it is released when
 // unlock() has been called as often as lock().
-class RecursiveMutex {
+class RecursiveMutex : public detail::TimedLockable<RecursiveMutex> {
 public:
-    RecursiveMutex() = default;
-    RecursiveMutex(const RecursiveMutex&) = delete;
-    RecursiveMutex& operator=(const RecursiveMutex&) = delete;
-
     void lock();
     bool try_lock() noexcept;
     bool try_lock_until(Clock::time_point deadline);
-    template <class Rep, class Period>
-    bool try_lock_for(std::chrono::duration<Rep, Period> d) {
-        return try_lock_until(Clock::now() + std::chrono::ceil<Clock::duration>(d));
-    }
     void unlock();
 
 private:
