@@ -18,12 +18,11 @@
 #include <green/blocking.hpp>
 #include <green/io.hpp>
 
-#include <time.h>
-
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 
+#include "deadlines.hpp"
 #include "fd_table.hpp"
 #include "hub.hpp"
 #include "signals.hpp"
@@ -66,16 +65,6 @@ inline int fail_with(int err) noexcept {
 enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Thread, Lock, Count };
 void count_call(Family f) noexcept;
 
-// An absolute timespec on `clock` (pthread_*timed*, sem_timedwait, futex
-// WAIT_BITSET) as a steady deadline; null means none.
-inline Clock::time_point deadline_at(clockid_t clock, const timespec* abstime) noexcept {
-    if (!abstime) return Clock::time_point::max();
-    timespec now{};
-    clock_gettime(clock, &now);
-    auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) + std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
-}
-
 // Runs `f` on the blocking pool when called from a fiber (directly
 // otherwise), carrying errno to the pool thread and back: results such as
 // EAI_SYSTEM or waitpid's ECHILD are reported through it.
@@ -91,10 +80,6 @@ auto blocking_keep_errno(F&& f) {
     });
     errno = err;
     return r;
-}
-
-inline Clock::time_point deadline_after_ns(std::int64_t ns) noexcept {
-    return ns > 0 ? Clock::now() + std::chrono::nanoseconds(ns) : Clock::time_point::max();
 }
 
 // Maps a wait that did not end in readiness to the errno the kernel would

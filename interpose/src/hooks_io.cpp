@@ -313,10 +313,7 @@ int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) 
     auto real = GREEN_NEXT(recvmmsg);
     Plan p = plan_for(fd, true, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags, timeout);
-    Clock::time_point deadline = p.deadline;
-    if (timeout)
-        deadline = std::min(deadline, Clock::now() + std::chrono::seconds(timeout->tv_sec) +
-                                          std::chrono::nanoseconds(timeout->tv_nsec));
+    const Clock::time_point deadline = std::min(p.deadline, deadline_after(timeout));
     const int saved_errno = errno;
     unsigned got = 0;
     while (got < vlen) {

@@ -98,9 +98,6 @@ int type_of(const PMutex* m) { return m->kind & 3; }
 // (lock_self.hpp): such threads block in the kernel, as with glibc's locks.
 detail::FiberRecord* me() { return lock_self().fiber; }
 
-
-bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
-
 // Parks `w` (already linked on `list` under `lock`). Returns Woken when a
 // waker handed over what was waited for; otherwise unlinks and returns why.
 template <class L>
@@ -317,7 +314,7 @@ int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) noexcep
 }
 
 int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) noexcept {
-    if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
+    if (!valid_timespec(abstime) || !lock_clock(clock)) return EINVAL;
     return mutex_lock(pm(m), deadline_at(clock, abstime), false);
 }
 
@@ -345,7 +342,7 @@ int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec
 }
 
 int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
-    if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
+    if (!valid_timespec(abstime) || !lock_clock(clock)) return EINVAL;
     return cond_wait(pc(c), pm(m), deadline_at(clock, abstime));
 }
 

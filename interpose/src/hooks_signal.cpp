@@ -765,11 +765,6 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
     }
 }
 
-Clock::time_point deadline_from(const timespec* t) noexcept {
-    if (!t) return Clock::time_point::max();
-    return Clock::now() + std::chrono::seconds(t->tv_sec) + std::chrono::nanoseconds(t->tv_nsec);
-}
-
 bool self_targeted(pid_t pid) noexcept {
     return pid == getpid() || pid == 0 || pid == -1 || (pid < -1 && -pid == getpgrp());
 }
@@ -828,8 +823,8 @@ int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
 int sigtimedwait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
     SigState* me = current_sigstate();
     if (!me) return real_sigtimedwait()(set, info, timeout);
-    if (timeout && (timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) return fail_with(EINVAL);
-    int r = wait_for_signal(me, set, info, deadline_from(timeout));
+    if (timeout && !valid_timespec(timeout)) return fail_with(EINVAL);
+    int r = wait_for_signal(me, set, info, deadline_after(timeout));
     return r < 0 ? fail_with(-r) : r;
 }
 

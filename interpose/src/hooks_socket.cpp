@@ -152,10 +152,8 @@ int setsockopt(int fd, int level, int name, const void* value, socklen_t len) no
             // timeout is exactly the one getsockopt reports.
             timeval tv{};
             socklen_t tl = sizeof tv;
-            if (real_getsockopt()(fd, level, name, &tv, &tl) == 0) {
-                std::int64_t ns = static_cast<std::int64_t>(tv.tv_sec) * 1000000000 + static_cast<std::int64_t>(tv.tv_usec) * 1000;
-                (name == SO_RCVTIMEO ? d->recv_timeout_ns : d->send_timeout_ns).store(ns);
-            }
+            if (real_getsockopt()(fd, level, name, &tv, &tl) == 0)
+                (name == SO_RCVTIMEO ? d->recv_timeout_ns : d->send_timeout_ns).store(timeout_ns(tv));
         }
     }
     if (r == 0 && level == SOL_SOCKET && name == SO_LINGER && len >= sizeof(linger))
@@ -186,12 +184,7 @@ WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point dead
         return r;
     }
     pollfd p{fd, static_cast<short>(((events & kReadable) ? POLLIN : 0) | ((events & kWritable) ? POLLOUT : 0)), 0};
-    int timeout = -1;
-    if (deadline != Clock::time_point::max()) {
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        timeout = left < 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
-    }
-    int r = real_poll()(&p, 1, timeout);
+    int r = real_poll()(&p, 1, timeout_ms(deadline));
     if (r > 0) return WaitResult::Ready;
     if (r == 0) return WaitResult::TimedOut;
     return WaitResult::Cancelled;  // EINTR: reported as EINTR, as the blocking call would

@@ -91,9 +91,7 @@ detail::WakeReason park_self(const LockSelf& self, detail::Waiter& w, Clock::tim
                 deadline = Clock::time_point::max();
                 continue;
             }
-            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-            rel.tv_sec = static_cast<time_t>(ns / 1000000000);
-            rel.tv_nsec = static_cast<long>(ns % 1000000000);
+            rel = to_timespec(left);
             timeout = &rel;
         }
         detail::os::raw_syscall6(SYS_futex, reinterpret_cast<long>(&w.thread_woken), FUTEX_WAIT_PRIVATE, 0,
