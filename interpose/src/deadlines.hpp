@@ -8,6 +8,9 @@
 // A deadline is a Clock (steady) time point; Clock::time_point::max() means
 // none. An absolute time on another clock (CLOCK_REALTIME) is converted
 // once, when the call starts: a later step of that clock does not move it.
+// No argument overflows the conversion: a time further ahead than Clock can
+// count (programs pass tv_sec = LONG_MAX for "never") is no deadline, as the
+// kernel saturates it too.
 #pragma once
 
 #include <sys/time.h>
@@ -41,9 +44,16 @@ inline bool sleep_clock(clockid_t c) noexcept { return c == CLOCK_MONOTONIC || c
 inline bool zero_timeout(const timespec* t) noexcept { return t && t->tv_sec == 0 && t->tv_nsec == 0; }
 inline bool zero_timeout(const timeval* t) noexcept { return t && t->tv_sec == 0 && t->tv_usec == 0; }
 
-// `sec` seconds plus `frac` units of 1/`per_second` second from now.
+// Further ahead than this is never: Clock's 64-bit nanoseconds span 292 years.
+inline constexpr std::int64_t kForeverSeconds = std::int64_t{100} * 365 * 24 * 3600;
+
+// `sec` seconds plus `frac` units of 1/`per_second` second from now; whole
+// seconds in `frac` carry over, as Linux's select takes its timeval.
 inline Clock::time_point deadline_in(std::int64_t sec, std::int64_t frac, std::int64_t per_second = kNsPerSecond) noexcept {
-    return Clock::now() + std::chrono::seconds(sec) + std::chrono::nanoseconds(frac * (kNsPerSecond / per_second));
+    if (__builtin_add_overflow(sec, frac / per_second, &sec)) return frac > 0 ? Clock::time_point::max() : Clock::now();
+    if (sec >= kForeverSeconds) return Clock::time_point::max();
+    sec = std::max(sec, -kForeverSeconds);
+    return Clock::now() + std::chrono::seconds(sec) + std::chrono::nanoseconds(frac % per_second * (kNsPerSecond / per_second));
 }
 
 // An absolute time on `clock` (pthread_*timed*, sem_timedwait, futex
@@ -52,7 +62,10 @@ inline Clock::time_point deadline_at(clockid_t clock, const timespec* abstime) n
     if (!abstime) return Clock::time_point::max();
     timespec now{};
     clock_gettime(clock, &now);
-    return deadline_in(abstime->tv_sec - now.tv_sec, abstime->tv_nsec - now.tv_nsec);
+    std::int64_t sec;
+    if (__builtin_sub_overflow(std::int64_t{abstime->tv_sec}, std::int64_t{now.tv_sec}, &sec))
+        return abstime->tv_sec > 0 ? Clock::time_point::max() : Clock::now();
+    return deadline_in(sec, abstime->tv_nsec - now.tv_nsec);
 }
 
 // A relative timeout (nanosleep, futex WAIT, ppoll, sigtimedwait, select);
@@ -76,6 +89,7 @@ inline Clock::time_point deadline_after_ns(std::int64_t ns) noexcept {
 
 // A socket timeout as the kernel reports it, in nanoseconds.
 inline std::int64_t timeout_ns(const timeval& tv) noexcept {
+    if (tv.tv_sec >= kForeverSeconds) return INT64_MAX;
     return static_cast<std::int64_t>(tv.tv_sec) * kNsPerSecond + static_cast<std::int64_t>(tv.tv_usec) * 1000;
 }
 
