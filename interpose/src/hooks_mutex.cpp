@@ -380,10 +380,10 @@ int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* t) noexcept 
     return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_at(CLOCK_REALTIME, t), false) : EINVAL;
 }
 int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_at(clock, t), false) : EINVAL;
+    return valid_timespec(t) && lock_clock(clock) ? rwlock_lock(prw(l), false, deadline_at(clock, t), false) : EINVAL;
 }
 int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_at(clock, t), false) : EINVAL;
+    return valid_timespec(t) && lock_clock(clock) ? rwlock_lock(prw(l), true, deadline_at(clock, t), false) : EINVAL;
 }
 
 int pthread_rwlock_unlock(pthread_rwlock_t* lock) noexcept {

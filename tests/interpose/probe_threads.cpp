@@ -513,6 +513,34 @@ void case_far_deadlines() {
     close(p[1]);
 }
 
+// The clock argument of the clock* waits: the futex clocks are accepted,
+// any other is EINVAL before the object is looked at. The objects are free
+// and the time is past, so no call waits.
+void case_clock_ids() {
+    const clockid_t clocks[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_PROCESS_CPUTIME_ID, 12345};
+    const timespec past{1, 0};
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
+    auto unlock_m = [&] { pthread_mutex_unlock(&m); };
+    auto unlock_l = [&] { pthread_rwlock_unlock(&l); };
+    sem_t s;
+    sem_init(&s, 0, 1);
+    for (clockid_t clock : clocks) {
+        std::printf("clock %d:", static_cast<int>(clock));
+        std::printf(" mutex_clocklock %s", err(unlocked_after(pthread_mutex_clocklock(&m, clock, &past), unlock_m)));
+        std::printf(" rwlock_clockrdlock %s", err(unlocked_after(pthread_rwlock_clockrdlock(&l, clock, &past), unlock_l)));
+        std::printf(" rwlock_clockwrlock %s", err(unlocked_after(pthread_rwlock_clockwrlock(&l, clock, &past), unlock_l)));
+        pthread_mutex_lock(&m);
+        std::printf(" cond_clockwait %s", err(pthread_cond_clockwait(&c, &m, clock, &past)));
+        pthread_mutex_unlock(&m);
+        const int r = sem_clockwait(&s, clock, &past) == 0 ? 0 : errno;
+        if (r == 0) sem_post(&s);
+        std::printf(" sem_clockwait %s\n", err(r));
+    }
+    sem_destroy(&s);
+}
+
 // POSIX lets the last user of an object free it right after unlocking its
 // mutex, even while the thread that handed the mutex over is still inside
 // pthread_mutex_unlock / pthread_cond_signal. Each object sits alone in a
@@ -927,6 +955,7 @@ void case_lock_cycle() {
 const green::probe::Case kCases[] = {
     {"lifecycle", case_lifecycle}, {"keys", case_keys},   {"mutex_types", case_mutex_types},
     {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem}, {"far_deadlines", case_far_deadlines},
+    {"clock_ids", case_clock_ids},
     {"process", case_process},     {"free_after_wake", case_free_after_wake},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
