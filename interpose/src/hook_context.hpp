@@ -102,6 +102,13 @@ inline int errno_for(WaitResult r) noexcept {
 // unwind the caller, so it is not noexcept.
 WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline);
 
+// wait_ready for a blocking call that found `fd` not ready, framed for
+// signal handlers: after one with SA_RESTART the wait goes on, as the kernel
+// restarts the call, unless a socket timeout is set (signal(7)) or the call
+// is not `restartable` (it already moved data: it returns that count).
+// Cancelled means EINTR.
+WaitResult wait_blocking(detail::Hub* h, int fd, int events, Clock::time_point deadline, bool restartable = true);
+
 // Repeats `attempt` (a real non-blocking call) until it does not fail with
 // EAGAIN, waiting for `fd` in between. Returns what the blocking call
 // would have returned; errno is left untouched on success.
@@ -115,12 +122,7 @@ auto retry_until_ready(detail::Hub* h, int fd, int events, Clock::time_point dea
             return r;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) return r;
-        if (h) signals_wait_begins();
-        WaitResult w = wait_ready(h, fd, events, deadline);
-        if (w != WaitResult::Ready) {
-            // A signal handler ran for this thread: SA_RESTART restarts the
-            // call unless a socket timeout is set (signal(7)).
-            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
+        if (WaitResult w = wait_blocking(h, fd, events, deadline); w != WaitResult::Ready) {
             errno = errno_for(w);
             return decltype(r)(-1);
         }
