@@ -18,13 +18,6 @@
 using namespace green;
 using namespace green::interpose;
 
-namespace {
-
-// libc's syscall(), for every call this hook does not handle itself.
-auto real_syscall() { return GREEN_NEXT(syscall); }
-
-}  // namespace
-
 extern "C" long syscall(long number, ...) {
     va_list ap;
     va_start(ap, number);

@@ -262,7 +262,7 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 // MSG_WAITFORONE, one); the timeout is checked after each message.
 int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
     count_call(Family::Read);
-    auto real = GREEN_NEXT(recvmmsg);
+    auto real = real_recvmmsg();
     Plan p = plan_for(fd, true, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags, timeout);
     const Clock::time_point deadline = std::min(p.deadline, deadline_after(timeout));
@@ -352,7 +352,7 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
 // Blocking sendmmsg sends every message, each as a blocking sendmsg would.
 int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) noexcept {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(sendmmsg);
+    auto real = real_sendmmsg();
     Plan p = plan_for(fd, false, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags);
     const int saved_errno = errno;
@@ -435,19 +435,19 @@ extern "C" {
 
 ssize_t splice(int in_fd, loff_t* in_off, int out_fd, loff_t* out_off, size_t len, unsigned flags) {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(splice);
+    auto real = real_splice();
     return splice_wait(in_fd, out_fd, flags, [&](unsigned f) { return real(in_fd, in_off, out_fd, out_off, len, f); });
 }
 
 ssize_t tee(int in_fd, int out_fd, size_t len, unsigned flags) {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(tee);
+    auto real = real_tee();
     return splice_wait(in_fd, out_fd, flags, [&](unsigned f) { return real(in_fd, out_fd, len, f); });
 }
 
 ssize_t vmsplice(int fd, const iovec* iov, size_t n, unsigned flags) {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(vmsplice);
+    auto real = real_vmsplice();
     // The pipe's write end takes user pages; its read end gives them.
     const int mode = real_fcntl()(fd, F_GETFL);
     const bool into_pipe = mode >= 0 && (mode & O_ACCMODE) != O_RDONLY;

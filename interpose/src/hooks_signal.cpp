@@ -127,9 +127,6 @@ std::uint64_t from_set(const sigset_t* s) noexcept {
 int lowest(std::uint64_t bits) noexcept { return __builtin_ctzll(bits) + 1; }
 
 auto real_sigmask() noexcept { return GREEN_NEXT(pthread_sigmask); }
-auto real_signalfd() noexcept { return GREEN_NEXT(signalfd); }
-auto real_sigtimedwait() noexcept { return GREEN_NEXT(sigtimedwait); }
-auto real_sigaction() noexcept { return GREEN_NEXT(sigaction); }
 
 // --- registry (lock held) ----------------------------------------------------
 
