@@ -45,37 +45,23 @@ mode_t mode_arg(int flags, va_list ap) noexcept {
 
 extern "C" {
 
-int open(const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(real_open()(path, flags, mode));
-}
+// open and openat carry a mode argument only with O_CREAT or O_TMPFILE; it
+// can be read only in the variadic function itself, hence a macro.
+#define GREEN_OPEN_WITH_MODE(real, ...)                        \
+    do {                                                       \
+        va_list ap;                                            \
+        va_start(ap, flags);                                   \
+        const mode_t mode = mode_arg(flags, ap);               \
+        va_end(ap);                                            \
+        return fresh_number(real(__VA_ARGS__, flags, mode));   \
+    } while (0)
 
-int open64(const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(real_open64()(path, flags, mode));
-}
+int open(const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_open(), path); }
+int open64(const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_open64(), path); }
+int openat(int dirfd, const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_openat(), dirfd, path); }
+int openat64(int dirfd, const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_openat64(), dirfd, path); }
 
-int openat(int dirfd, const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(real_openat()(dirfd, path, flags, mode));
-}
-
-int openat64(int dirfd, const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(real_openat64()(dirfd, path, flags, mode));
-}
+#undef GREEN_OPEN_WITH_MODE
 
 int creat(const char* path, mode_t mode) { return fresh_number(real_creat()(path, mode)); }
 int creat64(const char* path, mode_t mode) { return fresh_number(real_creat64()(path, mode)); }
