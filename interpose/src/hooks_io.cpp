@@ -117,18 +117,21 @@ ssize_t receive(const Plan& p, int fd, const auto& attempt) {
     return retry_until_ready(p.hub, fd, kReadable, p.deadline, attempt);
 }
 
-// A blocking stream transfer of `total` bytes, attempt(done) moving what is
-// left from `done` without blocking: it goes on until all moved, 0 (EOF,
-// or an empty request), an error or the timeout. After a partial transfer
-// the kernel reports the count moved instead of the error or timeout.
-ssize_t transfer_all(const Plan& p, int fd, int events, std::size_t total, const auto& attempt) {
+// The loop of a blocking call that moves `total` units (bytes, messages)
+// in attempts that do not block: attempt(done) moves some of what is left,
+// wait(done) waits for the fd when it would block, more(done) may end the
+// call early. It ends when all moved, at 0 (EOF, or an empty request), an
+// error or a failed wait; a count already moved is returned instead of a
+// later error, as the kernel reports a partial transfer.
+template <class Attempt, class Wait, class More>
+ssize_t move_all(std::size_t total, const Attempt& attempt, const Wait& wait, const More& more) {
     const int saved_errno = errno;
     std::size_t done = 0;
     for (;;) {
-        ssize_t r = attempt(done);
+        const ssize_t r = attempt(done);
         if (r > 0) {
             done += static_cast<std::size_t>(r);
-            if (done >= total) break;
+            if (done >= total || !more(done)) break;
             continue;
         }
         if (r == 0) break;
@@ -136,7 +139,7 @@ ssize_t transfer_all(const Plan& p, int fd, int events, std::size_t total, const
             if (done > 0) break;
             return -1;
         }
-        if (WaitResult w = wait_blocking(p.hub, fd, events, p.deadline, done == 0); w != WaitResult::Ready) {
+        if (WaitResult w = wait(done); w != WaitResult::Ready) {
             if (done > 0) break;
             errno = errno_for(w);
             return -1;
@@ -144,6 +147,15 @@ ssize_t transfer_all(const Plan& p, int fd, int events, std::size_t total, const
     }
     errno = saved_errno;
     return static_cast<ssize_t>(done);
+}
+
+// A blocking stream transfer of `total` bytes: until all moved, EOF, an
+// error or the timeout; a signal handler with SA_RESTART interrupts it only
+// once data moved.
+ssize_t transfer_all(const Plan& p, int fd, int events, std::size_t total, const auto& attempt) {
+    return move_all(
+        total, attempt, [&](std::size_t done) { return wait_blocking(p.hub, fd, events, p.deadline, done == 0); },
+        [](std::size_t) { return true; });
 }
 
 // Sends `total` bytes with attempt(offset) sending what is left from offset;
@@ -266,28 +278,10 @@ int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) 
     Plan p = plan_for(fd, true, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags, timeout);
     const Clock::time_point deadline = std::min(p.deadline, deadline_after(timeout));
-    const int saved_errno = errno;
-    unsigned got = 0;
-    while (got < vlen) {
-        int r = real(fd, vec + got, vlen - got, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, nullptr);
-        if (r > 0) {
-            got += static_cast<unsigned>(r);
-            if ((flags & MSG_WAITFORONE) || (timeout && Clock::now() >= deadline)) break;
-            continue;
-        }
-        if (!would_block(r)) {
-            if (got > 0) break;
-            return -1;
-        }
-        WaitResult w = wait_ready(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline);
-        if (w != WaitResult::Ready) {
-            if (got > 0) break;
-            errno = errno_for(w);
-            return -1;
-        }
-    }
-    errno = saved_errno;
-    return static_cast<int>(got);
+    return static_cast<int>(move_all(
+        vlen, [&](std::size_t got) { return real(fd, vec + got, vlen - got, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, nullptr); },
+        [&](std::size_t got) { return wait_ready(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline); },
+        [&](std::size_t) { return !(flags & MSG_WAITFORONE) && !(timeout && Clock::now() >= deadline); }));
 }
 
 ssize_t write(int fd, const void* buf, size_t len) {
@@ -355,27 +349,9 @@ int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) noexcept {
     auto real = real_sendmmsg();
     Plan p = plan_for(fd, false, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags);
-    const int saved_errno = errno;
-    unsigned done = 0;
-    while (done < vlen) {
-        int r = real(fd, vec + done, vlen - done, flags | MSG_DONTWAIT);
-        if (r > 0) {
-            done += static_cast<unsigned>(r);
-            continue;
-        }
-        if (!would_block(r)) {
-            if (done > 0) break;
-            return -1;
-        }
-        WaitResult w = wait_ready(p.hub, fd, kWritable, p.deadline);
-        if (w != WaitResult::Ready) {
-            if (done > 0) break;
-            errno = errno_for(w);
-            return -1;
-        }
-    }
-    errno = saved_errno;
-    return static_cast<int>(done);
+    return static_cast<int>(move_all(
+        vlen, [&](std::size_t done) { return real(fd, vec + done, vlen - done, flags | MSG_DONTWAIT); },
+        [&](std::size_t) { return wait_ready(p.hub, fd, kWritable, p.deadline); }, [](std::size_t) { return true; }));
 }
 
 // sendfile has no per-call flag: wait until the socket or pipe can take
