@@ -166,6 +166,21 @@ void refresh_fds_locked() noexcept {
     for (int i = 0; i < g_nfds; ++i) real_signalfd()(g_fds[i], &s, 0);
 }
 
+// Takes the lowest signal of `want` pending for `t`, thread-directed ones
+// first, then the process's; 0 if none.
+int take_pending_locked(SigState* t, std::uint64_t want) noexcept {
+    if (std::uint64_t mine = t->pending.load(std::memory_order_relaxed) & want) {
+        const int sig = lowest(mine);
+        t->pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        return sig;
+    }
+    const std::uint64_t proc = g_proc_pending & want;
+    if (!proc) return 0;
+    const int sig = lowest(proc);
+    g_proc_pending &= ~bit(sig);
+    return sig;
+}
+
 void set_mask_locked(SigState* s, std::uint64_t mask) noexcept {
     mask &= ~kUnblockable;
     std::uint64_t old = s->mask.load(std::memory_order_relaxed);
@@ -285,18 +300,8 @@ bool deliver_unblocked(SigState* t) noexcept {
         siginfo_t info{};
         {
             SpinGuard g(g_lock);
-            std::uint64_t open = ~t->mask.load(std::memory_order_relaxed);
-            std::uint64_t mine = t->pending.load(std::memory_order_relaxed) & open;
-            std::uint64_t proc = g_proc_pending & open;
-            if (mine) {
-                sig = lowest(mine);
-                t->pending.fetch_and(~bit(sig), std::memory_order_relaxed);
-            } else if (proc) {
-                sig = lowest(proc);
-                g_proc_pending &= ~bit(sig);
-            } else {
-                break;
-            }
+            sig = take_pending_locked(t, ~t->mask.load(std::memory_order_relaxed));
+            if (!sig) break;
             info = g_info[sig];
         }
         restart &= run_handler_as(t, sig, info);
@@ -702,17 +707,7 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
     for (;;) {
         {
             SpinGuard g(g_lock);
-            std::uint64_t mine = me->pending.load(std::memory_order_relaxed) & want;
-            std::uint64_t proc = g_proc_pending & want;
-            int sig = 0;
-            if (mine) {
-                sig = lowest(mine);
-                me->pending.fetch_and(~bit(sig), std::memory_order_relaxed);
-            } else if (proc) {
-                sig = lowest(proc);
-                g_proc_pending &= ~bit(sig);
-            }
-            if (sig) {
+            if (int sig = take_pending_locked(me, want)) {
                 if (info) *info = g_info[sig];
                 return sig;
             }
