@@ -130,7 +130,7 @@ std::int64_t thread_cpu_ns(pid_t tid) noexcept {
     timespec ts;
     auto clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
     if (clock_gettime(clock, &ts) != 0) return -1;
-    return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
+    return to_ns(ts);
 }
 
 // In the child of fork() only the forking thread's hub exists: placing a
