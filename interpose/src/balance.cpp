@@ -29,6 +29,7 @@
 // each move (placement_thread_moved), so they never drift.
 #include "balance.hpp"
 #include "balance_policy.hpp"
+#include "deadlines.hpp"
 
 #include <green/run.hpp>
 
@@ -63,7 +64,7 @@ std::atomic<bool> g_running{false};
 std::int64_t now_ns() noexcept {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
+    return to_ns(ts);
 }
 
 // Idle + iowait jiffies of the CPUs in `mask`, from /proc/stat; -1 if unreadable.

@@ -18,12 +18,11 @@
 #include <green/blocking.hpp>
 #include <green/io.hpp>
 
-#include <time.h>
-
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 
+#include "deadlines.hpp"
 #include "fd_table.hpp"
 #include "hub.hpp"
 #include "signals.hpp"
@@ -66,16 +65,6 @@ inline int fail_with(int err) noexcept {
 enum class Family { Socket, Read, Write, Connect, Accept, Close, Poll, Sleep, Dns, Fcntl, Thread, Lock, Count };
 void count_call(Family f) noexcept;
 
-// An absolute timespec on `clock` (pthread_*timed*, sem_timedwait, futex
-// WAIT_BITSET) as a steady deadline; null means none.
-inline Clock::time_point deadline_at(clockid_t clock, const timespec* abstime) noexcept {
-    if (!abstime) return Clock::time_point::max();
-    timespec now{};
-    clock_gettime(clock, &now);
-    auto left = std::chrono::seconds(abstime->tv_sec - now.tv_sec) + std::chrono::nanoseconds(abstime->tv_nsec - now.tv_nsec);
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
-}
-
 // Runs `f` on the blocking pool when called from a fiber (directly
 // otherwise), carrying errno to the pool thread and back: results such as
 // EAI_SYSTEM or waitpid's ECHILD are reported through it.
@@ -91,10 +80,6 @@ auto blocking_keep_errno(F&& f) {
     });
     errno = err;
     return r;
-}
-
-inline Clock::time_point deadline_after_ns(std::int64_t ns) noexcept {
-    return ns > 0 ? Clock::now() + std::chrono::nanoseconds(ns) : Clock::time_point::max();
 }
 
 // Maps a wait that did not end in readiness to the errno the kernel would
@@ -117,6 +102,13 @@ inline int errno_for(WaitResult r) noexcept {
 // unwind the caller, so it is not noexcept.
 WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline);
 
+// wait_ready for a blocking call that found `fd` not ready, framed for
+// signal handlers: after one with SA_RESTART the wait goes on, as the kernel
+// restarts the call, unless a socket timeout is set (signal(7)) or the call
+// is not `restartable` (it already moved data: it returns that count).
+// Cancelled means EINTR.
+WaitResult wait_blocking(detail::Hub* h, int fd, int events, Clock::time_point deadline, bool restartable = true);
+
 // Repeats `attempt` (a real non-blocking call) until it does not fail with
 // EAGAIN, waiting for `fd` in between. Returns what the blocking call
 // would have returned; errno is left untouched on success.
@@ -130,12 +122,7 @@ auto retry_until_ready(detail::Hub* h, int fd, int events, Clock::time_point dea
             return r;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) return r;
-        if (h) signals_wait_begins();
-        WaitResult w = wait_ready(h, fd, events, deadline);
-        if (w != WaitResult::Ready) {
-            // A signal handler ran for this thread: SA_RESTART restarts the
-            // call unless a socket timeout is set (signal(7)).
-            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
+        if (WaitResult w = wait_blocking(h, fd, events, deadline); w != WaitResult::Ready) {
             errno = errno_for(w);
             return decltype(r)(-1);
         }

@@ -11,14 +11,6 @@
 #include "os.hpp"
 #include "real.hpp"
 
-// glibc's entry points behind the C pthread_cleanup_push/pop macros (only
-// declared by pthread.h for C without exceptions).
-extern "C" {
-void __pthread_register_cancel(__pthread_unwind_buf_t* buf);
-void __pthread_unregister_cancel(__pthread_unwind_buf_t* buf);
-[[noreturn]] void __pthread_unwind_next(__pthread_unwind_buf_t* buf);
-}
-
 namespace green::interpose {
 
 namespace {
@@ -118,7 +110,7 @@ extern "C" {
 
 int pthread_setcancelstate(int state, int* old) {
     CancelState* cs = current_cancel_state();
-    if (!cs) return GREEN_NEXT(pthread_setcancelstate)(state, old);
+    if (!cs) return real_pthread_setcancelstate()(state, old);
     if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE) return EINVAL;
     int was = cs->state.exchange(state, std::memory_order_acq_rel);
     if (old) *old = was;
@@ -133,7 +125,7 @@ int pthread_setcancelstate(int state, int* old) {
 
 int pthread_setcanceltype(int type, int* old) {
     CancelState* cs = current_cancel_state();
-    if (!cs) return GREEN_NEXT(pthread_setcanceltype)(type, old);
+    if (!cs) return real_pthread_setcanceltype()(type, old);
     if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS) return EINVAL;
     if (old) *old = cs->type;
     cs->type = type;
@@ -148,26 +140,26 @@ void pthread_testcancel() {
         cancel_point();
         return;
     }
-    GREEN_NEXT(pthread_testcancel)();
+    real_pthread_testcancel()();
 }
 
 void __pthread_register_cancel(__pthread_unwind_buf_t* buf) {
     CancelState* cs = current_cancel_state();
-    if (!cs) return GREEN_NEXT(__pthread_register_cancel)(buf);
+    if (!cs) return real___pthread_register_cancel()(buf);
     prev_of(buf) = cs->cleanup;
     cs->cleanup = buf;
 }
 
 void __pthread_unregister_cancel(__pthread_unwind_buf_t* buf) {
     CancelState* cs = current_cancel_state();
-    if (!cs) return GREEN_NEXT(__pthread_unregister_cancel)(buf);
+    if (!cs) return real___pthread_unregister_cancel()(buf);
     cs->cleanup = prev_of(buf);
 }
 
 void __pthread_unwind_next(__pthread_unwind_buf_t* buf) {
     CancelState* cs = current_cancel_state();
     if (!cs) {
-        GREEN_NEXT(__pthread_unwind_next)(buf);
+        real___pthread_unwind_next()(buf);
         std::abort();
     }
     // The handler for `buf` has run (stop() already made its predecessor the

@@ -69,7 +69,7 @@ int fcntl_impl(int fd, int cmd, long arg, int (*real)(int, int, ...)) {
 
 int real_close_range(unsigned first, unsigned last, int flags) noexcept {
     // libc's syscall(), not ours: that one routes close_range back here.
-    return static_cast<int>(GREEN_NEXT(syscall)(SYS_close_range, first, last, flags));
+    return static_cast<int>(real_syscall()(SYS_close_range, first, last, flags));
 }
 
 }  // namespace
@@ -124,7 +124,7 @@ int fclose(FILE* f) {
     // stale entry (nor a waiter) once the stream is gone.
     const int fd = f ? fileno(f) : -1;
     if (fd >= 0 && !is_shim_fd(fd)) before_close(fd);
-    return GREEN_NEXT(fclose)(f);
+    return real_fclose()(f);
 }
 
 int dup(int fd) noexcept {
@@ -164,7 +164,7 @@ int fcntl64(int fd, int cmd, ...) {
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
     va_end(ap);
-    return fcntl_impl(fd, cmd, arg, GREEN_NEXT(fcntl64));
+    return fcntl_impl(fd, cmd, arg, real_fcntl64());
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {

@@ -45,67 +45,53 @@ mode_t mode_arg(int flags, va_list ap) noexcept {
 
 extern "C" {
 
-int open(const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(GREEN_NEXT(open)(path, flags, mode));
-}
+// open and openat carry a mode argument only with O_CREAT or O_TMPFILE; it
+// can be read only in the variadic function itself, hence a macro.
+#define GREEN_OPEN_WITH_MODE(real, ...)                        \
+    do {                                                       \
+        va_list ap;                                            \
+        va_start(ap, flags);                                   \
+        const mode_t mode = mode_arg(flags, ap);               \
+        va_end(ap);                                            \
+        return fresh_number(real(__VA_ARGS__, flags, mode));   \
+    } while (0)
 
-int open64(const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(GREEN_NEXT(open64)(path, flags, mode));
-}
+int open(const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_open(), path); }
+int open64(const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_open64(), path); }
+int openat(int dirfd, const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_openat(), dirfd, path); }
+int openat64(int dirfd, const char* path, int flags, ...) { GREEN_OPEN_WITH_MODE(real_openat64(), dirfd, path); }
 
-int openat(int dirfd, const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(GREEN_NEXT(openat)(dirfd, path, flags, mode));
-}
+#undef GREEN_OPEN_WITH_MODE
 
-int openat64(int dirfd, const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return fresh_number(GREEN_NEXT(openat64)(dirfd, path, flags, mode));
-}
-
-int creat(const char* path, mode_t mode) { return fresh_number(GREEN_NEXT(creat)(path, mode)); }
-int creat64(const char* path, mode_t mode) { return fresh_number(GREEN_NEXT(creat64)(path, mode)); }
+int creat(const char* path, mode_t mode) { return fresh_number(real_creat()(path, mode)); }
+int creat64(const char* path, mode_t mode) { return fresh_number(real_creat64()(path, mode)); }
 
 int eventfd(unsigned int initval, int flags) noexcept {
-    return pollable(GREEN_NEXT(eventfd)(initval, flags), (flags & EFD_NONBLOCK) != 0);
+    return pollable(real_eventfd()(initval, flags), (flags & EFD_NONBLOCK) != 0);
 }
 
 int timerfd_create(clockid_t clock, int flags) noexcept {
-    return pollable(GREEN_NEXT(timerfd_create)(clock, flags), (flags & TFD_NONBLOCK) != 0);
+    return pollable(real_timerfd_create()(clock, flags), (flags & TFD_NONBLOCK) != 0);
 }
 
 int signalfd(int fd, const sigset_t* mask, int flags) noexcept {
-    int r = GREEN_NEXT(signalfd)(fd, mask, flags);
+    int r = real_signalfd()(fd, mask, flags);
     if (r < 0) return r;
     if (fd == -1) return pollable(r, (flags & SFD_NONBLOCK) != 0);
     return r;
 }
 
 int epoll_create(int size) noexcept {
-    int fd = GREEN_NEXT(epoll_create)(size);
+    int fd = real_epoll_create()(size);
     return runtime_caller() ? adopt_shim_fd(fd) : fresh_number(fd);
 }
 
 int epoll_create1(int flags) noexcept {
-    int fd = GREEN_NEXT(epoll_create1)(flags);
+    int fd = real_epoll_create1()(flags);
     return runtime_caller() ? adopt_shim_fd(fd) : fresh_number(fd);
 }
 
-int inotify_init() noexcept { return fresh_number(GREEN_NEXT(inotify_init)()); }
-int inotify_init1(int flags) noexcept { return fresh_number(GREEN_NEXT(inotify_init1)(flags)); }
+int inotify_init() noexcept { return fresh_number(real_inotify_init()()); }
+int inotify_init1(int flags) noexcept { return fresh_number(real_inotify_init1()(flags)); }
 
 }  // extern "C"

@@ -18,19 +18,6 @@
 using namespace green;
 using namespace green::interpose;
 
-namespace {
-
-// libc's syscall(), for every call this hook does not handle itself.
-auto real_syscall() { return GREEN_NEXT(syscall); }
-
-Clock::time_point relative_deadline(const timespec* ts) {
-    if (!ts) return Clock::time_point::max();
-    return Clock::now() + std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec);
-}
-
-
-}  // namespace
-
 extern "C" long syscall(long number, ...) {
     va_list ap;
     va_start(ap, number);
@@ -67,7 +54,7 @@ extern "C" long syscall(long number, ...) {
         case FUTEX_WAIT_BITSET: {
             std::uint32_t bitset = cmd == FUTEX_WAIT ? kFutexMatchAny : static_cast<std::uint32_t>(a6);
             if (bitset == 0) return fail_with(EINVAL);
-            auto deadline = cmd == FUTEX_WAIT ? relative_deadline(ts) : deadline_at(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
+            auto deadline = cmd == FUTEX_WAIT ? deadline_after(ts) : deadline_at(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
             int err = fiber_futex_wait(addr, static_cast<std::uint32_t>(a3), deadline, bitset);
             return err ? fail_with(err) : 0;
         }

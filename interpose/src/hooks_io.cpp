@@ -90,91 +90,80 @@ ssize_t pollable_attempt(Plan& p, int fd, const iovec* iov, int n, bool write) {
     return real_writev()(fd, iov, n);
 }
 
-// A stale table entry (the fd number now names something else) shows as
-// ENOTSOCK: classify again and make this one call as it is.
-bool stale_socket(int fd, ssize_t r) noexcept {
-    if (r >= 0 || errno != ENOTSOCK) return false;
+// One attempt that does not block, in direction `write`: on a socket the
+// call itself with MSG_DONTWAIT (send/recv for one buffer, as read and
+// write are on a socket), elsewhere pollable_attempt.
+ssize_t try_once(Plan& p, int fd, const iovec* iov, int n, bool write) {
+    if (!is_socket(p.kind)) return pollable_attempt(p, fd, iov, n, write);
+    ssize_t r;
+    if (n == 1) {
+        r = write ? real_send()(fd, iov->iov_base, iov->iov_len, MSG_DONTWAIT)
+                  : real_recv()(fd, iov->iov_base, iov->iov_len, MSG_DONTWAIT);
+    } else {
+        msghdr m{};
+        m.msg_iov = const_cast<iovec*>(iov);
+        m.msg_iovlen = static_cast<std::size_t>(n);
+        r = write ? real_sendmsg()(fd, &m, MSG_DONTWAIT) : real_recvmsg()(fd, &m, MSG_DONTWAIT);
+    }
+    // A stale table entry (the fd number now names something else) shows as
+    // ENOTSOCK: classify again and make this one call as it is.
+    if (r >= 0 || errno != ENOTSOCK) return r;
     fd_reclassify(fd);
-    return true;
-}
-
-ssize_t read_attempt(Plan& p, int fd, void* buf, std::size_t len) {
-    if (is_socket(p.kind)) {
-        ssize_t r = real_recv()(fd, buf, len, MSG_DONTWAIT);
-        if (stale_socket(fd, r)) return real_read()(fd, buf, len);
-        return r;
-    }
-    iovec v{buf, len};
-    return pollable_attempt(p, fd, &v, 1, false);
-}
-
-ssize_t readv_attempt(Plan& p, int fd, const iovec* iov, int n) {
-    if (is_socket(p.kind)) {
-        msghdr m{};
-        m.msg_iov = const_cast<iovec*>(iov);
-        m.msg_iovlen = static_cast<std::size_t>(n);
-        ssize_t r = real_recvmsg()(fd, &m, MSG_DONTWAIT);
-        if (stale_socket(fd, r)) return real_readv()(fd, iov, n);
-        return r;
-    }
-    return pollable_attempt(p, fd, iov, n, false);
-}
-
-ssize_t write_attempt(Plan& p, int fd, const void* buf, std::size_t len) {
-    if (is_socket(p.kind)) {
-        ssize_t r = real_send()(fd, buf, len, MSG_DONTWAIT);
-        if (stale_socket(fd, r)) return real_write()(fd, buf, len);
-        return r;
-    }
-    iovec v{const_cast<void*>(buf), len};
-    return pollable_attempt(p, fd, &v, 1, true);
-}
-
-ssize_t writev_attempt(Plan& p, int fd, const iovec* iov, int n) {
-    if (is_socket(p.kind)) {
-        msghdr m{};
-        m.msg_iov = const_cast<iovec*>(iov);
-        m.msg_iovlen = static_cast<std::size_t>(n);
-        ssize_t r = real_sendmsg()(fd, &m, MSG_DONTWAIT);
-        if (stale_socket(fd, r)) return real_writev()(fd, iov, n);
-        return r;
-    }
-    return pollable_attempt(p, fd, iov, n, true);
+    if (n == 1) return write ? real_write()(fd, iov->iov_base, iov->iov_len) : real_read()(fd, iov->iov_base, iov->iov_len);
+    return write ? real_writev()(fd, iov, n) : real_readv()(fd, iov, n);
 }
 
 ssize_t receive(const Plan& p, int fd, const auto& attempt) {
     return retry_until_ready(p.hub, fd, kReadable, p.deadline, attempt);
 }
 
-// Sends `total` bytes with attempt(offset) sending what is left from offset.
-ssize_t send_all(const Plan& p, int fd, std::size_t total, const auto& attempt) {
-    if (p.kind == FdKind::DatagramSocket)
-        return retry_until_ready(p.hub, fd, kWritable, p.deadline, [&] { return attempt(0); });
+// The loop of a blocking call that moves `total` units (bytes, messages)
+// in attempts that do not block: attempt(done) moves some of what is left,
+// wait(done) waits for the fd when it would block, more(done) may end the
+// call early. It ends when all moved, at 0 (EOF, or an empty request), an
+// error or a failed wait; a count already moved is returned instead of a
+// later error, as the kernel reports a partial transfer.
+template <class Attempt, class Wait, class More>
+ssize_t move_all(std::size_t total, const Attempt& attempt, const Wait& wait, const More& more) {
     const int saved_errno = errno;
     std::size_t done = 0;
     for (;;) {
-        ssize_t r = attempt(done);
+        const ssize_t r = attempt(done);
         if (r > 0) {
             done += static_cast<std::size_t>(r);
-            if (done >= total) break;
+            if (done >= total || !more(done)) break;
             continue;
         }
-        if (r == 0) break;  // zero-length request
+        if (r == 0) break;
         if (!would_block(r)) {
-            if (done > 0) break;  // the kernel reports what it wrote before the error
+            if (done > 0) break;
             return -1;
         }
-        if (p.hub) signals_wait_begins();
-        WaitResult w = wait_ready(p.hub, fd, kWritable, p.deadline);
-        if (w != WaitResult::Ready) {
+        if (WaitResult w = wait(done); w != WaitResult::Ready) {
             if (done > 0) break;
-            if (w == WaitResult::Cancelled && p.hub && !signals_eintr(p.deadline == Clock::time_point::max())) continue;
             errno = errno_for(w);
             return -1;
         }
     }
     errno = saved_errno;
     return static_cast<ssize_t>(done);
+}
+
+// A blocking stream transfer of `total` bytes: until all moved, EOF, an
+// error or the timeout; a signal handler with SA_RESTART interrupts it only
+// once data moved.
+ssize_t transfer_all(const Plan& p, int fd, int events, std::size_t total, const auto& attempt) {
+    return move_all(
+        total, attempt, [&](std::size_t done) { return wait_blocking(p.hub, fd, events, p.deadline, done == 0); },
+        [](std::size_t) { return true; });
+}
+
+// Sends `total` bytes with attempt(offset) sending what is left from offset;
+// a datagram goes whole or not at all.
+ssize_t send_all(const Plan& p, int fd, std::size_t total, const auto& attempt) {
+    if (p.kind == FdKind::DatagramSocket)
+        return retry_until_ready(p.hub, fd, kWritable, p.deadline, [&] { return attempt(0); });
+    return transfer_all(p, fd, kWritable, total, attempt);
 }
 
 // Advances an iovec array past `skip` bytes into `out`.
@@ -198,47 +187,21 @@ std::size_t iov_total(const iovec* iov, int n) {
 
 // MSG_WAITALL on a stream socket: the first part through recvmsg with the
 // caller's name and control buffers, the rest into what is left of the
-// iovecs, until all arrived, EOF, an error or the timeout.
+// iovecs.
 ssize_t recvmsg_waitall(const Plan& p, int fd, msghdr* msg, int flags) {
-    const int saved_errno = errno;
     const int n = static_cast<int>(msg->msg_iovlen);
     const std::size_t len = iov_total(msg->msg_iov, n);
+    if (len == 0) return 0;
     const int once = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
     std::vector<iovec> rest;
-    std::size_t got = 0;
-    bool first = true;
-    while (got < len) {
-        ssize_t r;
-        if (first) {
-            r = real_recvmsg()(fd, msg, once);
-        } else {
-            iov_skip(msg->msg_iov, n, got, rest);
-            msghdr tail{};
-            tail.msg_iov = rest.data();
-            tail.msg_iovlen = rest.size();
-            r = real_recvmsg()(fd, &tail, once);
-        }
-        if (r > 0) {
-            first = false;
-            got += static_cast<std::size_t>(r);
-            continue;
-        }
-        if (r == 0) break;  // EOF: return what arrived
-        if (!would_block(r)) {
-            if (got > 0) break;
-            return -1;
-        }
-        if (p.hub) signals_wait_begins();
-        WaitResult w = wait_ready(p.hub, fd, kReadable, p.deadline);
-        if (w != WaitResult::Ready) {
-            if (got > 0) break;
-            if (w == WaitResult::Cancelled && p.hub && !signals_eintr(p.deadline == Clock::time_point::max())) continue;
-            errno = errno_for(w);
-            return -1;
-        }
-    }
-    errno = saved_errno;
-    return static_cast<ssize_t>(got);
+    return transfer_all(p, fd, kReadable, len, [&](std::size_t got) {
+        if (got == 0) return real_recvmsg()(fd, msg, once);
+        iov_skip(msg->msg_iov, n, got, rest);
+        msghdr tail{};
+        tail.msg_iov = rest.data();
+        tail.msg_iovlen = rest.size();
+        return real_recvmsg()(fd, &tail, once);
+    });
 }
 
 ssize_t recvfrom_impl(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
@@ -267,7 +230,8 @@ ssize_t read(int fd, void* buf, size_t len) {
     count_call(Family::Read);
     Plan p = plan_for(fd, true);
     if (!p.d) return real_read()(fd, buf, len);
-    return receive(p, fd, [&] { return read_attempt(p, fd, buf, len); });
+    iovec v{buf, len};
+    return receive(p, fd, [&] { return try_once(p, fd, &v, 1, false); });
 }
 
 ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
@@ -279,7 +243,7 @@ ssize_t readv(int fd, const iovec* iov, int n) {
     count_call(Family::Read);
     Plan p = plan_for(fd, true);
     if (!p.d) return real_readv()(fd, iov, n);
-    return receive(p, fd, [&] { return readv_attempt(p, fd, iov, n); });
+    return receive(p, fd, [&] { return try_once(p, fd, iov, n, false); });
 }
 
 ssize_t recv(int fd, void* buf, size_t len, int flags) { return recvfrom_impl(fd, buf, len, flags, nullptr, nullptr); }
@@ -310,43 +274,24 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 // MSG_WAITFORONE, one); the timeout is checked after each message.
 int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
     count_call(Family::Read);
-    auto real = GREEN_NEXT(recvmmsg);
+    auto real = real_recvmmsg();
     Plan p = plan_for(fd, true, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags, timeout);
-    Clock::time_point deadline = p.deadline;
-    if (timeout)
-        deadline = std::min(deadline, Clock::now() + std::chrono::seconds(timeout->tv_sec) +
-                                          std::chrono::nanoseconds(timeout->tv_nsec));
-    const int saved_errno = errno;
-    unsigned got = 0;
-    while (got < vlen) {
-        int r = real(fd, vec + got, vlen - got, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, nullptr);
-        if (r > 0) {
-            got += static_cast<unsigned>(r);
-            if ((flags & MSG_WAITFORONE) || (timeout && Clock::now() >= deadline)) break;
-            continue;
-        }
-        if (!would_block(r)) {
-            if (got > 0) break;
-            return -1;
-        }
-        WaitResult w = wait_ready(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline);
-        if (w != WaitResult::Ready) {
-            if (got > 0) break;
-            errno = errno_for(w);
-            return -1;
-        }
-    }
-    errno = saved_errno;
-    return static_cast<int>(got);
+    const Clock::time_point deadline = std::min(p.deadline, deadline_after(timeout));
+    return static_cast<int>(move_all(
+        vlen, [&](std::size_t got) { return real(fd, vec + got, vlen - got, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, nullptr); },
+        [&](std::size_t got) { return wait_ready(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline); },
+        [&](std::size_t) { return !(flags & MSG_WAITFORONE) && !(timeout && Clock::now() >= deadline); }));
 }
 
 ssize_t write(int fd, const void* buf, size_t len) {
     count_call(Family::Write);
     Plan p = plan_for(fd, false);
     if (!p.d) return real_write()(fd, buf, len);
-    return send_all(p, fd, len,
-                    [&](std::size_t off) { return write_attempt(p, fd, static_cast<const char*>(buf) + off, len - off); });
+    return send_all(p, fd, len, [&](std::size_t off) {
+        iovec v{const_cast<char*>(static_cast<const char*>(buf)) + off, len - off};
+        return try_once(p, fd, &v, 1, true);
+    });
 }
 
 ssize_t writev(int fd, const iovec* iov, int n) {
@@ -355,9 +300,9 @@ ssize_t writev(int fd, const iovec* iov, int n) {
     if (!p.d) return real_writev()(fd, iov, n);
     std::vector<iovec> rest;
     return send_all(p, fd, iov_total(iov, n), [&](std::size_t off) {
-        if (off == 0) return writev_attempt(p, fd, iov, n);
+        if (off == 0) return try_once(p, fd, iov, n, true);
         iov_skip(iov, n, off, rest);
-        return writev_attempt(p, fd, rest.data(), static_cast<int>(rest.size()));
+        return try_once(p, fd, rest.data(), static_cast<int>(rest.size()), true);
     });
 }
 
@@ -401,30 +346,12 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
 // Blocking sendmmsg sends every message, each as a blocking sendmsg would.
 int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) noexcept {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(sendmmsg);
+    auto real = real_sendmmsg();
     Plan p = plan_for(fd, false, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags);
-    const int saved_errno = errno;
-    unsigned done = 0;
-    while (done < vlen) {
-        int r = real(fd, vec + done, vlen - done, flags | MSG_DONTWAIT);
-        if (r > 0) {
-            done += static_cast<unsigned>(r);
-            continue;
-        }
-        if (!would_block(r)) {
-            if (done > 0) break;
-            return -1;
-        }
-        WaitResult w = wait_ready(p.hub, fd, kWritable, p.deadline);
-        if (w != WaitResult::Ready) {
-            if (done > 0) break;
-            errno = errno_for(w);
-            return -1;
-        }
-    }
-    errno = saved_errno;
-    return static_cast<int>(done);
+    return static_cast<int>(move_all(
+        vlen, [&](std::size_t done) { return real(fd, vec + done, vlen - done, flags | MSG_DONTWAIT); },
+        [&](std::size_t) { return wait_ready(p.hub, fd, kWritable, p.deadline); }, [](std::size_t) { return true; }));
 }
 
 // sendfile has no per-call flag: wait until the socket or pipe can take
@@ -484,19 +411,19 @@ extern "C" {
 
 ssize_t splice(int in_fd, loff_t* in_off, int out_fd, loff_t* out_off, size_t len, unsigned flags) {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(splice);
+    auto real = real_splice();
     return splice_wait(in_fd, out_fd, flags, [&](unsigned f) { return real(in_fd, in_off, out_fd, out_off, len, f); });
 }
 
 ssize_t tee(int in_fd, int out_fd, size_t len, unsigned flags) {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(tee);
+    auto real = real_tee();
     return splice_wait(in_fd, out_fd, flags, [&](unsigned f) { return real(in_fd, out_fd, len, f); });
 }
 
 ssize_t vmsplice(int fd, const iovec* iov, size_t n, unsigned flags) {
     count_call(Family::Write);
-    auto real = GREEN_NEXT(vmsplice);
+    auto real = real_vmsplice();
     // The pipe's write end takes user pages; its read end gives them.
     const int mode = real_fcntl()(fd, F_GETFL);
     const bool into_pipe = mode >= 0 && (mode & O_ACCMODE) != O_RDONLY;

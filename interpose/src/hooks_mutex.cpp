@@ -107,7 +107,6 @@ V attribute(const Attr* attr, int (*get)(const Attr*, V*), V fallback) {
 detail::FiberRecord* me() { return lock_self().fiber; }
 
 
-bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
 
 // --- mutex -------------------------------------------------------------------
 
@@ -284,7 +283,7 @@ int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) noexcep
 }
 
 int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const timespec* abstime) noexcept {
-    if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
+    if (!valid_timespec(abstime) || !lock_clock(clock)) return EINVAL;
     return mutex_lock(pm(m), deadline_at(clock, abstime), false);
 }
 
@@ -310,7 +309,7 @@ int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec
 }
 
 int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
-    if (!valid_timespec(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return EINVAL;
+    if (!valid_timespec(abstime) || !lock_clock(clock)) return EINVAL;
     return cond_wait(pc(c), pm(m), deadline_at(clock, abstime));
 }
 
@@ -344,10 +343,10 @@ int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* t) noexcept 
     return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_at(CLOCK_REALTIME, t), false) : EINVAL;
 }
 int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), false, deadline_at(clock, t), false) : EINVAL;
+    return valid_timespec(t) && lock_clock(clock) ? rwlock_lock(prw(l), false, deadline_at(clock, t), false) : EINVAL;
 }
 int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const timespec* t) noexcept {
-    return valid_timespec(t) ? rwlock_lock(prw(l), true, deadline_at(clock, t), false) : EINVAL;
+    return valid_timespec(t) && lock_clock(clock) ? rwlock_lock(prw(l), true, deadline_at(clock, t), false) : EINVAL;
 }
 
 int pthread_rwlock_unlock(pthread_rwlock_t* lock) noexcept {

@@ -30,15 +30,6 @@ using namespace green::interpose;
 
 namespace {
 
-Clock::time_point deadline_ms(int timeout_ms) noexcept {
-    return timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
-}
-
-Clock::time_point deadline_ts(const timespec* ts) noexcept {
-    if (!ts) return Clock::time_point::max();
-    return Clock::now() + std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec);
-}
-
 int interest_of(short events) noexcept {
     int e = 0;
     if (events & (POLLIN | POLLPRI | POLLRDHUP | POLLRDNORM | POLLRDBAND)) e |= kReadable;
@@ -145,7 +136,7 @@ int poll(pollfd* fds, nfds_t n, int timeout) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
     if (!h || timeout == 0) return yield_after(h, real_poll()(fds, n, timeout));
-    return poll_fiber(h, fds, n, deadline_ms(timeout));
+    return poll_fiber(h, fds, n, deadline_after_ms(timeout));
 }
 
 int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
@@ -156,8 +147,8 @@ int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
 int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return yield_after(h, real_ppoll()(fds, n, ts, mask));
-    return poll_fiber(h, fds, n, deadline_ts(ts));
+    if (!h || mask || zero_timeout(ts)) return yield_after(h, real_ppoll()(fds, n, ts, mask));
+    return poll_fiber(h, fds, n, deadline_after(ts));
 }
 
 int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask, size_t fdslen) {
@@ -168,27 +159,19 @@ int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask,
 int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || nfds < 0 || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return yield_after(h, real_select()(nfds, r, w, e, tv));
-    Clock::time_point deadline =
-        tv ? Clock::now() + std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec)
-           : Clock::time_point::max();
+    if (!h || nfds < 0 || zero_timeout(tv)) return yield_after(h, real_select()(nfds, r, w, e, tv));
+    const Clock::time_point deadline = deadline_after(tv);
     int result = select_fiber(h, nfds, r, w, e, deadline);
-    if (tv && result >= 0) {
-        // Linux reports the time not slept.
-        auto left = deadline - Clock::now();
-        if (left.count() < 0 || result == 0) left = Clock::duration::zero();
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
-        tv->tv_sec = static_cast<time_t>(us / 1000000);
-        tv->tv_usec = static_cast<suseconds_t>(us % 1000000);
-    }
+    // Linux reports the time not slept.
+    if (tv && result >= 0) *tv = to_timeval(result == 0 ? Clock::duration::zero() : time_left(deadline));
     return result;
 }
 
 int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts, const sigset_t* mask) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || nfds < 0 || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return yield_after(h, real_pselect()(nfds, r, w, e, ts, mask));
-    return select_fiber(h, nfds, r, w, e, deadline_ts(ts));
+    if (!h || nfds < 0 || mask || zero_timeout(ts)) return yield_after(h, real_pselect()(nfds, r, w, e, ts, mask));
+    return select_fiber(h, nfds, r, w, e, deadline_after(ts));
 }
 
 int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
@@ -197,7 +180,7 @@ int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
     if (!h || timeout == 0) return yield_after(h, real_epoll_wait()(epfd, events, maxevents, timeout));
     // An epoll fd is itself readable while any of its events is pending.
     FdInterest self{epfd, kReadable};
-    return wait_set(h, &self, 1, deadline_ms(timeout), [&] { return real_epoll_wait()(epfd, events, maxevents, 0); });
+    return wait_set(h, &self, 1, deadline_after_ms(timeout), [&] { return real_epoll_wait()(epfd, events, maxevents, 0); });
 }
 
 int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout, const sigset_t* mask) {

@@ -28,7 +28,7 @@ extern "C" {
 pid_t vfork() noexcept { return fork(); }
 
 pid_t waitpid(pid_t pid, int* status, int options) {
-    auto real = GREEN_NEXT(waitpid);
+    auto real = real_waitpid();
     if (options & WNOHANG) return real(pid, status, options);
     ChildWait child_wait;
     return blocking_keep_errno([&] { return real(pid, status, options); });
@@ -37,21 +37,21 @@ pid_t waitpid(pid_t pid, int* status, int options) {
 pid_t wait(int* status) { return waitpid(-1, status, 0); }
 
 pid_t wait4(pid_t pid, int* status, int options, struct rusage* usage) noexcept {
-    auto real = GREEN_NEXT(wait4);
+    auto real = real_wait4();
     if (options & WNOHANG) return real(pid, status, options, usage);
     ChildWait child_wait;
     return blocking_keep_errno([&] { return real(pid, status, options, usage); });
 }
 
 int waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
-    auto real = GREEN_NEXT(waitid);
+    auto real = real_waitid();
     if (options & WNOHANG) return real(type, id, info, options);
     ChildWait child_wait;
     return blocking_keep_errno([&] { return real(type, id, info, options); });
 }
 
 int system(const char* command) {
-    auto real = GREEN_NEXT(system);
+    auto real = real_system();
     if (!command) return real(command);
     // The command inherits the mask of the thread calling system(): the
     // pool thread takes on the calling thread's for the call.
@@ -59,15 +59,15 @@ int system(const char* command) {
     bool have_mask = fiber_context() && signals_program_mask(&mask);
     return blocking_keep_errno([&] {
         sigset_t saved;
-        if (have_mask) GREEN_NEXT(pthread_sigmask)(SIG_SETMASK, &mask, &saved);
+        if (have_mask) real_pthread_sigmask()(SIG_SETMASK, &mask, &saved);
         int r = real(command);
-        if (have_mask) GREEN_NEXT(pthread_sigmask)(SIG_SETMASK, &saved, nullptr);
+        if (have_mask) real_pthread_sigmask()(SIG_SETMASK, &saved, nullptr);
         return r;
     });
 }
 
 int pclose(FILE* stream) {
-    auto real = GREEN_NEXT(pclose);
+    auto real = real_pclose();
     // pclose closes the pipe where no hook sees: drop what was cached for it.
     if (stream) {
         const int fd = fileno(stream);

@@ -76,9 +76,6 @@ int sem_wait_until(PSem* s, Clock::time_point deadline, bool try_only) {
     return sem_wait_until(s, deadline, try_only);
 }
 
-
-bool valid(const timespec* t) { return t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000; }
-
 }  // namespace
 
 extern "C" {
@@ -118,7 +115,7 @@ int sem_timedwait(sem_t* sem, const timespec* abstime) {
     auto real = GREEN_NEXT(sem_timedwait);
     PSem* s = ours(sem);
     if (!s) return real(sem, abstime);
-    if (!valid(abstime)) return fail_with(EINVAL);
+    if (!valid_timespec(abstime)) return fail_with(EINVAL);
     return sem_wait_until(s, deadline_at(CLOCK_REALTIME, abstime), false);
 }
 
@@ -126,7 +123,7 @@ int sem_clockwait(sem_t* sem, clockid_t clock, const timespec* abstime) {
     auto real = GREEN_NEXT(sem_clockwait);
     PSem* s = ours(sem);
     if (!s) return real(sem, clock, abstime);
-    if (!valid(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) return fail_with(EINVAL);
+    if (!valid_timespec(abstime) || !lock_clock(clock)) return fail_with(EINVAL);
     return sem_wait_until(s, deadline_at(clock, abstime), false);
 }
 

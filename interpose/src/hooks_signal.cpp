@@ -127,9 +127,6 @@ std::uint64_t from_set(const sigset_t* s) noexcept {
 int lowest(std::uint64_t bits) noexcept { return __builtin_ctzll(bits) + 1; }
 
 auto real_sigmask() noexcept { return GREEN_NEXT(pthread_sigmask); }
-auto real_signalfd() noexcept { return GREEN_NEXT(signalfd); }
-auto real_sigtimedwait() noexcept { return GREEN_NEXT(sigtimedwait); }
-auto real_sigaction() noexcept { return GREEN_NEXT(sigaction); }
 
 // --- registry (lock held) ----------------------------------------------------
 
@@ -167,6 +164,21 @@ void refresh_fds_locked() noexcept {
     // A new mask also wakes every poller of a signalfd, so a signal already
     // pending that is now wanted is read at once.
     for (int i = 0; i < g_nfds; ++i) real_signalfd()(g_fds[i], &s, 0);
+}
+
+// Takes the lowest signal of `want` pending for `t`, thread-directed ones
+// first, then the process's; 0 if none.
+int take_pending_locked(SigState* t, std::uint64_t want) noexcept {
+    if (std::uint64_t mine = t->pending.load(std::memory_order_relaxed) & want) {
+        const int sig = lowest(mine);
+        t->pending.fetch_and(~bit(sig), std::memory_order_relaxed);
+        return sig;
+    }
+    const std::uint64_t proc = g_proc_pending & want;
+    if (!proc) return 0;
+    const int sig = lowest(proc);
+    g_proc_pending &= ~bit(sig);
+    return sig;
 }
 
 void set_mask_locked(SigState* s, std::uint64_t mask) noexcept {
@@ -288,18 +300,8 @@ bool deliver_unblocked(SigState* t) noexcept {
         siginfo_t info{};
         {
             SpinGuard g(g_lock);
-            std::uint64_t open = ~t->mask.load(std::memory_order_relaxed);
-            std::uint64_t mine = t->pending.load(std::memory_order_relaxed) & open;
-            std::uint64_t proc = g_proc_pending & open;
-            if (mine) {
-                sig = lowest(mine);
-                t->pending.fetch_and(~bit(sig), std::memory_order_relaxed);
-            } else if (proc) {
-                sig = lowest(proc);
-                g_proc_pending &= ~bit(sig);
-            } else {
-                break;
-            }
+            sig = take_pending_locked(t, ~t->mask.load(std::memory_order_relaxed));
+            if (!sig) break;
             info = g_info[sig];
         }
         restart &= run_handler_as(t, sig, info);
@@ -705,17 +707,7 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
     for (;;) {
         {
             SpinGuard g(g_lock);
-            std::uint64_t mine = me->pending.load(std::memory_order_relaxed) & want;
-            std::uint64_t proc = g_proc_pending & want;
-            int sig = 0;
-            if (mine) {
-                sig = lowest(mine);
-                me->pending.fetch_and(~bit(sig), std::memory_order_relaxed);
-            } else if (proc) {
-                sig = lowest(proc);
-                g_proc_pending &= ~bit(sig);
-            }
-            if (sig) {
+            if (int sig = take_pending_locked(me, want)) {
                 if (info) *info = g_info[sig];
                 return sig;
             }
@@ -761,11 +753,6 @@ int wait_for_signal(SigState* me, const sigset_t* set, siginfo_t* info, Clock::t
         if (r == detail::WakeReason::TimedOut) return -EAGAIN;
         if (signals_eintr(false)) return -EINTR;
     }
-}
-
-Clock::time_point deadline_from(const timespec* t) noexcept {
-    if (!t) return Clock::time_point::max();
-    return Clock::now() + std::chrono::seconds(t->tv_sec) + std::chrono::nanoseconds(t->tv_nsec);
 }
 
 bool self_targeted(pid_t pid) noexcept {
@@ -826,8 +813,8 @@ int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
 int sigtimedwait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
     SigState* me = current_sigstate();
     if (!me) return real_sigtimedwait()(set, info, timeout);
-    if (timeout && (timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) return fail_with(EINVAL);
-    int r = wait_for_signal(me, set, info, deadline_from(timeout));
+    if (timeout && !valid_timespec(timeout)) return fail_with(EINVAL);
+    int r = wait_for_signal(me, set, info, deadline_after(timeout));
     return r < 0 ? fail_with(-r) : r;
 }
 

@@ -20,12 +20,6 @@ using namespace green::interpose;
 
 namespace {
 
-bool valid(const timespec* ts) noexcept { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000 && ts->tv_sec >= 0; }
-
-Clock::duration to_duration(const timespec& ts) noexcept {
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
-
 // Returns the time left when a signal handler (or a cancel, runtime API
 // only) ended the sleep early, else zero. A cancellation point:
 // pthread_cancel unwinds the thread-fiber here.
@@ -38,12 +32,6 @@ Clock::duration sleep_fiber(detail::Hub*, Clock::time_point until) {
     return std::max(until - Clock::now(), Clock::duration(1));
 }
 
-void to_timespec(Clock::duration d, timespec* out) noexcept {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-    out->tv_sec = static_cast<time_t>(ns / 1000000000);
-    out->tv_nsec = static_cast<long>(ns % 1000000000);
-}
-
 }  // namespace
 
 extern "C" {
@@ -51,29 +39,21 @@ extern "C" {
 int nanosleep(const timespec* req, timespec* rem) {
     count_call(Family::Sleep);
     detail::Hub* h = fiber_context();
-    if (!h || !valid(req)) return real_nanosleep()(req, rem);
-    Clock::duration left = sleep_fiber(h, Clock::now() + to_duration(*req));
+    if (!h || !valid_interval(req)) return real_nanosleep()(req, rem);
+    Clock::duration left = sleep_fiber(h, deadline_after(req));
     if (left == Clock::duration::zero()) return 0;
-    if (rem) to_timespec(left, rem);
+    if (rem) *rem = to_timespec(left);
     return fail_with(EINTR);
 }
 
 int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
     count_call(Family::Sleep);
     detail::Hub* h = fiber_context();
-    if (!h || !valid(req) ||
-        (clock != CLOCK_MONOTONIC && clock != CLOCK_REALTIME && clock != CLOCK_BOOTTIME))
-        return real_clock_nanosleep()(clock, flags, req, rem);
-    Clock::duration d = to_duration(*req);
-    if (flags & TIMER_ABSTIME) {
-        timespec now{};
-        clock_gettime(clock, &now);
-        d -= to_duration(now);
-        if (d.count() < 0) d = Clock::duration::zero();
-    }
-    Clock::duration left = sleep_fiber(h, Clock::now() + d);
+    if (!h || !valid_interval(req) || !sleep_clock(clock)) return real_clock_nanosleep()(clock, flags, req, rem);
+    const bool absolute = (flags & TIMER_ABSTIME) != 0;
+    Clock::duration left = sleep_fiber(h, absolute ? deadline_at(clock, req) : deadline_after(req));
     if (left == Clock::duration::zero()) return 0;
-    if (rem && !(flags & TIMER_ABSTIME)) to_timespec(left, rem);
+    if (rem && !absolute) *rem = to_timespec(left);
     return EINTR;  // clock_nanosleep reports its error as the result
 }
 

@@ -8,11 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
-
-#include "balance.hpp"
 #include "hook_context.hpp"
-#include "hooks_cancel.hpp"
 #include "real.hpp"
 #include "shim_fds.hpp"
 
@@ -73,14 +69,8 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     const FdKind kind = d && is_socket(d->kind) ? d->kind : FdKind::StreamSocket;
     if (d && is_socket(d->kind)) {
         const auto deadline = deadline_after_ns(d->recv_timeout_ns.load());
-        while (!ready_now(fd, POLLIN)) {
-            if (h) signals_wait_begins();
-            WaitResult w = wait_ready(h, fd, kReadable, deadline);
-            if (w == WaitResult::Ready) continue;
-            // A handler with SA_RESTART ran: accept goes on waiting.
-            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
-            return fail_with(errno_for(w));
-        }
+        while (!ready_now(fd, POLLIN))
+            if (WaitResult w = wait_blocking(h, fd, kReadable, deadline); w != WaitResult::Ready) return fail_with(errno_for(w));
     }
     int newfd = real_accept4()(fd, addr, len, flags);
     if (newfd >= 0) fd_adopt(newfd, kind, (flags & SOCK_NONBLOCK) != 0);
@@ -115,14 +105,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         }
         if (err != EAGAIN && err != EINPROGRESS) return fail_with(err);
         // EAGAIN: AF_UNIX with a full backlog; a blocking connect waits for room.
-        WaitResult w;
-        for (;;) {
-            if (h) signals_wait_begins();
-            w = wait_ready(h, fd, kWritable, deadline);
-            // A handler with SA_RESTART ran: the kernel would go on waiting.
-            if (w == WaitResult::Cancelled && h && !signals_eintr(deadline == Clock::time_point::max())) continue;
-            break;
-        }
+        const WaitResult w = wait_blocking(h, fd, kWritable, deadline);
         if (w == WaitResult::TimedOut && err == EINPROGRESS) {
             // What Linux's blocking connect reports when SO_SNDTIMEO expires;
             // the handshake goes on in the background, as it does there.
@@ -152,10 +135,8 @@ int setsockopt(int fd, int level, int name, const void* value, socklen_t len) no
             // timeout is exactly the one getsockopt reports.
             timeval tv{};
             socklen_t tl = sizeof tv;
-            if (real_getsockopt()(fd, level, name, &tv, &tl) == 0) {
-                std::int64_t ns = static_cast<std::int64_t>(tv.tv_sec) * 1000000000 + static_cast<std::int64_t>(tv.tv_usec) * 1000;
-                (name == SO_RCVTIMEO ? d->recv_timeout_ns : d->send_timeout_ns).store(ns);
-            }
+            if (real_getsockopt()(fd, level, name, &tv, &tl) == 0)
+                (name == SO_RCVTIMEO ? d->recv_timeout_ns : d->send_timeout_ns).store(timeout_ns(tv));
         }
     }
     if (r == 0 && level == SOL_SOCKET && name == SO_LINGER && len >= sizeof(linger))
@@ -171,39 +152,3 @@ int getsockopt(int fd, int level, int name, void* value, socklen_t* len) noexcep
 }
 
 }  // extern "C"
-
-namespace green::interpose {
-
-WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point deadline) {
-    if (h) {
-        cancel_point();  // a hooked call that would block is a cancellation point
-        // The caller's `h` may be stale: this fiber may have moved at an
-        // earlier call of this loop; nothing above it here refers to its hub.
-        h = detail::Hub::current_if_any();
-        if (h->moves_requested()) [[unlikely]] h = move_to_requested_hub(h);
-        WaitResult r = h->wait_fd(fd, events, deadline);
-        if (r == WaitResult::Cancelled) cancel_point();
-        return r;
-    }
-    pollfd p{fd, static_cast<short>(((events & kReadable) ? POLLIN : 0) | ((events & kWritable) ? POLLOUT : 0)), 0};
-    int timeout = -1;
-    if (deadline != Clock::time_point::max()) {
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        timeout = left < 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
-    }
-    int r = real_poll()(&p, 1, timeout);
-    if (r > 0) return WaitResult::Ready;
-    if (r == 0) return WaitResult::TimedOut;
-    return WaitResult::Cancelled;  // EINTR: reported as EINTR, as the blocking call would
-}
-
-}  // namespace green::interpose
-
-namespace green::interpose {
-
-bool ready_now(int fd, short events) noexcept {
-    pollfd p{fd, events, 0};
-    return real_poll()(&p, 1, 0) != 0;
-}
-
-}  // namespace green::interpose

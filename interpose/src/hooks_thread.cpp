@@ -153,11 +153,11 @@ ThreadKeys* thread_keys(bool create) noexcept {
     auto* t = static_cast<ThreadKeys*>(p);  // zero-filled: every value null
     std::uint32_t st = 0;
     if (g_table_key_state.compare_exchange_strong(st, 1, std::memory_order_acq_rel)) {
-        GREEN_NEXT(pthread_key_create)(&g_table_key, free_thread_keys);
+        real_pthread_key_create()(&g_table_key, free_thread_keys);
         g_table_key_state.store(2, std::memory_order_release);
     }
     while (g_table_key_state.load(std::memory_order_acquire) != 2) sched_yield();
-    GREEN_NEXT(pthread_setspecific)(g_table_key, t);
+    real_pthread_setspecific()(g_table_key, t);
     tls_keys = t;
     return t;
 }
@@ -226,8 +226,6 @@ std::size_t stack_size_for(const pthread_attr_t* attr) {
     return def;
 }
 
-#define REAL(name) GREEN_NEXT(name)
-
 }  // namespace
 
 CancelState* green::interpose::current_cancel_state() noexcept {
@@ -243,7 +241,7 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     // A thread without a hub (one the shim does not own) makes real threads:
     // giving it a hub would give it an event loop nobody serves.
     detail::Hub* hub = fiber_context();
-    if (!hub) return REAL(pthread_create)(thread, attr, start, arg);
+    if (!hub) return real_pthread_create()(thread, attr, start, arg);
     count_call(Family::Thread);
     detail::Hub& here = *hub;
     int detach = PTHREAD_CREATE_JOINABLE;
@@ -276,7 +274,7 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
 
 int pthread_join(pthread_t t, void** ret) {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_join)(t, ret);
+    if (!th) return real_pthread_join()(t, ret);
     if (th == current_handle()) return EDEADLK;
     if (th->state.load(std::memory_order_acquire) == 1) return EINVAL;
     for (;;) {
@@ -294,7 +292,7 @@ int pthread_join(pthread_t t, void** ret) {
 
 int pthread_tryjoin_np(pthread_t t, void** ret) {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_tryjoin_np)(t, ret);
+    if (!th) return real_pthread_tryjoin_np()(t, ret);
     if (th->state.load(std::memory_order_acquire) == 1) return EINVAL;
     if (!detail::fiber_done(th->fiber)) return EBUSY;
     return pthread_join(t, ret);
@@ -302,7 +300,7 @@ int pthread_tryjoin_np(pthread_t t, void** ret) {
 
 int pthread_timedjoin_np(pthread_t t, void** ret, const struct timespec* abstime) {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_timedjoin_np)(t, ret, abstime);
+    if (!th) return real_pthread_timedjoin_np()(t, ret, abstime);
     if (th->state.load(std::memory_order_acquire) == 1) return EINVAL;
     if (abstime && !detail::fiber_join_until(th->fiber, deadline_at(CLOCK_REALTIME, abstime))) return ETIMEDOUT;
     return pthread_join(t, ret);
@@ -310,7 +308,7 @@ int pthread_timedjoin_np(pthread_t t, void** ret, const struct timespec* abstime
 
 int pthread_detach(pthread_t t) noexcept {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_detach)(t);
+    if (!th) return real_pthread_detach()(t);
     int old = th->state.exchange(1, std::memory_order_acq_rel);
     if (old == 1) return EINVAL;
     if (old == 2) release_handle(th);  // already finished: nobody will join
@@ -327,20 +325,20 @@ void pthread_exit(void* value) {
         // is left anywhere, the runtime ends the process with status 0.
         for (;;) h->park_idle();
     }
-    REAL(pthread_exit)(value);
+    real_pthread_exit()(value);
     __builtin_unreachable();
 }
 
 pthread_t pthread_self() noexcept {
     if (ThreadHandle* th = current_handle()) return reinterpret_cast<pthread_t>(th);
-    return REAL(pthread_self)();
+    return real_pthread_self()();
 }
 
 int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b; }
 
 int pthread_setname_np(pthread_t t, const char* name) noexcept {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_setname_np)(t, name);
+    if (!th) return real_pthread_setname_np()(t, name);
     std::size_t n = std::strlen(name);
     if (n > 15) return ERANGE;  // the kernel's limit, which glibc enforces
     std::memcpy(th->fiber->name, name, n + 1);
@@ -349,7 +347,7 @@ int pthread_setname_np(pthread_t t, const char* name) noexcept {
 
 int pthread_getname_np(pthread_t t, char* buf, size_t len) noexcept {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_getname_np)(t, buf, len);
+    if (!th) return real_pthread_getname_np()(t, buf, len);
     std::size_t n = std::strlen(th->fiber->name);
     if (len < n + 1) return ERANGE;
     std::memcpy(buf, th->fiber->name, n + 1);
@@ -358,7 +356,7 @@ int pthread_getname_np(pthread_t t, char* buf, size_t len) noexcept {
 
 int pthread_getattr_np(pthread_t t, pthread_attr_t* attr) noexcept {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_getattr_np)(t, attr);
+    if (!th) return real_pthread_getattr_np()(t, attr);
     pthread_attr_init(attr);
     pthread_attr_setstack(attr, th->fiber->stack.base, th->fiber->stack.size);
     pthread_attr_setdetachstate(attr, th->state.load() == 1 ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
@@ -371,7 +369,7 @@ int pthread_kill(pthread_t t, int sig) noexcept {
         // main runs as a fiber too: its signals are the shim's to deliver.
         if (SigState* m = signals_main_thread(t); m && sig != 0)
             if (int r = signals_kill_thread(m, sig); r != -1) return r;
-        return REAL(pthread_kill)(t, sig);
+        return real_pthread_kill()(t, sig);
     }
     if (th->state.load() == 2) return ESRCH;
     if (sig == 0) return 0;
@@ -384,20 +382,20 @@ int pthread_kill(pthread_t t, int sig) noexcept {
 
 int pthread_cancel(pthread_t t) {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_cancel)(t);
+    if (!th) return real_pthread_cancel()(t);
     if (th->state.load(std::memory_order_acquire) == 2) return 0;  // ended, not yet joined: as glibc
     return request_cancel(th->cancel);
 }
 
 int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t* set) noexcept {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_setaffinity_np)(t, size, set);
+    if (!th) return real_pthread_setaffinity_np()(t, size, set);
     return sched_setaffinity(th->fiber->hub->tid(), size, set) == 0 ? 0 : errno;
 }
 
 int pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t* set) noexcept {
     ThreadHandle* th = as_handle(t);
-    if (!th) return REAL(pthread_getaffinity_np)(t, size, set);
+    if (!th) return real_pthread_getaffinity_np()(t, size, set);
     return sched_getaffinity(th->fiber->hub->tid(), size, set) == 0 ? 0 : errno;
 }
 
@@ -430,7 +428,7 @@ int sched_yield() noexcept {
         h->yield();
         return 0;
     }
-    return REAL(sched_yield)();
+    return real_sched_yield()();
 }
 
 // (pthread_yield is a header alias of sched_yield in glibc 2.34+.)

@@ -40,6 +40,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "deadlines.hpp"
 #include "hub.hpp"
 
 namespace green::interpose {
@@ -69,7 +70,7 @@ thread_local std::uint64_t tls_rng __attribute__((tls_model("initial-exec"))) = 
 std::int64_t wall_ns() noexcept {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
+    return to_ns(ts);
 }
 
 std::uint64_t next_random() noexcept {
@@ -129,7 +130,7 @@ std::int64_t thread_cpu_ns(pid_t tid) noexcept {
     timespec ts;
     auto clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
     if (clock_gettime(clock, &ts) != 0) return -1;
-    return ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
+    return to_ns(ts);
 }
 
 // In the child of fork() only the forking thread's hub exists: placing a

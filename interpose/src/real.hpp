@@ -1,10 +1,12 @@
-// The libc functions behind every hook.
+// The libc functions behind every hook: how a hook reaches the next
+// definition of its own name (libc's, or another preloaded library's).
 //
 // Each hook forwards to the real function when it must not or need not
-// suspend. Real functions are resolved with dlsym(RTLD_NEXT) — the next
-// definition after this library, i.e. libc's — on first use, so a hook that
-// runs before our constructor (another library's constructor calling
-// socket(), say) still works. dlsym on an existing symbol does not allocate.
+// suspend. real_NAME() returns it, resolved with dlsym(RTLD_NEXT) on first
+// use, so a hook that runs before our constructor (another library's
+// constructor calling socket(), say) still works. dlsym on an existing
+// symbol does not allocate. The pointer's type is libc's own declaration
+// of NAME, so no signature is written twice.
 //
 // Each slot is an atomic that starts null (constant-initialised), never a
 // function-local static with a dynamic initializer: that takes a guard
@@ -14,18 +16,41 @@
 // first calls both resolve the same pointer; errno is kept across dlsym.
 #pragma once
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+
+// glibc's entry points behind the C pthread_cleanup_push/pop macros (only
+// declared by pthread.h for C without exceptions).
+extern "C" {
+void __pthread_register_cancel(__pthread_unwind_buf_t* buf);
+void __pthread_unregister_cancel(__pthread_unwind_buf_t* buf);
+[[noreturn]] void __pthread_unwind_next(__pthread_unwind_buf_t* buf);
+}
 
 namespace green::interpose {
 
@@ -42,65 +67,142 @@ inline void* next_in(std::atomic<void*>& slot, const char* name) noexcept {
     return fn;
 }
 
-// One function-pointer slot per hooked symbol, resolved lazily.
-#define GREEN_REAL(ret, name, params)                                            \
-    inline auto real_##name() noexcept {                                         \
-        using Fn = ret(*) params;                                                \
-        static std::atomic<void*> fn{nullptr};                                   \
-        return reinterpret_cast<Fn>(next_in(fn, #name));                         \
+// One slot per symbol the shim forwards, typed by libc's declaration, and
+// private to the shim (not exported, so nothing can interpose on it).
+#define GREEN_REAL(name)                                                               \
+    [[gnu::visibility("hidden")]] inline auto real_##name() noexcept {                 \
+        static std::atomic<void*> fn{nullptr};                                         \
+        return reinterpret_cast<decltype(&::name)>(next_in(fn, #name));                \
     }
 
-GREEN_REAL(int, socket, (int, int, int))
-GREEN_REAL(int, socketpair, (int, int, int, int*))
-GREEN_REAL(int, pipe, (int*))
-GREEN_REAL(int, pipe2, (int*, int))
-GREEN_REAL(int, accept, (int, sockaddr*, socklen_t*))
-GREEN_REAL(int, accept4, (int, sockaddr*, socklen_t*, int))
-GREEN_REAL(int, connect, (int, const sockaddr*, socklen_t))
-GREEN_REAL(ssize_t, read, (int, void*, size_t))
-GREEN_REAL(ssize_t, readv, (int, const iovec*, int))
-GREEN_REAL(ssize_t, write, (int, const void*, size_t))
-GREEN_REAL(ssize_t, writev, (int, const iovec*, int))
-GREEN_REAL(ssize_t, recv, (int, void*, size_t, int))
-GREEN_REAL(ssize_t, recvfrom, (int, void*, size_t, int, sockaddr*, socklen_t*))
-GREEN_REAL(ssize_t, recvmsg, (int, msghdr*, int))
-GREEN_REAL(ssize_t, send, (int, const void*, size_t, int))
-GREEN_REAL(ssize_t, sendto, (int, const void*, size_t, int, const sockaddr*, socklen_t))
-GREEN_REAL(ssize_t, sendmsg, (int, const msghdr*, int))
-GREEN_REAL(ssize_t, sendfile, (int, int, off_t*, size_t))
-GREEN_REAL(int, close, (int))
-GREEN_REAL(int, shutdown, (int, int))
-GREEN_REAL(int, dup, (int))
-GREEN_REAL(int, dup2, (int, int))
-GREEN_REAL(int, dup3, (int, int, int))
-GREEN_REAL(int, fcntl, (int, int, ...))
-GREEN_REAL(int, ioctl, (int, unsigned long, ...))
-GREEN_REAL(int, setsockopt, (int, int, int, const void*, socklen_t))
-GREEN_REAL(int, getsockopt, (int, int, int, void*, socklen_t*))
-GREEN_REAL(int, poll, (pollfd*, nfds_t, int))
-GREEN_REAL(int, ppoll, (pollfd*, nfds_t, const timespec*, const sigset_t*))
-GREEN_REAL(int, select, (int, fd_set*, fd_set*, fd_set*, timeval*))
-GREEN_REAL(int, pselect, (int, fd_set*, fd_set*, fd_set*, const timespec*, const sigset_t*))
-GREEN_REAL(int, epoll_wait, (int, epoll_event*, int, int))
-GREEN_REAL(int, epoll_pwait, (int, epoll_event*, int, int, const sigset_t*))
-GREEN_REAL(unsigned, sleep, (unsigned))
-GREEN_REAL(int, usleep, (useconds_t))
-GREEN_REAL(int, nanosleep, (const timespec*, timespec*))
-GREEN_REAL(int, clock_nanosleep, (clockid_t, int, const timespec*, timespec*))
-GREEN_REAL(int, getaddrinfo, (const char*, const char*, const addrinfo*, addrinfo**))
-GREEN_REAL(int, getnameinfo, (const sockaddr*, socklen_t, char*, socklen_t, char*, socklen_t, int))
-GREEN_REAL(hostent*, gethostbyname, (const char*))
-GREEN_REAL(int, gethostbyname_r, (const char*, hostent*, char*, size_t, hostent**, int*))
-GREEN_REAL(hostent*, gethostbyaddr, (const void*, socklen_t, int))
+// fds: creation, I/O, control
+GREEN_REAL(socket)
+GREEN_REAL(socketpair)
+GREEN_REAL(pipe2)
+GREEN_REAL(accept4)
+GREEN_REAL(connect)
+GREEN_REAL(shutdown)
+GREEN_REAL(setsockopt)
+GREEN_REAL(getsockopt)
+GREEN_REAL(open)
+GREEN_REAL(open64)
+GREEN_REAL(openat)
+GREEN_REAL(openat64)
+GREEN_REAL(creat)
+GREEN_REAL(creat64)
+GREEN_REAL(eventfd)
+GREEN_REAL(timerfd_create)
+GREEN_REAL(signalfd)
+GREEN_REAL(epoll_create)
+GREEN_REAL(epoll_create1)
+GREEN_REAL(inotify_init)
+GREEN_REAL(inotify_init1)
+GREEN_REAL(read)
+GREEN_REAL(readv)
+GREEN_REAL(recv)
+GREEN_REAL(recvfrom)
+GREEN_REAL(recvmsg)
+GREEN_REAL(recvmmsg)
+GREEN_REAL(write)
+GREEN_REAL(writev)
+GREEN_REAL(send)
+GREEN_REAL(sendto)
+GREEN_REAL(sendmsg)
+GREEN_REAL(sendmmsg)
+GREEN_REAL(sendfile)
+GREEN_REAL(splice)
+GREEN_REAL(tee)
+GREEN_REAL(vmsplice)
+GREEN_REAL(close)
+GREEN_REAL(fclose)
+GREEN_REAL(dup)
+GREEN_REAL(dup2)
+GREEN_REAL(dup3)
+GREEN_REAL(fcntl)
+GREEN_REAL(fcntl64)
+GREEN_REAL(ioctl)
+GREEN_REAL(syscall)
+// readiness and sleeps
+GREEN_REAL(poll)
+GREEN_REAL(ppoll)
+GREEN_REAL(select)
+GREEN_REAL(pselect)
+GREEN_REAL(epoll_wait)
+GREEN_REAL(epoll_pwait)
+GREEN_REAL(sleep)
+GREEN_REAL(usleep)
+GREEN_REAL(nanosleep)
+GREEN_REAL(clock_nanosleep)
+// name lookups
+GREEN_REAL(getaddrinfo)
+GREEN_REAL(getnameinfo)
+GREEN_REAL(gethostbyname)
+GREEN_REAL(gethostbyname_r)
+GREEN_REAL(gethostbyaddr)
+// threads, keys, cancellation
+GREEN_REAL(pthread_create)
+GREEN_REAL(pthread_join)
+GREEN_REAL(pthread_tryjoin_np)
+GREEN_REAL(pthread_timedjoin_np)
+GREEN_REAL(pthread_detach)
+GREEN_REAL(pthread_exit)
+GREEN_REAL(pthread_self)
+GREEN_REAL(pthread_setname_np)
+GREEN_REAL(pthread_getname_np)
+GREEN_REAL(pthread_getattr_np)
+GREEN_REAL(pthread_kill)
+GREEN_REAL(pthread_cancel)
+GREEN_REAL(pthread_setaffinity_np)
+GREEN_REAL(pthread_getaffinity_np)
+GREEN_REAL(pthread_key_create)
+GREEN_REAL(pthread_setspecific)
+GREEN_REAL(pthread_setcancelstate)
+GREEN_REAL(pthread_setcanceltype)
+GREEN_REAL(pthread_testcancel)
+GREEN_REAL(__pthread_register_cancel)
+GREEN_REAL(__pthread_unregister_cancel)
+GREEN_REAL(__pthread_unwind_next)
+GREEN_REAL(sched_yield)
+// semaphores (process-shared ones stay libc's)
+GREEN_REAL(sem_init)
+GREEN_REAL(sem_destroy)
+GREEN_REAL(sem_wait)
+GREEN_REAL(sem_trywait)
+GREEN_REAL(sem_timedwait)
+GREEN_REAL(sem_clockwait)
+GREEN_REAL(sem_post)
+GREEN_REAL(sem_getvalue)
+// signals
+GREEN_REAL(pthread_sigmask)
+GREEN_REAL(sigprocmask)
+GREEN_REAL(sigaction)
+GREEN_REAL(signal)
+GREEN_REAL(sigpending)
+GREEN_REAL(sigwait)
+GREEN_REAL(sigwaitinfo)
+GREEN_REAL(sigtimedwait)
+GREEN_REAL(sigsuspend)
+GREEN_REAL(pause)
+GREEN_REAL(raise)
+GREEN_REAL(kill)
+// processes
+GREEN_REAL(execve)
+GREEN_REAL(execv)
+GREEN_REAL(execvp)
+GREEN_REAL(execvpe)
+GREEN_REAL(fexecve)
+GREEN_REAL(posix_spawn)
+GREEN_REAL(posix_spawnp)
+GREEN_REAL(popen)
+GREEN_REAL(pclose)
+GREEN_REAL(system)
+GREEN_REAL(waitpid)
+GREEN_REAL(wait4)
+GREEN_REAL(waitid)
 
 #undef GREEN_REAL
 
-// The next definition of `name` (libc's), for hooks whose real function
-// has no slot above; looked up once per call site.
-#define GREEN_NEXT(name)                                                              \
-    ([] {                                                                             \
-        static std::atomic<void*> fn{nullptr};                                        \
-        return reinterpret_cast<decltype(&name)>(::green::interpose::next_in(fn, #name)); \
-    }())
+// real_NAME(), spelled as a macro.
+#define GREEN_NEXT(name) ::green::interpose::real_##name()
 
 }  // namespace green::interpose

@@ -3,10 +3,13 @@
 // forced by synchronisation) must be identical patched and unpatched, where
 // patched means every thread below is a fiber. Timings only as lower bounds.
 #include <dlfcn.h>
+#include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <semaphore.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <latch>
+#include <limits>
 #include <mutex>
 #include <semaphore>
 #include <shared_mutex>
@@ -424,6 +428,117 @@ void case_barrier_sem() {
     flag.wait(0);
     notifier.join();
     std::printf("atomic wait saw %d\n", flag.load());
+}
+
+// Runs `wait` on another thread while this one holds what it waits for,
+// then lets go with `release`, and prints what the wait returned (an errno
+// name). Whether the wait starts before the release or after, it succeeds.
+template <class Wait, class Release>
+void wait_then_release(const char* what, Wait wait, Release release) {
+    std::latch about_to_wait(1);
+    int r = -1;
+    std::thread t([&] {
+        about_to_wait.count_down();
+        r = wait();
+    });
+    about_to_wait.wait();
+    release();
+    t.join();
+    std::printf("%s = %s\n", what, err(r));
+}
+
+// A lock call's result, once `unlock` undid it if it took the lock.
+template <class Unlock>
+int unlocked_after(int r, Unlock unlock) {
+    if (r == 0) unlock();
+    return r;
+}
+
+// Timeouts so far ahead that they mean "never" (tv_sec = LONG_MAX, as
+// programs write it): each wait ends when it is released, never timed out.
+void case_far_deadlines() {
+    const timespec never{std::numeric_limits<time_t>::max(), 0};
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&m);
+    auto unlock_m = [&] { pthread_mutex_unlock(&m); };
+    wait_then_release("mutex_timedlock", [&] { return unlocked_after(pthread_mutex_timedlock(&m, &never), unlock_m); }, unlock_m);
+    pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
+    pthread_rwlock_rdlock(&l);
+    auto unlock_l = [&] { pthread_rwlock_unlock(&l); };
+    wait_then_release("rwlock_timedwrlock", [&] { return unlocked_after(pthread_rwlock_timedwrlock(&l, &never), unlock_l); },
+                      unlock_l);
+    sem_t s;
+    sem_init(&s, 0, 0);
+    wait_then_release("sem_timedwait", [&] { return sem_timedwait(&s, &never) == 0 ? 0 : errno; }, [&] { sem_post(&s); });
+    sem_destroy(&s);
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    bool ready = false;
+    wait_then_release(
+        "cond_timedwait", [&] {
+            int r = 0;
+            pthread_mutex_lock(&m);
+            while (!ready && r == 0) r = pthread_cond_timedwait(&c, &m, &never);
+            pthread_mutex_unlock(&m);
+            return r;
+        },
+        [&] {
+            pthread_mutex_lock(&m);
+            ready = true;
+            pthread_cond_signal(&c);
+            pthread_mutex_unlock(&m);
+        });
+    // Relative timeouts: futex (what std::atomic::wait is made of) and ppoll.
+    std::atomic<std::uint32_t> word{0};
+    wait_then_release(
+        "futex_wait", [&] {
+            while (word.load() == 0)
+                if (syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &never, nullptr, 0) != 0 && errno != EAGAIN &&
+                    errno != EINTR)
+                    return errno;
+            return 0;
+        },
+        [&] {
+            word.store(1);
+            syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+        });
+    int p[2];
+    if (pipe(p) != 0) return;
+    wait_then_release(
+        "ppoll", [&] {
+            pollfd fd{p[0], POLLIN, 0};
+            return ppoll(&fd, 1, &never, nullptr) == 1 ? 0 : errno;
+        },
+        [&] { (void)!write(p[1], "x", 1); });
+    close(p[0]);
+    close(p[1]);
+}
+
+// The clock argument of the clock* waits: the futex clocks are accepted,
+// any other is EINVAL before the object is looked at. The objects are free
+// and the time is past, so no call waits.
+void case_clock_ids() {
+    const clockid_t clocks[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_PROCESS_CPUTIME_ID, 12345};
+    const timespec past{1, 0};
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
+    auto unlock_m = [&] { pthread_mutex_unlock(&m); };
+    auto unlock_l = [&] { pthread_rwlock_unlock(&l); };
+    sem_t s;
+    sem_init(&s, 0, 1);
+    for (clockid_t clock : clocks) {
+        std::printf("clock %d:", static_cast<int>(clock));
+        std::printf(" mutex_clocklock %s", err(unlocked_after(pthread_mutex_clocklock(&m, clock, &past), unlock_m)));
+        std::printf(" rwlock_clockrdlock %s", err(unlocked_after(pthread_rwlock_clockrdlock(&l, clock, &past), unlock_l)));
+        std::printf(" rwlock_clockwrlock %s", err(unlocked_after(pthread_rwlock_clockwrlock(&l, clock, &past), unlock_l)));
+        pthread_mutex_lock(&m);
+        std::printf(" cond_clockwait %s", err(pthread_cond_clockwait(&c, &m, clock, &past)));
+        pthread_mutex_unlock(&m);
+        const int r = sem_clockwait(&s, clock, &past) == 0 ? 0 : errno;
+        if (r == 0) sem_post(&s);
+        std::printf(" sem_clockwait %s\n", err(r));
+    }
+    sem_destroy(&s);
 }
 
 // POSIX lets the last user of an object free it right after unlocking its
@@ -851,7 +966,8 @@ void case_rwlock_cycle() {
 // "threads" (fibers) of one hub share it. Prints 1 if they saw one address.
 const green::probe::Case kCases[] = {
     {"lifecycle", case_lifecycle}, {"keys", case_keys},   {"mutex_types", case_mutex_types},
-    {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem},
+    {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem}, {"far_deadlines", case_far_deadlines},
+    {"clock_ids", case_clock_ids},
     {"process", case_process},     {"free_after_wake", case_free_after_wake},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},
     {"main_returns_with_threads_blocked", case_main_returns_with_threads_blocked},
