@@ -15,30 +15,17 @@
 #include <fstream>
 #include <string>
 
-#include "server_child.hpp"
-#include "test_env.hpp"
+#include "../common/env.hpp"
+#include "../common/net.hpp"
+#include "../common/proc.hpp"
+#include "../common/server_child.hpp"
 
-using green::test::ServerChild;
+using namespace green::test;
 
 namespace {
 
-using green::test::env_path;
-
-long rss_kib(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-    return -1;
-}
-
-long mappings(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
-    std::string line;
-    long n = 0;
-    while (std::getline(f, line)) ++n;
-    return n;
-}
+long rss_kib(pid_t pid) { return proc_status_field(pid, "VmRSS"); }
+long mappings(pid_t pid) { return proc_map_count(pid); }
 
 // One short connection: connect, one echo round trip, close.
 void one_connection(int port, int i) {
@@ -64,8 +51,7 @@ TEST_P(EchoChurn, MemoryFollowsLiveConnectionsNotTheirTotal) {
     const char* count_env = std::getenv("GREEN_CHURN_CONNECTIONS");
     const int total = count_env ? std::atoi(count_env) : 20000;
     const int first = std::min(10000, total / 10);
-    ServerChild server({env_path("GREEN_EXAMPLES_DIR") + "/echo_threads", "0", "--exit-after", std::to_string(total + 1)},
-                       {"LD_PRELOAD=" + env_path("GREEN_PRELOAD"), "GREEN_HUBS=" + std::to_string(hubs)});
+    ServerChild server({example_path("echo_threads"), "0", "--exit-after", std::to_string(total + 1)}, shim_env(hubs));
     ASSERT_GT(server.port(), 0) << server.output();
     const pid_t pid = server.pid();
     for (int i = 0; i < first; ++i) ASSERT_NO_FATAL_FAILURE(one_connection(server.port(), i));

@@ -154,18 +154,6 @@ TEST(Stack, StacksAreReusedAcrossSizes) {
     });
 }
 
-namespace {
-
-long vm_size_kib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("VmSize:", 0) == 0) return std::atol(line.c_str() + 7);
-    return -1;
-}
-
-}  // namespace
-
 TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
     // Fibers spawned on this hub and released (their last reference
     // dropped) on another thread's hub. Their stacks must come back to this
@@ -185,7 +173,7 @@ TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
     long after_warmup = 0;
     in_green([&] {
         for (int i = 0; i < kFibers; ++i) {
-            if (i == 200) after_warmup = vm_size_kib();
+            if (i == 200) after_warmup = green::test::proc_status_field(::getpid(), "VmSize");
             auto t = green::spawn([] { return 7; });
             // Ended and switched away from: only `t` holds it now.
             ASSERT_TRUE(t.wait_until(green::Clock::time_point::max()));
@@ -194,6 +182,6 @@ TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
         handoff.close();
     });
     joiner.join();
-    const long at_end = vm_size_kib();
+    const long at_end = green::test::proc_status_field(::getpid(), "VmSize");
     EXPECT_LE(at_end - after_warmup, 100 * 1024) << "VmSize " << after_warmup << " -> " << at_end << " KiB";
 }

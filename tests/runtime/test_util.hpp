@@ -19,9 +19,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <utility>
+
+#include "../common/proc.hpp"
 
 namespace green_test {
 
@@ -67,15 +68,8 @@ struct SocketPair {
     int b() const { return fd[1]; }
 };
 
-// Resident set size of this process in KiB (VmRSS in /proc/self/status).
-inline long rss_kib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
-}
+// Resident set size of this process in KiB.
+inline long rss_kib() { return green::test::proc_status_field(::getpid(), "VmRSS"); }
 
 // Spawns and joins an empty fiber. The run queue is FIFO, so every fiber
 // that was runnable before the call has run up to its next suspension point

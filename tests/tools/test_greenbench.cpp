@@ -13,11 +13,11 @@
 #include <thread>
 
 #include "../../tools/greenbench/histogram.hpp"
-#include "../e2e/server_child.hpp"
-#include "../interpose/run_capture.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
+#include "../common/net.hpp"
 
-using green::test::env_or_die;
-using green::test::run_capture;
+using namespace green::test;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -79,7 +79,7 @@ private:
             buf.erase(0, end + 4);
             std::string path = line.substr(4, line.find(' ', 4) - 4);
             ++count;
-            auto reply = [&](const std::string& s) { return green::test::send_all(fd, s); };
+            auto reply = [&](const std::string& s) { return send_all(fd, s); };
             if (path == "/ok") {
                 ++served_ok;
                 if (!reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")) break;
@@ -139,7 +139,7 @@ public:
                         if (n <= 0) break;
                         for (ssize_t i = 0; i < n; ++i, ++offset)
                             if (corrupt_ && offset % 256 == 3 * 64 + 10) buf[i] ^= 0x5a;
-                        if (!green::test::send_all(fd, std::string(buf, static_cast<size_t>(n)))) break;
+                        if (!send_all(fd, std::string(buf, static_cast<size_t>(n)))) break;
                     }
                     close(fd);
                 }).detach();
@@ -325,26 +325,11 @@ TEST(Histogram, PercentilesWithinOneBucket) {
 
 // ---------------------------------------------------------------- compare
 
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/green-greenbench-XXXXXX";
-        path_ = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path_); }
-    std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
-
-std::string slurp(const std::string& path) { return green::test::slurp(path); }
-
 TEST(GreenbenchCompare, SweepsUnpatchedAndPatchedAndWritesTableJsonAndSvg) {
     TempDir dir;
     auto c = run_capture({greenbench(), "compare", "-c", "2,4", "-d", "0.3", "-w", "0", "-p", "/hello", "-p",
                           "/counter", "--json", dir / "out.json", "--svg", dir / "out.svg", "--markdown",
-                          dir / "out.md", "--", env_or_die("GREEN_EXAMPLES_DIR") + "/http_threads", "0"});
+                          dir / "out.md", "--", example_path("http_threads"), "0"});
     ASSERT_EQ(c.status, 0) << c.out << c.err;
     EXPECT_TRUE(has(c.out, "patched / unpatched")) << c.out;
     EXPECT_TRUE(has(c.out, "GET /hello")) << c.out;
@@ -403,7 +388,7 @@ TEST(GreenbenchCompare, SweepsUnpatchedAndPatchedAndWritesTableJsonAndSvg) {
 TEST(GreenbenchCompare, EchoModeAgainstTheEchoExample) {
     TempDir dir;
     auto c = run_capture({greenbench(), "compare", "--mode", "echo", "-c", "3", "-d", "0.3", "-w", "0", "--json",
-                          dir / "e.json", "--svg", "", "--", env_or_die("GREEN_EXAMPLES_DIR") + "/echo_threads", "0"});
+                          dir / "e.json", "--svg", "", "--", example_path("echo_threads"), "0"});
     ASSERT_EQ(c.status, 0) << c.out << c.err;
     EXPECT_TRUE(has(c.out, "TCP echo")) << c.out;
     json j = json::parse(slurp(dir / "e.json"));
@@ -465,7 +450,7 @@ TEST(GreenbenchCompare, PortAlreadyInUseIsRefused) {
     int port = 0;
     int fd = listen_any(port);  // someone else's server
     auto c = run_capture({greenbench(), "compare", "-c", "1", "--port", std::to_string(port), "--svg", "", "--json",
-                          dir / "x.json", "--", env_or_die("GREEN_EXAMPLES_DIR") + "/http_threads",
+                          dir / "x.json", "--", example_path("http_threads"),
                           std::to_string(port)});
     close(fd);
     EXPECT_EQ(c.status, 1);
@@ -475,7 +460,7 @@ TEST(GreenbenchCompare, PortAlreadyInUseIsRefused) {
     // use) is shown with a hint.
     int fd2 = listen_any(port);
     auto d = run_capture({greenbench(), "compare", "-c", "1", "--svg", "", "--json", dir / "y.json", "--",
-                          env_or_die("GREEN_EXAMPLES_DIR") + "/http_threads", std::to_string(port)});
+                          example_path("http_threads"), std::to_string(port)});
     close(fd2);
     EXPECT_EQ(d.status, 1);
     EXPECT_TRUE(has(d.err, "Address already in use")) << d.err;
