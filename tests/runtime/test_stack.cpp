@@ -38,11 +38,6 @@ __attribute__((noinline)) int big_frame_then_yield() {
     return big[kBytes / 2];
 }
 
-void clear_green_env() {
-    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS"})
-        ::unsetenv(v);
-}
-
 [[noreturn]] void guard_page_child() {
     clear_green_env();
     auto t = green::spawn([] { return recurse(1'000'000); }, {"deep", 32 * 1024});

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -90,6 +91,14 @@ bool spin_until(Pred pred, std::chrono::seconds limit = std::chrono::seconds(20)
         ::sched_yield();
     }
     return true;
+}
+
+// For a death-test child that sets GREEN_* itself: the configuration it
+// reads on its first green call is then exactly what it set.
+inline void clear_green_env() {
+    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS",
+                          "GREEN_DUMP_SIGNAL", "GREEN_BALANCE"})
+        ::unsetenv(v);
 }
 
 inline bool write_byte(int fd, char c = 'x') { return ::write(fd, &c, 1) == 1; }
