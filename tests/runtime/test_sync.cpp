@@ -405,7 +405,6 @@ TEST(CondVar, WaitWithoutHoldingTheMutexThrowsAndLeavesTheCondVarUsable) {
         // notify reaches the next real waiter (which would otherwise sit out
         // its whole 10s timeout).
         bool flag = false;
-        auto start = Clock::now();
         auto waiter = green::spawn([&] {
             std::unique_lock lock(m);
             return cv.wait_until(m, Clock::now() + 10s);
@@ -416,8 +415,7 @@ TEST(CondVar, WaitWithoutHoldingTheMutexThrowsAndLeavesTheCondVarUsable) {
             flag = true;
         }
         cv.notify_all();
-        EXPECT_TRUE(waiter.join()) << "the notify was lost";
-        EXPECT_LT(ms_since(start), 5000.0);
+        EXPECT_TRUE(waiter.join()) << "the notify was lost";  // false: it sat out its timeout
         EXPECT_TRUE(flag);
         std::unique_lock lock(m);
         EXPECT_FALSE(cv.wait_until(m, Clock::now() + 5ms));

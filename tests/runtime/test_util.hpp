@@ -2,8 +2,9 @@
 //
 // Rule for every test here: no sleep is ever used to order events between
 // fibers or threads; ordering comes from green primitives, std::latch or
-// atomics. Timing assertions are lower bounds only (plus upper bounds of
-// several seconds that catch "waited forever / for the wrong deadline").
+// atomics. Timing assertions are lower bounds only; which deadline or event
+// ended a wait is told by its result, and "returns at once" by counting the
+// fiber switches made meanwhile (switches_during).
 #pragma once
 
 #include <green/green.hpp>
@@ -76,6 +77,15 @@ inline long rss_kib() { return green::test::proc_status_field(::getpid(), "VmRSS
 // that was runnable before the call has run up to its next suspension point
 // by the time this returns.
 inline void let_runnable_fibers_run() { green::spawn([] {}).join(); }
+
+// How many fiber switches the process made while `op` ran: 0 means the
+// calling fiber never suspended, so nothing else ran meanwhile.
+template <class F>
+std::uint64_t switches_during(F&& op) {
+    const std::uint64_t before = green::stats().switches;
+    op();
+    return green::stats().switches - before;
+}
 
 // For the few places where a fiber must know that something happened on
 // another thread and no green primitive can tell it (e.g. "the other hub's
