@@ -230,6 +230,7 @@ std::string ssh_keygen(const Mode& m) {
     std::string pub_line;
     std::getline(pub, pub_line);
     out += std::string("-y matches .pub: ") + (y.out.substr(0, y.out.find(" ", 8)) == pub_line.substr(0, pub_line.find(" ", 8)) ? "yes" : "no") + "\n";
+    out += status_line("ssh-keygen -y", y);
     return out;
 }
 

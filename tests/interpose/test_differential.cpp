@@ -171,6 +171,8 @@ TEST(ShimThreadLocals, HubModeSharesThemAndThreadModeDoesNot) {
     auto shared = run_capture({probe, "thread_locals"}, {preload_env(), "GREEN_THREAD_LOCALS=hub"});
     auto own = run_capture({probe, "thread_locals"}, {preload_env(), "GREEN_THREAD_LOCALS=thread"});
     ASSERT_EQ(plain.status, 0);
+    EXPECT_EQ(own.status, 0) << own.err;
+    EXPECT_EQ(shared.status, 0) << shared.err;
     EXPECT_EQ(own.out, plain.out);
     EXPECT_NE(shared.out, plain.out) << "with GREEN_THREAD_LOCALS=hub the fibers of a hub share thread_local";
 }

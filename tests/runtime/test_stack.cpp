@@ -129,23 +129,30 @@ TEST(StackDeathTest, DefaultStackSizeComesFromGreenStackSize) {
 }
 
 TEST(Stack, SpawnOptionsStackSizeIsUsable) {
-    // A 64K stack holds what a 64K stack should: ~50K of frames.
-    in_green([] {
+    // A 64K stack holds what a 64K stack should: ~50K of frames, which
+    // compute what they do on this thread's own stack.
+    const int expected = recurse(80);
+    in_green([&] {
         auto t = green::spawn([] { return recurse(80); }, {"sized", 64 * 1024});
-        EXPECT_NO_THROW(t.join());
+        EXPECT_EQ(t.join(), expected);
     });
 }
 
 TEST(Stack, StacksAreReusedAcrossSizes) {
     // Alternating sizes exercise the per-size free lists; every fiber gets a
     // working stack of at least what it asked for.
-    in_green([] {
+    const std::size_t sizes[] = {16 * 1024, 64 * 1024, 128 * 1024};
+    auto depth = [](std::size_t size) { return static_cast<int>(size / 1024) - 12; };  // ~600 bytes a frame: well inside
+    int expected[3];
+    for (int i = 0; i < 3; ++i) expected[i] = recurse(depth(sizes[i]));  // on this thread's stack
+    in_green([&] {
+        int wrong = 0;
         for (int round = 0; round < 200; ++round) {
-            std::size_t size = (round % 3 == 0) ? 16 * 1024 : (round % 3 == 1) ? 64 * 1024 : 128 * 1024;
-            int depth = static_cast<int>(size / 1024) - 12;  // ~600 bytes a frame: well inside
-            auto t = green::spawn([depth] { return recurse(depth); }, {"sized", size});
-            t.join();
+            const std::size_t size = sizes[round % 3];
+            auto t = green::spawn([d = depth(size)] { return recurse(d); }, {"sized", size});
+            wrong += t.join() != expected[round % 3];
         }
+        EXPECT_EQ(wrong, 0);
     });
 }
 

@@ -525,8 +525,13 @@ TEST(Group, WaitRethrowsTheFirstError) {
 TEST(Group, CancelledMemberIsNotAnError) {
     in_green([] {
         green::Group g;
-        g.spawn([] { throw green::Cancelled(); });
+        bool ran = false;
+        g.spawn([&] {
+            ran = true;
+            throw green::Cancelled();
+        });
         EXPECT_NO_THROW(g.wait());
+        EXPECT_TRUE(ran) << "wait returned before the member ended";
     });
 }
 

@@ -66,6 +66,7 @@ TEST(Greenrun, ExitStatusIsTheProgramsOwn) {
     EXPECT_EQ(run_capture({greenrun(), "--", "/bin/sh", "-c", "kill -TERM $$"}).status, 128 + SIGTERM);
     // Input reaches the program too.
     auto c = run_capture({greenrun(), "--", "/bin/cat"}, {}, "through the shim\n");
+    EXPECT_EQ(c.status, 0) << c.err;
     EXPECT_EQ(c.out, "through the shim\n");
 }
 
@@ -196,8 +197,10 @@ TEST(Greenrun, MissingOrNonExecutableProgram) {
 
 TEST(Greenrun, KeepsTheUsersOwnPreloadsAfterTheShim) {
     auto c = run_capture({greenrun(), "--", "/usr/bin/env"}, {"LD_PRELOAD=libm.so.6"});
+    EXPECT_EQ(c.status, 0) << c.err;
     EXPECT_TRUE(has(c.out, "LD_PRELOAD=" + preload() + ":libm.so.6\n")) << c.out;
     auto twice = run_capture({greenrun(), "--", "/usr/bin/env"}, {"LD_PRELOAD=" + preload()});
+    EXPECT_EQ(twice.status, 0) << twice.err;
     EXPECT_TRUE(has(twice.out, "LD_PRELOAD=" + preload() + "\n")) << twice.out;
 }
 
