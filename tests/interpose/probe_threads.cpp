@@ -717,6 +717,19 @@ int g_foreign_once_runs = 0;
 
 void foreign_key_destructor(void* v) { note(std::string("key destructor at thread exit: ") + static_cast<const char*>(v)); }
 
+// 1000 turns of a ping-pong on g_turn between the two threads: waits for
+// turn `mine`, adds `add` to g_shared, hands the turn to the other.
+void take_turns(int mine, int add) {
+    for (int i = 0; i < 1000; ++i) {
+        pthread_mutex_lock(&g_foreign_mutex);
+        while (g_turn != mine) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
+        g_shared += add;
+        g_turn = 1 - mine;
+        pthread_cond_signal(&g_foreign_cond);
+        pthread_mutex_unlock(&g_foreign_mutex);
+    }
+}
+
 void* foreign_body(void*) {
     pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
     pthread_setspecific(g_foreign_key, const_cast<char*>("foreign value"));
@@ -725,14 +738,7 @@ void* foreign_body(void*) {
     pthread_mutex_lock(&g_foreign_mutex);
     pthread_mutex_unlock(&g_foreign_mutex);
     say_ready();
-    for (int i = 0; i < 1000; ++i) {
-        pthread_mutex_lock(&g_foreign_mutex);
-        while (g_turn != 1) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
-        g_shared += 2;
-        g_turn = 0;
-        pthread_cond_signal(&g_foreign_cond);
-        pthread_mutex_unlock(&g_foreign_mutex);
-    }
+    take_turns(1, 2);
     return static_cast<char*>(pthread_getspecific(g_foreign_key)) == std::string("foreign value") ? nullptr
                                                                                                   : reinterpret_cast<void*>(1);
 }
@@ -747,14 +753,7 @@ void case_foreign_thread() {
     std::printf("libc pthread_create = %s\n", errno_name(real_create(&t, nullptr, foreign_body, nullptr)));
     wait_ready_byte();
     pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
-    for (int i = 0; i < 1000; ++i) {
-        pthread_mutex_lock(&g_foreign_mutex);
-        while (g_turn != 0) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
-        g_shared += 1;
-        g_turn = 1;
-        pthread_cond_signal(&g_foreign_cond);
-        pthread_mutex_unlock(&g_foreign_mutex);
-    }
+    take_turns(0, 1);
     void* ret = reinterpret_cast<void*>(2);
     int j = real_join(t, &ret);
     std::printf("libc pthread_join = %s, key value seen: %d\n", errno_name(j), ret == nullptr);

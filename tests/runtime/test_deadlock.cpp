@@ -117,69 +117,68 @@ std::string report_line(const std::string& report, const std::string& name) {
     // wait: both hubs idle, neither can make progress.
     green::Event for_a, for_b;
     std::latch hubs(2);
-    std::thread a([&] {
-        (void)green::this_fiber::id();
-        hubs.arrive_and_wait();
-        green::spawn([&] {
-            for_a.wait();
-            for_b.set();
-        }, {"on-hub-a"}).join();
-    });
-    std::thread b([&] {
-        (void)green::this_fiber::id();
-        hubs.arrive_and_wait();
-        green::spawn([&] {
-            for_b.wait();
-            for_a.set();
-        }, {"on-hub-b"}).join();
-    });
+    // A thread whose hub runs one fiber: it waits for `mine`, then sets `theirs`.
+    auto hub = [&hubs](green::Event& mine, green::Event& theirs, const char* name) {
+        return std::thread([&hubs, &mine, &theirs, name] {
+            (void)green::this_fiber::id();
+            hubs.arrive_and_wait();
+            green::spawn([&] {
+                mine.wait();
+                theirs.set();
+            }, {name}).join();
+        });
+    };
+    std::thread a = hub(for_a, for_b, "on-hub-a");
+    std::thread b = hub(for_b, for_a, "on-hub-b");
     a.join();  // this thread never used green: it is not a hub
     b.join();
     std::_Exit(0);  // not reached
 }
 
+// Runs `child` in a fresh process (the "threadsafe" style re-executes this
+// binary) and expects it to exit with `code`, its stderr matching `report`.
+void expect_child_exit(void (*child)(), int code, const testing::Matcher<const std::string&>& report) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(child(), testing::ExitedWithCode(code), report);
+}
+
 }  // namespace
 
 TEST(DeadlockDeathTest, ExitsWithStatus3AndReportsWhoWaitsOnWhat) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(event_and_join_child(), testing::ExitedWithCode(3),
-                AllOf(HasSubstr("deadlock"),
-                      ContainsRegex("\"event-waiter\" waits on Event"),
-                      ContainsRegex("\"the-joiner\" waits to join fiber [0-9]+ \"event-waiter\""),
-                      ContainsRegex("\"thread-root\" waits to join fiber [0-9]+ \"the-joiner\"")));
+    expect_child_exit(event_and_join_child, 3,
+                      AllOf(HasSubstr("deadlock"), ContainsRegex("\"event-waiter\" waits on Event"),
+                            ContainsRegex("\"the-joiner\" waits to join fiber [0-9]+ \"event-waiter\""),
+                            ContainsRegex("\"thread-root\" waits to join fiber [0-9]+ \"the-joiner\"")));
 }
 
 TEST(DeadlockDeathTest, MutexCycleIsReported) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(mutex_cycle_child(), testing::ExitedWithCode(3),
-                AllOf(HasSubstr("deadlock"), ContainsRegex("\"locks-a-then-b\" waits for Mutex .* held by fiber"),
-                      ContainsRegex("\"locks-b-then-a\" waits for Mutex .* held by fiber")));
+    expect_child_exit(mutex_cycle_child, 3,
+                      AllOf(HasSubstr("deadlock"), ContainsRegex("\"locks-a-then-b\" waits for Mutex .* held by fiber"),
+                            ContainsRegex("\"locks-b-then-a\" waits for Mutex .* held by fiber")));
 }
 
 TEST(DeadlockDeathTest, ReportShowsEachParkedFibersStackAndFlushesStdio) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(named_cycle_child(), testing::ExitedWithCode(3),
-                AllOf(ContainsRegex("\"first\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
-                                    " +#[0-9]+ [^\n]*holds_a_waits_for_b[^\n]*test_deadlock.cpp:[0-9]+"),
-                      ContainsRegex("\"second\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
-                                    " +#[0-9]+ [^\n]*holds_b_waits_for_a[^\n]*test_deadlock.cpp:[0-9]+"),
-                      HasSubstr("buffered line from the program")));
+    expect_child_exit(named_cycle_child, 3,
+                      AllOf(ContainsRegex("\"first\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
+                                          " +#[0-9]+ [^\n]*holds_a_waits_for_b[^\n]*test_deadlock.cpp:[0-9]+"),
+                            ContainsRegex("\"second\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
+                                          " +#[0-9]+ [^\n]*holds_b_waits_for_a[^\n]*test_deadlock.cpp:[0-9]+"),
+                            HasSubstr("buffered line from the program")));
 }
 
 TEST(DeadlockDeathTest, MutexCycleUnderRunThrowsDeadlock) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(mutex_cycle_under_run_child(), testing::ExitedWithCode(0),
-                AllOf(HasSubstr("caught green::Deadlock: green: deadlock"),
-                      ContainsRegex("\"locks-a-then-b\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
-                      ContainsRegex("\"locks-b-then-a\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
-                      HasSubstr("holders named")));
+    expect_child_exit(mutex_cycle_under_run_child, 0,
+                      AllOf(HasSubstr("caught green::Deadlock: green: deadlock"),
+                            ContainsRegex("\"locks-a-then-b\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
+                            ContainsRegex("\"locks-b-then-a\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
+                            HasSubstr("holders named")));
 }
 
 TEST(DeadlockDeathTest, SpansEveryHub) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(two_hubs_child(), testing::ExitedWithCode(3),
-                AllOf(HasSubstr("deadlock"), ContainsRegex("hub [0-9]+ \\(thread [0-9]+\\)"),
-                      ContainsRegex("\"on-hub-a\" waits on Event"), ContainsRegex("\"on-hub-b\" waits on Event")));
+    expect_child_exit(
+        two_hubs_child, 3,
+        AllOf(HasSubstr("deadlock"), ContainsRegex("hub [0-9]+ \\(thread [0-9]+\\)"),
+              ContainsRegex("\"on-hub-a\" waits on Event"), ContainsRegex("\"on-hub-b\" waits on Event")));
 }
 
 TEST(Deadlock, UnderRunThrowsDeadlockWithTheReport) {
