@@ -16,7 +16,7 @@
 #include "../common/child.hpp"
 #include "../common/env.hpp"
 #include "../common/net.hpp"
-#include "../common/server_child.hpp"
+#include "../common/started_server.hpp"
 
 using namespace green::test;
 
@@ -57,7 +57,8 @@ TEST_P(DumpOfAServer, ListsEveryParkedConnectionAndKeepsServing) {
     const Case c = GetParam();
     std::vector<std::string> env = shim_env(c.hubs);
     if (c.dump_signal) env.push_back(std::string("GREEN_DUMP_SIGNAL=") + c.dump_signal);
-    ServerChild server({example_path("echo_threads"), "0"}, env);
+    auto started = start_server({example_path("echo_threads"), "0"}, env, true);
+    ServerChild& server = *started;
     ASSERT_GT(server.port(), 0) << server.output();
     std::vector<int> fds;
     for (int i = 0; i < kConnections; ++i) {
@@ -112,7 +113,8 @@ INSTANTIATE_TEST_SUITE_P(Signals, DumpOfAServer,
                          });
 
 TEST(GreenrunDump, RefusesWhenDumpsAreOffAndLeavesTheProcessAlone) {
-    ServerChild server({example_path("echo_threads"), "0"}, {preload_env(), "GREEN_DUMP_SIGNAL=0"});
+    auto started = start_server({example_path("echo_threads"), "0"}, {preload_env(), "GREEN_DUMP_SIGNAL=0"}, true);
+    ServerChild& server = *started;
     ASSERT_GT(server.port(), 0) << server.output();
     std::string said;
     EXPECT_EQ(greenrun_dump(server.pid(), said), 1);

@@ -16,7 +16,7 @@
 #include "../common/env.hpp"
 #include "../common/net.hpp"
 #include "../common/proc.hpp"
-#include "../common/server_child.hpp"
+#include "../common/started_server.hpp"
 
 using namespace green::test;
 
@@ -35,8 +35,9 @@ class EchoAtScale : public ::testing::TestWithParam<int> {};
 TEST_P(EchoAtScale, TenThousandConnectionsExactTotalsFewThreads) {
     constexpr int kRounds = 3;
     const int hubs = GetParam();
-    ServerChild server({example_path("echo_threads"), "0", "--exit-after", std::to_string(kConnections)},
-                       shim_env(hubs));
+    auto started = start_server({example_path("echo_threads"), "0", "--exit-after", std::to_string(kConnections)},
+                                shim_env(hubs), true);
+    ServerChild& server = *started;
     ASSERT_GT(server.port(), 0) << server.output();
     const pid_t pid = server.pid();
 

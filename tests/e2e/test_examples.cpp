@@ -14,7 +14,7 @@
 #include "../common/child.hpp"
 #include "../common/env.hpp"
 #include "../common/http_client.hpp"
-#include "../common/server_child.hpp"
+#include "../common/started_server.hpp"
 
 using namespace green::test;
 
@@ -34,12 +34,7 @@ std::vector<std::string> command(const Variant& v, std::vector<std::string> argv
 class Examples : public ::testing::TestWithParam<Variant> {
 protected:
     std::unique_ptr<ServerChild> start(const std::vector<std::string>& argv) {
-        auto s = std::make_unique<ServerChild>(command(GetParam(), argv));
-        EXPECT_GT(s->port(), 0) << "no 'listening on PORT' from " << argv[0] << "; output:\n" << s->output();
-        if (s->port() > 0) {
-            EXPECT_EQ(s->maps("libgreen-preload.so"), GetParam().patched);
-        }
-        return s;
+        return start_server(command(GetParam(), argv), {}, GetParam().patched);
     }
 };
 

@@ -19,7 +19,7 @@
 #include "../common/child.hpp"
 #include "../common/env.hpp"
 #include "../common/http_client.hpp"
-#include "../common/server_child.hpp"
+#include "../common/started_server.hpp"
 
 using namespace green::test;
 
@@ -68,9 +68,8 @@ protected:
     void SetUp() override {
         skip_without_postgres();
         if (IsSkipped()) return;
-        server_ = std::make_unique<ServerChild>(server_command(GetParam()));
-        ASSERT_GT(server_->port(), 0) << "no 'listening on PORT' from pg_threads; output:\n" << server_->output();
-        ASSERT_EQ(server_->maps("libgreen-preload.so"), GetParam().hubs > 0);
+        server_ = start_server(server_command(GetParam()), {}, GetParam().hubs > 0);
+        ASSERT_FALSE(HasFailure());
     }
     std::unique_ptr<ServerChild> server_;
 };

@@ -21,7 +21,7 @@
 #include "../common/http_client.hpp"
 #include "../common/net.hpp"
 #include "../common/proc.hpp"
-#include "../common/server_child.hpp"
+#include "../common/started_server.hpp"
 
 namespace green::test {
 
@@ -41,15 +41,9 @@ inline std::vector<std::string> mode_env(const Mode& m) {
     return shim_env(m.hubs);
 }
 
-// Starts an example server in `m`. A patched server is checked to really have
-// the shim mapped, so a preload that silently did not load fails the test.
+// Starts an example server in `m`.
 inline std::unique_ptr<ServerChild> start_server(const Mode& m, const std::vector<std::string>& argv) {
-    auto s = std::make_unique<ServerChild>(argv, mode_env(m));
-    EXPECT_GT(s->port(), 0) << "no 'listening on PORT' from " << argv[0] << "; output:\n" << s->output();
-    if (s->port() > 0) {
-        EXPECT_EQ(s->maps("libgreen-preload.so"), m.hubs > 0);
-    }
-    return s;
+    return start_server(argv, mode_env(m), m.hubs > 0);
 }
 
 // GREEN_SOAK_SECONDS turns the tests that scale with time into a soak of
