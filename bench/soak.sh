@@ -57,24 +57,26 @@ soak = {m[0]: m for m in re.findall(
 short = {m[0]: m for m in re.findall(
     r"short connections (\w+): (\d+) after \d+ warm-up in ([\d.]+) s \((\d+)/s\); fds (\d+) -> (\d+), "
     r"maps (\d+) -> (\d+), RSS (\d+) -> (\d+) KiB, OS threads (\d+) -> (\d+)", text)}
-print(f"\n#### Echo soak, 2,000 connections, {secs} s per server\n")
-print("| server | MiB echoed | MiB/s | ratio | server RSS KiB (start -> end) | maps | OS threads |")
-print("|---|---|---|---|---|---|---|")
-base = float(soak["unpatched"][5]) if "unpatched" in soak else None
-for mode in ("unpatched", "hubs1", "hubs2"):
-    if mode not in soak: print(f"| {mode} | failed | | | | | |"); continue
-    m = soak[mode]
-    ratio = f"{float(m[5]) / base:.2f}" if base else "-"
-    print(f"| {mode} | {m[3]} | {m[5]} | {ratio} | {m[6]} -> {m[7]} | {m[8]} -> {m[9]} | {m[11]} |")
-print(f"\n#### Short connections, 32 at a time, {secs} s per server\n")
-print("| server | connections | per s | ratio | fds | maps | RSS KiB |")
-print("|---|---|---|---|---|---|---|")
-base = float(short["unpatched"][3]) if "unpatched" in short else None
-for mode in ("unpatched", "hubs1", "hubs2"):
-    if mode not in short: print(f"| {mode} | failed | | | | | |"); continue
-    m = short[mode]
-    ratio = f"{float(m[3]) / base:.2f}" if base else "-"
-    print(f"| {mode} | {m[1]} | {m[3]} | {ratio} | {m[4]} -> {m[5]} | {m[6]} -> {m[7]} | {m[8]} -> {m[9]} |")
+def table(title, columns, found, rate, cells):
+    """One Markdown table: a row per server, the rate column as a ratio to unpatched."""
+    print(f"\n#### {title}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    base = float(found["unpatched"][rate]) if "unpatched" in found else None
+    for mode in ("unpatched", "hubs1", "hubs2"):
+        if mode not in found:
+            print(f"| {mode} | failed |" + " |" * (len(columns) - 2))
+            continue
+        m = found[mode]
+        ratio = f"{float(m[rate]) / base:.2f}" if base else "-"
+        print("| " + " | ".join([mode] + cells(m, ratio)) + " |")
+
+table(f"Echo soak, 2,000 connections, {secs} s per server",
+      ["server", "MiB echoed", "MiB/s", "ratio", "server RSS KiB (start -> end)", "maps", "OS threads"], soak, 5,
+      lambda m, ratio: [m[3], m[5], ratio, f"{m[6]} -> {m[7]}", f"{m[8]} -> {m[9]}", m[11]])
+table(f"Short connections, 32 at a time, {secs} s per server",
+      ["server", "connections", "per s", "ratio", "fds", "maps", "RSS KiB"], short, 3,
+      lambda m, ratio: [m[1], m[3], ratio, f"{m[4]} -> {m[5]}", f"{m[6]} -> {m[7]}", f"{m[8]} -> {m[9]}"])
 PY
 echo "soak: $([ $status -eq 0 ] && echo 'every check held' || echo 'FAILED')"
 exit $status

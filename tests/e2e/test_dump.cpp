@@ -6,7 +6,6 @@
 // green or that turned dumps off, and that process is left alone.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -14,32 +13,28 @@
 #include <string>
 #include <vector>
 
-#include "server_child.hpp"
-#include "test_env.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
+#include "../common/net.hpp"
+#include "../common/started_server.hpp"
 
-using green::test::ServerChild;
+using namespace green::test;
 
 namespace {
 
 constexpr int kConnections = 1000;
 
-using green::test::env_path;
-
-// Runs `greenrun --dump PID`; its exit status, and its output in `out`.
+// Runs `greenrun --dump PID`; its exit status, and what it said in `out`.
 int greenrun_dump(pid_t pid, std::string& out) {
-    std::string cmd = env_path("GREEN_GREENRUN") + " --dump " + std::to_string(pid) + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return -1;
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto c = run_capture({env_or_die("GREEN_GREENRUN"), "--dump", std::to_string(pid)});
+    out += c.out + c.err;
+    return c.status;
 }
 
 // One byte out and back on every connection: afterwards each server fiber
 // is parked in read() again.
 void echo_on_all(const std::vector<int>& fds, char c) {
-    for (int fd : fds) ASSERT_TRUE(green::test::send_all(fd, std::string(1, c)));
+    for (int fd : fds) ASSERT_TRUE(send_all(fd, std::string(1, c)));
     for (int fd : fds) {
         char got = 0;
         ASSERT_EQ(recv(fd, &got, 1, 0), 1) << std::strerror(errno);
@@ -60,13 +55,14 @@ class DumpOfAServer : public ::testing::TestWithParam<Case> {};
 
 TEST_P(DumpOfAServer, ListsEveryParkedConnectionAndKeepsServing) {
     const Case c = GetParam();
-    std::vector<std::string> env = {"LD_PRELOAD=" + env_path("GREEN_PRELOAD"), "GREEN_HUBS=" + std::to_string(c.hubs)};
+    std::vector<std::string> env = shim_env(c.hubs);
     if (c.dump_signal) env.push_back(std::string("GREEN_DUMP_SIGNAL=") + c.dump_signal);
-    ServerChild server({env_path("GREEN_EXAMPLES_DIR") + "/echo_threads", "0"}, env);
+    auto started = start_server({example_path("echo_threads"), "0"}, env, true);
+    ServerChild& server = *started;
     ASSERT_GT(server.port(), 0) << server.output();
     std::vector<int> fds;
     for (int i = 0; i < kConnections; ++i) {
-        int fd = green::test::connect_to(server.port(), 30000);
+        int fd = connect_to(server.port(), 30000);
         ASSERT_GE(fd, 0) << "connection " << i << ": " << std::strerror(errno);
         fds.push_back(fd);
     }
@@ -102,7 +98,7 @@ TEST_P(DumpOfAServer, ListsEveryParkedConnectionAndKeepsServing) {
 
     // Still serving: every old connection, and a new one.
     echo_on_all(fds, 'b');
-    int late = green::test::connect_to(server.port(), 30000);
+    int late = connect_to(server.port(), 30000);
     ASSERT_GE(late, 0);
     fds.push_back(late);
     echo_on_all({late}, 'c');
@@ -117,13 +113,13 @@ INSTANTIATE_TEST_SUITE_P(Signals, DumpOfAServer,
                          });
 
 TEST(GreenrunDump, RefusesWhenDumpsAreOffAndLeavesTheProcessAlone) {
-    ServerChild server({env_path("GREEN_EXAMPLES_DIR") + "/echo_threads", "0"},
-                       {"LD_PRELOAD=" + env_path("GREEN_PRELOAD"), "GREEN_DUMP_SIGNAL=0"});
+    auto started = start_server({example_path("echo_threads"), "0"}, {preload_env(), "GREEN_DUMP_SIGNAL=0"}, true);
+    ServerChild& server = *started;
     ASSERT_GT(server.port(), 0) << server.output();
     std::string said;
     EXPECT_EQ(greenrun_dump(server.pid(), said), 1);
     EXPECT_NE(said.find("GREEN_DUMP_SIGNAL off; nothing sent"), std::string::npos) << said;
-    int fd = green::test::connect_to(server.port(), 30000);
+    int fd = connect_to(server.port(), 30000);
     ASSERT_GE(fd, 0);
     echo_on_all({fd}, 'x');
     close(fd);

@@ -11,30 +11,19 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <fstream>
-#include <regex>
-#include <sstream>
 
-#include "server_child.hpp"
-#include "test_env.hpp"
+#include "../common/echo_totals.hpp"
+#include "../common/env.hpp"
+#include "../common/net.hpp"
+#include "../common/proc.hpp"
+#include "../common/started_server.hpp"
 
-using green::test::ServerChild;
+using namespace green::test;
 
 namespace {
 
 constexpr int kConnections = 10000;
-constexpr int kRequests = 30000;
 constexpr int kPayload = 64;
-
-using green::test::env_path;
-
-long status_field(pid_t pid, const std::string& field) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
-    return -1;
-}
 
 class EchoAtScale : public ::testing::TestWithParam<int> {};
 
@@ -46,39 +35,34 @@ class EchoAtScale : public ::testing::TestWithParam<int> {};
 TEST_P(EchoAtScale, TenThousandConnectionsExactTotalsFewThreads) {
     constexpr int kRounds = 3;
     const int hubs = GetParam();
-    const std::string examples = env_path("GREEN_EXAMPLES_DIR");
-    ServerChild server({examples + "/echo_threads", "0", "--exit-after", std::to_string(kConnections)},
-                       {"LD_PRELOAD=" + env_path("GREEN_PRELOAD"), "GREEN_HUBS=" + std::to_string(hubs)});
+    auto started = start_server({example_path("echo_threads"), "0", "--exit-after", std::to_string(kConnections)},
+                                shim_env(hubs), true);
+    ServerChild& server = *started;
     ASSERT_GT(server.port(), 0) << server.output();
     const pid_t pid = server.pid();
 
     std::vector<int> fds;
     fds.reserve(kConnections);
     for (int i = 0; i < kConnections; ++i) {
-        int fd = green::test::connect_to(server.port(), 30000);
+        int fd = connect_to(server.port(), 30000);
         ASSERT_GE(fd, 0) << "connection " << i << ": " << std::strerror(errno);
         fds.push_back(fd);
     }
-    long threads_while_open = status_field(pid, "Threads");
-    long rss_kb_while_open = status_field(pid, "VmRSS");
+    long threads_while_open = proc_status_field(pid, "Threads");
+    long rss_kb_while_open = proc_status_field(pid, "VmRSS");
     int mismatches = 0;
     for (int round = 0; round < kRounds; ++round) {
         for (int i = 0; i < kConnections; ++i) {
             std::string payload(kPayload, static_cast<char>('a' + (i + round) % 26));
             std::snprintf(payload.data(), kPayload, "%d/%d", i, round);  // every payload distinct
-            ASSERT_TRUE(green::test::send_all(fds[i], payload)) << "send on connection " << i;
+            ASSERT_TRUE(send_all(fds[i], payload)) << "send on connection " << i;
         }
         for (int i = 0; i < kConnections; ++i) {
             std::string expected(kPayload, static_cast<char>('a' + (i + round) % 26));
             std::snprintf(expected.data(), kPayload, "%d/%d", i, round);
-            std::string got(kPayload, '\0');
-            size_t have = 0;
-            while (have < got.size()) {
-                ssize_t n = recv(fds[i], got.data() + have, got.size() - have, 0);
-                ASSERT_GT(n, 0) << "echo on connection " << i << " round " << round << ": "
-                                << (n == 0 ? "closed" : std::strerror(errno));
-                have += static_cast<size_t>(n);
-            }
+            std::string got;
+            ASSERT_TRUE(recv_exact(fds[i], got, kPayload))
+                << "echo on connection " << i << " round " << round << ": " << std::strerror(errno);
             if (got != expected) ++mismatches;
         }
     }
@@ -86,13 +70,11 @@ TEST_P(EchoAtScale, TenThousandConnectionsExactTotalsFewThreads) {
     for (int fd : fds) close(fd);
 
     // The server prints its totals and exits once every connection closed.
-    ASSERT_TRUE(server.wait_for_output("bytes ", std::chrono::seconds(60))) << server.output();
-    std::smatch m;
-    const std::string out = server.output();
-    ASSERT_TRUE(std::regex_search(out, m, std::regex("connections ([0-9]+) max_open ([0-9]+) bytes ([0-9]+)"))) << out;
-    EXPECT_EQ(std::stol(m[1]), kConnections);
-    EXPECT_EQ(std::stol(m[2]), kConnections) << "not all connections were open at once";
-    EXPECT_EQ(std::stoull(m[3]), static_cast<unsigned long long>(kConnections) * kRounds * kPayload)
+    const auto totals = wait_echo_totals(server);
+    ASSERT_TRUE(totals) << server.output();
+    EXPECT_EQ(totals->connections, kConnections);
+    EXPECT_EQ(totals->max_open, kConnections) << "not all connections were open at once";
+    EXPECT_EQ(totals->bytes, static_cast<unsigned long long>(kConnections) * kRounds * kPayload)
         << "mutex-protected total is off";
     EXPECT_EQ(server.wait_exit(), 0);
     // hubs + blocking pool (16 by default, started only on demand).

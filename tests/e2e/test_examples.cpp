@@ -11,21 +11,14 @@
 #include <set>
 #include <thread>
 
-#include "../interpose/run_capture.hpp"
-#include "http_client.hpp"
-#include "server_child.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
+#include "../common/http_client.hpp"
+#include "../common/started_server.hpp"
 
-using green::test::connect_to;
-using green::test::env_or_die;
-using green::test::run_capture;
-using green::test::send_all;
-using green::test::ServerChild;
-using green::test::Client;
-using green::test::Response;
+using namespace green::test;
 
 namespace {
-
-std::string example(const std::string& name) { return env_or_die("GREEN_EXAMPLES_DIR") + "/" + name; }
 
 // Unpatched or under greenrun.
 struct Variant {
@@ -41,17 +34,12 @@ std::vector<std::string> command(const Variant& v, std::vector<std::string> argv
 class Examples : public ::testing::TestWithParam<Variant> {
 protected:
     std::unique_ptr<ServerChild> start(const std::vector<std::string>& argv) {
-        auto s = std::make_unique<ServerChild>(command(GetParam(), argv));
-        EXPECT_GT(s->port(), 0) << "no 'listening on PORT' from " << argv[0] << "; output:\n" << s->output();
-        if (s->port() > 0) {
-            EXPECT_EQ(s->maps("libgreen-preload.so"), GetParam().patched);
-        }
-        return s;
+        return start_server(command(GetParam(), argv), {}, GetParam().patched);
     }
 };
 
 TEST_P(Examples, EchoThreadsEchoesEveryByteOnConcurrentConnections) {
-    auto server = start({example("echo_threads"), "0"});
+    auto server = start({example_path("echo_threads"), "0"});
     ASSERT_GT(server->port(), 0);
     std::atomic<int> failures{0};
     std::vector<std::thread> clients;
@@ -66,13 +54,7 @@ TEST_P(Examples, EchoThreadsEchoesEveryByteOnConcurrentConnections) {
                 std::string msg(1 + (t * 37 + i * 101) % 3000, static_cast<char>('a' + (t + i) % 26));
                 std::string got;
                 if (!send_all(fd, msg)) break;
-                char buf[4096];
-                while (got.size() < msg.size()) {
-                    ssize_t n = recv(fd, buf, sizeof buf, 0);
-                    if (n <= 0) break;
-                    got.append(buf, static_cast<size_t>(n));
-                }
-                if (got != msg) ++failures;
+                if (!recv_exact(fd, got, msg.size()) || got != msg) ++failures;
             }
             close(fd);
         });
@@ -86,15 +68,10 @@ TEST_P(Examples, EchoThreadsEchoesEveryByteOnConcurrentConnections) {
     for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + (i >> 10));
     std::thread writer([&] { send_all(fd, big); });
     std::string got;
-    char buf[65536];
-    while (got.size() < big.size()) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        got.append(buf, static_cast<size_t>(n));
-    }
+    EXPECT_TRUE(recv_exact(fd, got, big.size())) << "1 MiB echo cut short";
     writer.join();
     close(fd);
-    EXPECT_TRUE(got == big) << "1 MiB echo differs (got " << got.size() << " bytes)";
+    EXPECT_TRUE(got == big) << "1 MiB echo differs";
 }
 
 // The routes every HTTP example serves, checked on one server.
@@ -172,14 +149,14 @@ protected:
 };
 
 TEST_P(HttpExamples, HttpThreadsServesEveryRoute) {
-    auto server = start({example("http_threads"), "0", std::to_string(delay_->port())});
+    auto server = start({example_path("http_threads"), "0", std::to_string(delay_->port())});
     ASSERT_GT(server->port(), 0);
     check_routes(server->port());
     check_counter(server->port());
 }
 
 TEST_P(HttpExamples, HttpPoolServesEveryRoute) {
-    auto server = start({example("http_pool"), "0", std::to_string(delay_->port())});
+    auto server = start({example_path("http_pool"), "0", std::to_string(delay_->port())});
     ASSERT_GT(server->port(), 0);
     check_routes(server->port());
     check_counter(server->port());
@@ -189,7 +166,7 @@ TEST_P(HttpExamples, HttpPoolServesEveryRoute) {
 // concurrent 100 ms sleeps take two rounds. (Only a lower bound is asserted;
 // an upper bound would depend on the machine's load.)
 TEST_P(HttpExamples, HttpPoolRunsAtMostFourRequestsAtOnce) {
-    auto server = start({example("http_pool"), "0"});
+    auto server = start({example_path("http_pool"), "0"});
     ASSERT_GT(server->port(), 0);
     auto t0 = std::chrono::steady_clock::now();
     std::atomic<int> ok{0};
@@ -208,9 +185,9 @@ TEST_P(HttpExamples, HttpPoolRunsAtMostFourRequestsAtOnce) {
 
 TEST_P(HttpExamples, ClientThreadsCountsEveryAnswer) {
     // The server runs unpatched; the client is the program under test here.
-    ServerChild server({example("http_threads"), "0"});
+    ServerChild server({example_path("http_threads"), "0"});
     ASSERT_GT(server.port(), 0) << server.output();
-    auto c = run_capture(command(GetParam(), {example("client_threads"), "-n", "200", "-t", "8",
+    auto c = run_capture(command(GetParam(), {example_path("client_threads"), "-n", "200", "-t", "8",
                                               std::to_string(server.port()), "/counter"}));
     EXPECT_EQ(c.status, 0) << c.out << c.err;
     EXPECT_NE(c.out.find("200 requests, 8 threads, 0 errors"), std::string::npos) << c.out;
@@ -221,7 +198,7 @@ TEST_P(HttpExamples, ClientThreadsCountsEveryAnswer) {
     EXPECT_EQ(r.body, "201\n");
 
     // A route that fails is reported and sets the exit status.
-    auto bad = run_capture(command(GetParam(), {example("client_threads"), "-n", "10", "-t", "2", "--close",
+    auto bad = run_capture(command(GetParam(), {example_path("client_threads"), "-n", "10", "-t", "2", "--close",
                                                 std::to_string(server.port()), "/missing"}));
     EXPECT_EQ(bad.status, 1);
     EXPECT_NE(bad.out.find("10 errors"), std::string::npos) << bad.out;

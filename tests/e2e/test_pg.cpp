@@ -16,15 +16,12 @@
 #include <set>
 #include <thread>
 
-#include "../interpose/run_capture.hpp"
-#include "http_client.hpp"
-#include "server_child.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
+#include "../common/http_client.hpp"
+#include "../common/started_server.hpp"
 
-using green::test::Client;
-using green::test::env_or_die;
-using green::test::Response;
-using green::test::run_capture;
-using green::test::ServerChild;
+using namespace green::test;
 
 namespace {
 
@@ -44,7 +41,7 @@ void skip_without_postgres() {
 std::vector<std::string> server_command(const Variant& v, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv;
     if (v.hubs > 0) argv = {env_or_die("GREEN_GREENRUN"), "--hubs", std::to_string(v.hubs), "--"};
-    argv.push_back(env_or_die("GREEN_EXAMPLES_DIR") + "/pg_threads");
+    argv.push_back(example_path("pg_threads"));
     argv.push_back("0");
     if (v.pool > 0) {
         argv.push_back("--pool");
@@ -52,6 +49,11 @@ std::vector<std::string> server_command(const Variant& v, std::vector<std::strin
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
+}
+
+// What /read?id=ID answers for a row of the items table.
+std::string item_row(int id) {
+    return "id=" + std::to_string(id) + " name=item-" + std::to_string(id) + " value=" + std::to_string(id * 10) + "\n";
 }
 
 // The row as the database has it, asked with psql.
@@ -66,9 +68,8 @@ protected:
     void SetUp() override {
         skip_without_postgres();
         if (IsSkipped()) return;
-        server_ = std::make_unique<ServerChild>(server_command(GetParam()));
-        ASSERT_GT(server_->port(), 0) << "no 'listening on PORT' from pg_threads; output:\n" << server_->output();
-        ASSERT_EQ(server_->maps("libgreen-preload.so"), GetParam().hubs > 0);
+        server_ = start_server(server_command(GetParam()), {}, GetParam().hubs > 0);
+        ASSERT_FALSE(HasFailure());
     }
     std::unique_ptr<ServerChild> server_;
 };
@@ -83,8 +84,7 @@ TEST_P(PgThreads, ReadsReturnTheirRows) {
     for (int id : {1, 42, 9999, 10000}) {
         ASSERT_TRUE(c.get("/read?id=" + std::to_string(id), r));
         EXPECT_EQ(r.status, 200) << r.body;
-        EXPECT_EQ(r.body, "id=" + std::to_string(id) + " name=item-" + std::to_string(id) +
-                              " value=" + std::to_string(id * 10) + "\n");
+        EXPECT_EQ(r.body, item_row(id));
     }
     ASSERT_TRUE(c.get("/read?id=10001", r));
     EXPECT_EQ(r.status, 404);
@@ -120,10 +120,7 @@ TEST_P(PgThreads, ConcurrentWritesLoseNoUpdate) {
             Response r;
             for (int i = 0; i < kEach; ++i) {
                 int id = 1 + (t * 997 + i * 131) % 10000;
-                if (!c.get("/read?id=" + std::to_string(id), r) ||
-                    r.body != "id=" + std::to_string(id) + " name=item-" + std::to_string(id) +
-                                  " value=" + std::to_string(id * 10) + "\n")
-                    ++failures;
+                if (!c.get("/read?id=" + std::to_string(id), r) || r.body != item_row(id)) ++failures;
             }
         });
     for (auto& c : clients) c.join();
@@ -166,8 +163,6 @@ TEST(PgThreadsStart, UnusableDatabaseFailsAtStartTheSamePatchedOrNot) {
 // (PG* variables) and removes it afterwards.
 int main(int argc, char** argv) {
     if (!std::getenv("GREEN_PG_WRAPPED")) {
-        setenv("GREEN_PG_WRAPPED", "1", 1);
-        std::string script = env_or_die("GREEN_PG_SCRATCH");
         char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
         if (n <= 0) {
@@ -175,10 +170,9 @@ int main(int argc, char** argv) {
             return 1;
         }
         exe[n] = 0;
-        std::vector<char*> args = {const_cast<char*>("bash"), script.data(), const_cast<char*>("--"), exe};
-        for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-        args.push_back(nullptr);
-        execvp("bash", args.data());
+        std::vector<std::string> args = {"bash", env_or_die("GREEN_PG_SCRATCH"), "--", exe};
+        args.insert(args.end(), argv + 1, argv + argc);
+        Command(args, {"GREEN_PG_WRAPPED=1"}).exec();
         std::perror("test_pg: exec bash");
         return 1;
     }

@@ -23,15 +23,13 @@
 #include <regex>
 #include <sstream>
 
-#include "../interpose/run_capture.hpp"
-#include "server_child.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
+#include "../common/server_child.hpp"
 
-using green::test::run_capture;
-using green::test::ServerChild;
+using namespace green::test;
 
 namespace {
-
-std::string env_or_die(const char* name) { return green::test::env_or_die(name); }
 
 bool have(const std::string& program) {
     return run_capture({"sh", "-c", "command -v " + program}).status == 0;
@@ -44,22 +42,14 @@ struct Mode {
 
 Mode mode_named(const std::string& m) {
     if (m == "unpatched") return {m, {}};
-    const std::string preload = "LD_PRELOAD=" + env_or_die("GREEN_PRELOAD");
-    return {m, {preload, m == "hubs2" ? "GREEN_HUBS=2" : "GREEN_HUBS=1", "GREEN_STATS=1"}};
+    std::vector<std::string> env = shim_env(m == "hubs2" ? 2 : 1);
+    env.push_back("GREEN_STATS=1");
+    return {m, env};
 }
-
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char t[] = "/tmp/green-e2e-XXXXXX";
-        path = mkdtemp(t);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 // Runs argv with the mode's environment; the shim must have been active in
 // patched modes (its GREEN_STATS line), which is then removed from stderr.
-green::test::Captured run_in(const Mode& m, const std::vector<std::string>& argv, const std::string& in = {}) {
+Captured run_in(const Mode& m, const std::vector<std::string>& argv, const std::string& in = {}) {
     auto r = run_capture(argv, m.env, in);
     if (!m.env.empty()) {
         EXPECT_NE(r.err.find("green: shim active"), std::string::npos) << argv[0] << ": " << r.err;
@@ -67,7 +57,7 @@ green::test::Captured run_in(const Mode& m, const std::vector<std::string>& argv
     return r;
 }
 
-std::string status_line(const std::string& what, const green::test::Captured& r) {
+std::string status_line(const std::string& what, const Captured& r) {
     return what + " exit " + std::to_string(r.status) + "\n";
 }
 
@@ -76,8 +66,8 @@ std::string status_line(const std::string& what, const green::test::Captured& r)
 std::string redis(const Mode& m) {
     if (!have("redis-server") || !have("redis-benchmark")) return "SKIP redis-server/redis-benchmark not installed";
     TempDir dir;
-    const std::string sock = dir.path + "/redis.sock";
-    ServerChild server({"redis-server", "--port", "0", "--unixsocket", sock, "--dir", dir.path, "--save", "",
+    const std::string sock = dir / "redis.sock";
+    ServerChild server({"redis-server", "--port", "0", "--unixsocket", sock, "--dir", dir.path().string(), "--save", "",
                         "--appendonly", "no", "--repl-diskless-sync-delay", "0"},
                        m.env, std::chrono::milliseconds(0));
     if (!server.wait_for_output("eady to accept connections", std::chrono::seconds(30)))
@@ -100,7 +90,7 @@ std::string redis(const Mode& m) {
     cli({"save"});
     // A fork while the server's threads run: the child streams a snapshot
     // (what BGSAVE does) to redis-cli, which returns when it has it all.
-    auto rdb = run_in(m, {"redis-cli", "-s", sock, "--rdb", dir.path + "/snapshot.rdb"});
+    auto rdb = run_in(m, {"redis-cli", "-s", sock, "--rdb", dir / "snapshot.rdb"});
     out += std::string("snapshot transferred: ") +
            ((rdb.out + rdb.err).find("Transfer finished with success") != std::string::npos ? "yes" : "no\n" + rdb.err) +
            "\n" + status_line("redis-cli --rdb", rdb);
@@ -113,7 +103,7 @@ std::string redis(const Mode& m) {
 std::string memcached(const Mode& m) {
     if (!have("memcached")) return "SKIP memcached not installed";
     TempDir dir;
-    const std::string sock = dir.path + "/mc.sock";
+    const std::string sock = dir / "mc.sock";
     ServerChild server({"memcached", "-u", "root", "-s", sock, "-t", "4", "-vv"}, m.env, std::chrono::milliseconds(0));
     if (!server.wait_for_output("server listening", std::chrono::seconds(30)))
         return "memcached did not start: " + server.output();
@@ -146,7 +136,7 @@ for i in sorted(results): sys.stdout.write(results[i].decode())
 std::string nginx(const Mode& m) {
     if (!have("nginx") || !have("curl")) return "SKIP nginx or curl not installed";
     TempDir dir;
-    const std::string& d = dir.path;
+    const std::string d = dir.path().string();
     std::ofstream(d + "/index.html") << "served by nginx\n";
     std::ofstream(d + "/nginx.conf") << "daemon off;\nmaster_process off;\nerror_log stderr notice;\npid " << d
                                      << "/nginx.pid;\nevents { worker_connections 256; }\nhttp {\n access_log off;\n"
@@ -173,7 +163,7 @@ std::string nginx(const Mode& m) {
 std::string siege_http(const Mode& m) {
     if (!have("siege")) return "SKIP siege not installed";
     TempDir dir;
-    std::ofstream(dir.path + "/hello.txt") << "hello from green\n";
+    std::ofstream(dir / "hello.txt") << "hello from green\n";
     ServerChild server({"/usr/bin/python3", "-u", "-c",
                         "import http.server, functools, sys\n"
                         "h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n"
@@ -181,13 +171,13 @@ std::string siege_http(const Mode& m) {
                         "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), h)\n"
                         "print('listening on', s.server_address[1], flush=True)\n"
                         "s.serve_forever()\n",
-                        dir.path},
+                        dir.path().string()},
                        m.env, std::chrono::seconds(30));
     if (server.port() == 0) return "http.server did not start: " + server.output();
     const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/hello.txt";
-    std::ofstream(dir.path + "/siegerc") << "logging = false\nshow-logfile = false\nprotocol = HTTP/1.1\n";
+    std::ofstream(dir / "siegerc") << "logging = false\nshow-logfile = false\nprotocol = HTTP/1.1\n";
     std::string out;
-    auto summary = [&](const green::test::Captured& r, bool count) {
+    auto summary = [&](const Captured& r, bool count) {
         std::string s;
         for (const char* field : {"Transactions", "Availability", "Successful transactions", "Failed transactions"}) {
             std::smatch mt;
@@ -216,7 +206,7 @@ std::string siege_http(const Mode& m) {
         }
         return s + status_line("siege", r);
     };
-    std::vector<std::string> base = {"siege", "-R", dir.path + "/siegerc", "-b", "-q", "-c", "20"};
+    std::vector<std::string> base = {"siege", "-R", dir / "siegerc", "-b", "-q", "-c", "20"};
     auto args = base;
     args.insert(args.end(), {"-r", "10", url});
     out += summary(run_in(m, args), true);
@@ -229,7 +219,7 @@ std::string siege_http(const Mode& m) {
 std::string ssh_keygen(const Mode& m) {
     if (!have("ssh-keygen")) return "SKIP ssh-keygen not installed";
     TempDir dir;
-    const std::string key = dir.path + "/key";
+    const std::string key = dir / "key";
     auto r = run_in(m, {"ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "green", "-f", key});
     std::string out = status_line("ssh-keygen -t rsa", r) + r.err.substr(0, r.err.find("green:"));
     auto l = run_in(m, {"ssh-keygen", "-l", "-f", key + ".pub"});
@@ -240,6 +230,7 @@ std::string ssh_keygen(const Mode& m) {
     std::string pub_line;
     std::getline(pub, pub_line);
     out += std::string("-y matches .pub: ") + (y.out.substr(0, y.out.find(" ", 8)) == pub_line.substr(0, pub_line.find(" ", 8)) ? "yes" : "no") + "\n";
+    out += status_line("ssh-keygen -y", y);
     return out;
 }
 
@@ -251,7 +242,7 @@ std::string ssh_keygen(const Mode& m) {
 std::string git_clone_repack(const Mode& m) {
     if (!have("git")) return "SKIP git not installed";
     TempDir dir;
-    const std::string src = dir.path + "/src", dst = dir.path + "/dst";
+    const std::string src = dir / "src", dst = dir / "dst";
     const std::vector<std::string> id = {"GIT_AUTHOR_NAME=green", "GIT_AUTHOR_EMAIL=g@example.invalid",
                                          "GIT_COMMITTER_NAME=green", "GIT_COMMITTER_EMAIL=g@example.invalid",
                                          "GIT_AUTHOR_DATE=2020-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2020-01-01T00:00:00Z"};

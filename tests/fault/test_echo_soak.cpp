@@ -14,8 +14,8 @@
 
 #include <cstdio>
 #include <random>
-#include <regex>
 
+#include "../common/echo_totals.hpp"
 #include "fault_util.hpp"
 
 using namespace green::test;
@@ -158,13 +158,11 @@ TEST_P(EchoSoak, TwoThousandConnectionsEchoEveryByteAndTotalsMatch) {
     // All connections were open at once; now they close, and the server's
     // totals must agree with the client's to the byte.
     for (auto& c : conns) close(c.fd);
-    ASSERT_TRUE(server->wait_for_output("bytes ", std::chrono::seconds(60))) << server->output();
-    std::smatch m;
-    const std::string out = server->output();
-    ASSERT_TRUE(std::regex_search(out, m, std::regex("connections ([0-9]+) max_open ([0-9]+) bytes ([0-9]+)"))) << out;
-    EXPECT_EQ(std::stol(m[1]), kConnections);
-    EXPECT_EQ(std::stol(m[2]), kConnections);
-    EXPECT_EQ(std::stoull(m[3]), bytes);
+    const auto totals = wait_echo_totals(*server);
+    ASSERT_TRUE(totals) << server->output();
+    EXPECT_EQ(totals->connections, kConnections);
+    EXPECT_EQ(totals->max_open, kConnections);
+    EXPECT_EQ(totals->bytes, bytes);
     EXPECT_EQ(server->wait_exit(), 0);
 }
 

@@ -9,8 +9,9 @@
 // hundreds when it resets.
 #include <gtest/gtest.h>
 
-#include <regex>
+#include <functional>
 
+#include "../common/echo_totals.hpp"
 #include "fault_util.hpp"
 
 using namespace green::test;
@@ -42,6 +43,29 @@ bool normal_echo(int port, unsigned seed) {
     return ok;
 }
 
+// kResets peers with small buffers, each sent as much of `request` as it
+// takes, so that the server's reply to each is under way and far from done;
+// then every peer resets. Returns how many had the start of a reply that
+// `reply_began` accepts.
+int reset_mid_reply(int port, const std::string& request, const std::function<bool(const std::string&)>& reply_began) {
+    std::vector<int> peers;
+    for (int i = 0; i < kResets; ++i) {
+        int fd = connect_small_buffers(port);
+        EXPECT_GE(fd, 0) << std::strerror(errno);
+        if (fd < 0) break;
+        EXPECT_GT(send_until_full(fd, request), 0u);
+        peers.push_back(fd);
+    }
+    int started = 0;
+    for (int fd : peers) {
+        char c[512];
+        ssize_t n = recv(fd, c, sizeof c, 0);
+        started += n > 0 && reply_began(std::string(c, static_cast<size_t>(n)));
+    }
+    for (int fd : peers) close_with_reset(fd);
+    return started;
+}
+
 TEST_P(PeerReset, EchoThreadsSurvivesResetsAndClosesEveryConnection) {
     // The server prints its totals and exits when the last of these closed:
     // proof that every reset connection's thread got to its close().
@@ -53,33 +77,18 @@ TEST_P(PeerReset, EchoThreadsSurvivesResetsAndClosesEveryConnection) {
     int normal_ok = 0;
     for (int i = 0; i < kNormal; ++i) normal_ok += normal_echo(port, i);
 
-    const std::string big = pattern(1 << 20, 99);
-    std::vector<int> peers;
-    for (int i = 0; i < kResets; ++i) {
-        int fd = connect_small_buffers(port);
-        ASSERT_GE(fd, 0) << std::strerror(errno);
-        ASSERT_GT(send_until_full(fd, big), 0u);
-        peers.push_back(fd);
-    }
     // Each has its echo under way (the first bytes are back), far from done.
-    int started = 0;
-    for (int fd : peers) {
-        char c[512];
-        started += recv(fd, c, sizeof c, 0) > 0;
-    }
-    EXPECT_EQ(started, kResets);
-    for (int fd : peers) close_with_reset(fd);
+    const std::string big = pattern(1 << 20, 99);
+    EXPECT_EQ(reset_mid_reply(port, big, [&](const std::string& got) { return big.compare(0, got.size(), got) == 0; }),
+              kResets);
 
     for (int i = 0; i < kNormal; ++i) normal_ok += normal_echo(port, 100 + i);
     EXPECT_EQ(normal_ok, 2 * kNormal) << "echo after resets failed";
 
-    ASSERT_TRUE(server->wait_for_output("bytes ", std::chrono::seconds(30)))
-        << "not every connection was closed by the server; output:\n" << server->output();
-    std::smatch m;
-    const std::string out = server->output();
-    ASSERT_TRUE(std::regex_search(out, m, std::regex("connections ([0-9]+) max_open")));
-    EXPECT_EQ(std::stol(m[1]), kResets + 2 * kNormal);
-    EXPECT_EQ(server->wait_exit(), 0) << out;
+    const auto totals = wait_echo_totals(*server, std::chrono::seconds(30));
+    ASSERT_TRUE(totals) << "not every connection was closed by the server; output:\n" << server->output();
+    EXPECT_EQ(totals->connections, kResets + 2 * kNormal);
+    EXPECT_EQ(server->wait_exit(), 0) << server->output();
 }
 
 TEST_P(PeerReset, HttpThreadsSurvivesResetsMidResponse) {
@@ -90,40 +99,20 @@ TEST_P(PeerReset, HttpThreadsSurvivesResetsMidResponse) {
     // Thousands of pipelined requests: hundreds of KiB of replies.
     std::string pipelined;
     for (int i = 0; i < 5000; ++i) pipelined += "GET /hello HTTP/1.1\r\nHost: reset\r\n\r\n";
-    std::vector<int> peers;
-    for (int i = 0; i < kResets; ++i) {
-        int fd = connect_small_buffers(port);
-        ASSERT_GE(fd, 0) << std::strerror(errno);
-        ASSERT_GT(send_until_full(fd, pipelined), 0u);
-        peers.push_back(fd);
-    }
-    int started = 0;
-    for (int fd : peers) {
-        char c[512];
-        ssize_t n = recv(fd, c, sizeof c, 0);
-        started += n > 0 && std::string(c, static_cast<size_t>(n)).rfind("HTTP/1.1 200", 0) == 0;
-    }
-    EXPECT_EQ(started, kResets);
-    for (int fd : peers) close_with_reset(fd);
+    EXPECT_EQ(reset_mid_reply(port, pipelined,
+                              [](const std::string& got) { return got.rfind("HTTP/1.1 200", 0) == 0; }),
+              kResets);
 
     // Everyone else is still served, keep-alive and fresh connections alike.
     int ok = 0;
-    int keep_alive = connect_to(port);
-    ASSERT_GE(keep_alive, 0);
-    std::string buf;
+    Client keep_alive(port);
+    ASSERT_TRUE(keep_alive.ok());
     for (int i = 0; i < 2 * kNormal; ++i) {
-        auto r = send_all(keep_alive, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") ? read_http_response(keep_alive, buf)
-                                                                               : std::nullopt;
-        ok += r && r->status == 200 && r->body == "Hello, World!\n";
-        int fresh = connect_to(port);
-        std::string fbuf;
-        auto f = fresh >= 0 && send_all(fresh, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
-                     ? read_http_response(fresh, fbuf)
-                     : std::nullopt;
-        ok += f && f->status == 200;
-        if (fresh >= 0) close(fresh);
+        Response r;
+        ok += keep_alive.get("/hello", r) && r.status == 200 && r.body == "Hello, World!\n";
+        Client fresh(port);
+        ok += fresh.get("/hello", r) && r.status == 200;
     }
-    close(keep_alive);
     EXPECT_EQ(ok, 4 * kNormal);
     EXPECT_EQ(waitpid(server->pid(), nullptr, WNOHANG), 0) << "server exited:\n" << server->output();
 }

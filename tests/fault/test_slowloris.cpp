@@ -24,54 +24,44 @@ TEST_P(Slowloris, NormalRequestsAreAnsweredWhileHundredsOfRequestsDrip) {
     ASSERT_GT(server->port(), 0);
     const int port = server->port();
 
-    std::vector<int> slow;
+    std::vector<std::unique_ptr<Client>> slow;
     for (int i = 0; i < kSlowConnections; ++i) {
-        int fd = connect_to(port);
-        ASSERT_GE(fd, 0) << "slow connection " << i << ": " << std::strerror(errno);
-        slow.push_back(fd);
+        slow.push_back(std::make_unique<Client>(port));
+        ASSERT_TRUE(slow.back()->ok()) << "slow connection " << i << ": " << std::strerror(errno);
     }
-    int keep_alive = connect_to(port);
-    ASSERT_GE(keep_alive, 0);
-    std::string keep_alive_buf;
+    Client keep_alive(port);
+    ASSERT_TRUE(keep_alive.ok());
 
     const std::string slow_request = "GET /hello HTTP/1.1\r\nHost: slow\r\n\r\n";
     int normal_ok = 0, normal_tried = 0;
     // Every byte but the last: all slow requests stay incomplete meanwhile.
     for (size_t b = 0; b + 1 < slow_request.size(); ++b) {
-        for (int fd : slow) ASSERT_TRUE(send_all(fd, slow_request.substr(b, 1))) << "drip " << b;
+        for (auto& c : slow) ASSERT_TRUE(c->send(slow_request.substr(b, 1))) << "drip " << b;
 
+        Response r;
         ++normal_tried;
-        if (send_all(keep_alive, "GET /counter HTTP/1.1\r\nHost: normal\r\n\r\n")) {
-            auto r = read_http_response(keep_alive, keep_alive_buf);
-            if (r && r->status == 200 && std::atol(r->body.c_str()) == normal_tried) ++normal_ok;
-        }
+        if (keep_alive.get("/counter", r) && r.status == 200 && std::atol(r.body.c_str()) == normal_tried) ++normal_ok;
         ++normal_tried;
-        int fresh = connect_to(port);
-        std::string fresh_buf;
-        if (fresh >= 0 && send_all(fresh, "GET /counter HTTP/1.1\r\nHost: normal\r\nConnection: close\r\n\r\n")) {
-            auto r = read_http_response(fresh, fresh_buf);
-            if (r && r->status == 200 && std::atol(r->body.c_str()) == normal_tried) ++normal_ok;
-        }
-        if (fresh >= 0) close(fresh);
+        Client fresh(port);
+        if (fresh.get("/counter", r, "Connection: close\r\n") && r.status == 200 &&
+            std::atol(r.body.c_str()) == normal_tried)
+            ++normal_ok;
     }
     EXPECT_EQ(normal_ok, normal_tried) << "normal requests failed while slow ones dripped";
 
     // No slow request is complete, so none may have been answered.
     int answered_early = 0;
-    for (int fd : slow) answered_early += readable_now(fd);
+    for (auto& c : slow) answered_early += readable_now(c->fd());
     EXPECT_EQ(answered_early, 0);
 
     // The last byte: every slow request is now whole and gets its answer.
     int slow_ok = 0;
-    for (int fd : slow) ASSERT_TRUE(send_all(fd, slow_request.substr(slow_request.size() - 1)));
-    for (int fd : slow) {
-        std::string buf;
-        auto r = read_http_response(fd, buf);
-        if (r && r->status == 200 && r->body == "Hello, World!\n") ++slow_ok;
-        close(fd);
+    for (auto& c : slow) ASSERT_TRUE(c->send(slow_request.substr(slow_request.size() - 1)));
+    for (auto& c : slow) {
+        Response r;
+        if (c->read(r) && r.status == 200 && r.body == "Hello, World!\n") ++slow_ok;
     }
     EXPECT_EQ(slow_ok, kSlowConnections);
-    close(keep_alive);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fault, Slowloris, ::testing::ValuesIn(kModes), mode_name);

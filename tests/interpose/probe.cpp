@@ -32,29 +32,13 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-const char* errname(int e) {
-    switch (e) {
-        case 0: return "0";
-        case EAGAIN: return "EAGAIN";
-        case EBADF: return "EBADF";
-        case ECONNREFUSED: return "ECONNREFUSED";
-        case EINPROGRESS: return "EINPROGRESS";
-        case EPIPE: return "EPIPE";
-        case ENOTCONN: return "ENOTCONN";
-        case EINVAL: return "EINVAL";
-        case EISCONN: return "EISCONN";
-        case ECONNRESET: return "ECONNRESET";
-        case ENOTSOCK: return "ENOTSOCK";
-        case EALREADY: return "EALREADY";
-        default: return strerror(e);
-    }
-}
+using green::probe::Clock;
+using green::probe::errno_name;
+using green::probe::ms_since;
 
 void show(const char* what, long r) {
     int e = errno;
-    if (r < 0) std::printf("%s = %ld errno=%s\n", what, r, errname(e));
+    if (r < 0) std::printf("%s = %ld errno=%s\n", what, r, errno_name(e));
     else std::printf("%s = %ld\n", what, r);
 }
 
@@ -63,10 +47,6 @@ void pair(int sv[2], int type = SOCK_STREAM) {
         std::perror("socketpair");
         std::exit(1);
     }
-}
-
-long ms_since(Clock::time_point t0) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
 
 int listener(int* port) {
@@ -228,13 +208,13 @@ void case_connect_accept() {
     (void)l2;
     sockaddr_in a2 = loopback(l2port);
     int rc = connect(nb, reinterpret_cast<sockaddr*>(&a2), sizeof a2);
-    std::printf("nonblocking connect: %s\n", rc == 0 ? "0" : errname(errno));
+    std::printf("nonblocking connect: %s\n", rc == 0 ? "0" : errno_name(errno));
     pollfd pf{nb, POLLOUT, 0};
     show("poll for connect", poll(&pf, 1, 1000));
     int err = -1;
     socklen_t el = sizeof err;
     getsockopt(nb, SOL_SOCKET, SO_ERROR, &err, &el);
-    std::printf("SO_ERROR: %s\n", errname(err));
+    std::printf("SO_ERROR: %s\n", errno_name(err));
     int sock_not = open("/dev/null", O_RDONLY);
     show("connect on a non-socket", connect(sock_not, reinterpret_cast<sockaddr*>(&a2), sizeof a2));
 }
@@ -359,7 +339,7 @@ void print_addrinfo(const char* node, const char* service, const addrinfo* hints
     std::printf("getaddrinfo(%s, %s, flags=%d family=%d socktype=%d) = %d", node ? node : "NULL",
                 service ? service : "NULL", hints ? hints->ai_flags : -1, hints ? hints->ai_family : -1,
                 hints ? hints->ai_socktype : -1, r);
-    if (r == EAI_SYSTEM) std::printf(" errno=%s", errname(errno));
+    if (r == EAI_SYSTEM) std::printf(" errno=%s", errno_name(errno));
     std::printf("\n");
     for (addrinfo* a = res; a; a = a->ai_next) {
         char host[INET6_ADDRSTRLEN] = "?";

@@ -43,6 +43,21 @@ namespace {
 
 int raw_pipe(int p[2]) { return static_cast<int>(syscall(SYS_pipe2, p, 0)); }
 
+// Everything `fd` delivers until EOF.
+std::string read_to_eof(int fd) {
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+    return text;
+}
+
+int exit_status_of(pid_t pid) {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WEXITSTATUS(st);
+}
+
 // Two threads hand a byte back and forth `n` times over socketpairs: work
 // that can only finish if the hub is not blocked by some other thread.
 int ping_pong(int n) {
@@ -194,11 +209,7 @@ void popen_reader() {
     FILE* f = popen("printf 'one\\ntwo\\n'", "r");
     CHECK(f);
     std::string text;
-    std::thread reader([&] {
-        char buf[64];
-        ssize_t n;
-        while ((n = read(fileno(f), buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-    });
+    std::thread reader([&] { text = read_to_eof(fileno(f)); });
     int served = ping_pong(200);
     reader.join();
     int st = pclose(f);
@@ -228,14 +239,9 @@ void child_pipes() {
     std::string big(1 << 20, 'x');
     CHECK(write(in[1], big.data(), big.size()) == static_cast<ssize_t>(big.size()));
     close(in[1]);
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-    int st = 0;
-    waitpid(pid, &st, 0);
+    const std::string text = read_to_eof(out[0]);
     std::printf("child said: %s", text.c_str());
-    std::printf("child status %d\n", WEXITSTATUS(st));
+    std::printf("child status %d\n", exit_status_of(pid));
 }
 
 void vfork_exec() {
@@ -250,12 +256,9 @@ void vfork_exec() {
         _exit(127);
     }
     close(p[1]);
-    char buf[128] = {};
-    ssize_t n = 0, r;
-    while ((r = read(p[0], buf + n, sizeof buf - 1 - static_cast<std::size_t>(n))) > 0) n += r;
-    int st = 0;
-    waitpid(pid, &st, 0);
-    std::printf("vfork: [%s] status %d, pipe still blocking %d\n", buf, WEXITSTATUS(st),
+    const std::string text = read_to_eof(p[0]);
+    const int status = exit_status_of(pid);
+    std::printf("vfork: [%s] status %d, pipe still blocking %d\n", text.c_str(), status,
                 !(fcntl(p[0], F_GETFL) & O_NONBLOCK));
 }
 
@@ -265,9 +268,7 @@ void fork_threads() {
     if (pid == 0) {
         std::_Exit(ping_pong(100) == 100 ? 5 : 1);
     }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    std::printf("fork child with threads exited %d\n", WEXITSTATUS(st));
+    std::printf("fork child with threads exited %d\n", exit_status_of(pid));
 }
 
 // daemon(): the grandchild runs threads and reports through a pipe.
@@ -284,12 +285,9 @@ void daemon_threads() {
         std::_Exit(0);
     }
     close(p[1]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    char buf[64] = {};
-    ssize_t n = 0, r;
-    while ((r = read(p[0], buf + n, sizeof buf - 1 - static_cast<std::size_t>(n))) > 0) n += r;
-    std::printf("daemon parent exited %d; %s", WEXITSTATUS(st), buf);
+    const int status = exit_status_of(pid);
+    const std::string text = read_to_eof(p[0]);
+    std::printf("daemon parent exited %d; %s", status, text.c_str());
 }
 
 // MSG_WAITALL through recvfrom with an address and through recvmsg: the

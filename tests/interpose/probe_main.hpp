@@ -1,13 +1,28 @@
 // The command line shared by the differential probes: `PROBE --list` prints
 // the case names, `PROBE CASE` runs one. Output is line-buffered so a case
-// that ends the process (exit from a thread, abort) loses nothing.
+// that ends the process (exit from a thread, abort) loses nothing. Errors
+// are printed by name ("EAGAIN"), which reads the same in every run.
 #pragma once
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
 
 namespace green::probe {
+
+using Clock = std::chrono::steady_clock;
+
+// Timing is printed only as lower bounds ("waited >= 30ms: 1").
+inline long ms_since(Clock::time_point t0) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+}
+
+inline const char* errno_name(int e) {
+    if (e == 0) return "0";
+    const char* name = strerrorname_np(e);
+    return name ? name : strerror(e);
+}
 
 struct Case {
     const char* name;

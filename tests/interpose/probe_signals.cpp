@@ -28,19 +28,11 @@
 
 namespace {
 
-const char* err_name(int e) {
-    switch (e) {
-        case 0: return "0";
-        case EINTR: return "EINTR";
-        case EPIPE: return "EPIPE";
-        case EAGAIN: return "EAGAIN";
-        default: return strerror(e);
-    }
-}
+using green::probe::errno_name;
 
 void check(bool ok, const char* what) {
     if (!ok) {
-        std::printf("FAILED: %s (errno %s)\n", what, err_name(errno));
+        std::printf("FAILED: %s (errno %s)\n", what, errno_name(errno));
         std::exit(1);
     }
 }
@@ -132,7 +124,7 @@ void kicked(const char* label, const std::function<long()>& call, std::function<
     int e = errno;
     put(k.done[1]);
     pthread_join(t, nullptr);
-    std::printf("%s: %ld %s handled:%s\n", label, r, r < 0 ? err_name(e) : "-", g_handled.load() > 0 ? "yes" : "no");
+    std::printf("%s: %ld %s handled:%s\n", label, r, r < 0 ? errno_name(e) : "-", g_handled.load() > 0 ? "yes" : "no");
     for (int fd : {k.ready[0], k.ready[1], k.done[0], k.done[1]}) close(fd);
 }
 
@@ -337,7 +329,7 @@ void case_blocked_pending() {
     int sig = 0;
     errno = EDOM;
     check(sigwait(&w, &sig) == 0, "sigwait");
-    std::printf("sigwait: %d errno %s\n", sig, errno == EDOM ? "kept" : err_name(errno));
+    std::printf("sigwait: %d errno %s\n", sig, errno == EDOM ? "kept" : errno_name(errno));
     sigpending(&p);
     std::printf("pending after sigwait: SIGTERM=%d\n", sigismember(&p, SIGTERM));
 
@@ -347,12 +339,12 @@ void case_blocked_pending() {
     g_handled.store(0);
     errno = EDOM;  // a successful call leaves errno alone
     kill(getpid(), SIGUSR1);
-    std::printf("errno after kill: %s\n", errno == EDOM ? "kept" : err_name(errno));
+    std::printf("errno after kill: %s\n", errno == EDOM ? "kept" : errno_name(errno));
     sigpending(&p);
     std::printf("pending after kill: SIGUSR1=%d handled=%d\n", sigismember(&p, SIGUSR1), g_handled.load());
     errno = EDOM;
     block(SIG_UNBLOCK, {SIGUSR1});
-    std::printf("after unblock: handled=%d errno %s\n", g_handled.load(), errno == EDOM ? "kept" : err_name(errno));
+    std::printf("after unblock: handled=%d errno %s\n", g_handled.load(), errno == EDOM ? "kept" : errno_name(errno));
 
     // sigtimedwait with nothing pending times out; with one pending returns it.
     timespec zero{0, 0};
@@ -360,10 +352,10 @@ void case_blocked_pending() {
     sigaddset(&w, SIGUSR2);
     errno = 0;
     int r = sigtimedwait(&w, nullptr, &zero);
-    std::printf("sigtimedwait empty: %d %s\n", r, err_name(errno));
+    std::printf("sigtimedwait empty: %d %s\n", r, errno_name(errno));
     timespec short_wait{0, 50 * 1000 * 1000};
     r = sigtimedwait(&w, nullptr, &short_wait);
-    std::printf("sigtimedwait 50ms: %d %s\n", r, err_name(errno));
+    std::printf("sigtimedwait 50ms: %d %s\n", r, errno_name(errno));
     kill(getpid(), SIGUSR2);
     siginfo_t info{};
     r = sigtimedwait(&w, &info, &zero);
@@ -393,7 +385,7 @@ void* parked_reader(void* p) {
     char c;
     errno = 0;
     ssize_t n = read(r->in[0], &c, 1);
-    std::printf("%s reader: read %zd %s\n", r->block_usr2 ? "blocking" : "open", n, n < 0 ? err_name(errno) : "-");
+    std::printf("%s reader: read %zd %s\n", r->block_usr2 ? "blocking" : "open", n, n < 0 ? errno_name(errno) : "-");
     return nullptr;
 }
 
@@ -432,7 +424,7 @@ void* kill_target(void*) {
     errno = 0;
     ssize_t r = read(g_park[0], &c, 1);
     int e = errno;
-    std::printf("target: read %zd %s, handler ran here: %s\n", r, r < 0 ? err_name(e) : "-",
+    std::printf("target: read %zd %s, handler ran here: %s\n", r, r < 0 ? errno_name(e) : "-",
                 pthread_equal(g_handler_thread.load(), pthread_self()) ? "yes" : "no");
     put(g_kill_done[1]);
     return nullptr;
@@ -490,14 +482,14 @@ long write_to_closed() {
 void case_sigpipe_ignored() {
     signal(SIGPIPE, SIG_IGN);
     long r = write_to_closed();
-    std::printf("write: %ld %s\n", r, err_name(errno));
+    std::printf("write: %ld %s\n", r, errno_name(errno));
 }
 
 void case_sigpipe_handler() {
     install(SIGPIPE, count_handler, 0);
     long r = write_to_closed();
     int e = errno;
-    std::printf("write: %ld %s handled: %d by this thread: %s\n", r, err_name(e), g_handled.load(),
+    std::printf("write: %ld %s handled: %d by this thread: %s\n", r, errno_name(e), g_handled.load(),
                 pthread_equal(g_handler_thread.load(), pthread_self()) ? "yes" : "no");
 }
 

@@ -151,10 +151,14 @@ void* named_overflow(void* fn) {
 }
 
 void run_named_overflow(void (*fn)()) {
-    // A small stack, so the frames below do not fit.
+    // A small stack, so the frames below do not fit, and a guard wider than
+    // the frames reach past it: unpatched, the overflow always faults in the
+    // thread's own guard instead of sometimes writing into whatever mapping
+    // lies below the stack. (The shim places its own guards.)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * KiB);
+    pthread_attr_setguardsize(&attr, 64 * KiB);
     pthread_t t;
     pthread_create(&t, &attr, named_overflow, reinterpret_cast<void*>(fn));
     pthread_join(t, nullptr);

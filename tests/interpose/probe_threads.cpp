@@ -34,22 +34,9 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-const char* err(int e) {
-    switch (e) {
-        case 0: return "0";
-        case EBUSY: return "EBUSY";
-        case EDEADLK: return "EDEADLK";
-        case EPERM: return "EPERM";
-        case ETIMEDOUT: return "ETIMEDOUT";
-        case EINVAL: return "EINVAL";
-        case EAGAIN: return "EAGAIN";
-        case ESRCH: return "ESRCH";
-        case ERANGE: return "ERANGE";
-        default: return strerror(e);
-    }
-}
+using green::probe::Clock;
+using green::probe::errno_name;
+using green::probe::ms_since;
 
 timespec in_ms(clockid_t clock, int ms) {
     timespec t{};
@@ -58,10 +45,6 @@ timespec in_ms(clockid_t clock, int ms) {
     t.tv_sec += ms / 1000 + t.tv_nsec / 1000000000L;
     t.tv_nsec %= 1000000000L;
     return t;
-}
-
-long ms_since(Clock::time_point t0) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
 
 void* return_arg_plus_one(void* p) { return reinterpret_cast<void*>(reinterpret_cast<long>(p) + 1); }
@@ -82,13 +65,13 @@ void key_destructor(void* v) {
 void case_lifecycle() {
     pthread_t t;
     void* ret = nullptr;
-    std::printf("create = %s\n", err(pthread_create(&t, nullptr, return_arg_plus_one, reinterpret_cast<void*>(41))));
+    std::printf("create = %s\n", errno_name(pthread_create(&t, nullptr, return_arg_plus_one, reinterpret_cast<void*>(41))));
     int joined = pthread_join(t, &ret);
-    std::printf("join = %s, value %ld\n", err(joined), reinterpret_cast<long>(ret));
+    std::printf("join = %s, value %ld\n", errno_name(joined), reinterpret_cast<long>(ret));
     pthread_create(&t, nullptr, exit_with_42, nullptr);
     pthread_join(t, &ret);
     std::printf("pthread_exit value %ld\n", reinterpret_cast<long>(ret));
-    std::printf("join self = %s\n", err(pthread_join(pthread_self(), nullptr)));
+    std::printf("join self = %s\n", errno_name(pthread_join(pthread_self(), nullptr)));
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -104,7 +87,7 @@ void case_lifecycle() {
         d->ran.store(true);
         return nullptr;
     }, &d);
-    std::printf("join detached = %s\n", err(pthread_join(t, nullptr)));
+    std::printf("join detached = %s\n", errno_name(pthread_join(t, nullptr)));
     d.may_end = true;
     while (!d.ran.load()) sched_yield();
     std::printf("detached ran\n");
@@ -127,10 +110,10 @@ void case_lifecycle() {
     // Names.
     char name[32];
     std::thread n([&] {
-        std::printf("setname long = %s\n", err(pthread_setname_np(pthread_self(), "this-name-is-too-long")));
-        std::printf("setname = %s\n", err(pthread_setname_np(pthread_self(), "worker-7")));
-        std::printf("getname = %s %s\n", err(pthread_getname_np(pthread_self(), name, sizeof name)), name);
-        std::printf("getname small buffer = %s\n", err(pthread_getname_np(pthread_self(), name, 4)));
+        std::printf("setname long = %s\n", errno_name(pthread_setname_np(pthread_self(), "this-name-is-too-long")));
+        std::printf("setname = %s\n", errno_name(pthread_setname_np(pthread_self(), "worker-7")));
+        std::printf("getname = %s %s\n", errno_name(pthread_getname_np(pthread_self(), name, sizeof name)), name);
+        std::printf("getname small buffer = %s\n", errno_name(pthread_getname_np(pthread_self(), name, 4)));
     });
     n.join();
     // Attributes read back.
@@ -175,7 +158,7 @@ void case_lifecycle() {
 
 void case_keys() {
     pthread_key_t key;
-    std::printf("key_create = %s\n", err(pthread_key_create(&key, key_destructor)));
+    std::printf("key_create = %s\n", errno_name(pthread_key_create(&key, key_destructor)));
     static int main_value = 1;
     pthread_setspecific(key, &main_value);
     std::vector<std::thread> ts;
@@ -196,7 +179,7 @@ void case_keys() {
     pthread_key_t key2;
     pthread_key_create(&key2, nullptr);
     std::printf("new key starts empty %d\n", pthread_getspecific(key2) == nullptr);
-    std::printf("setspecific deleted key = %s\n", err(pthread_setspecific(key, &main_value)));
+    std::printf("setspecific deleted key = %s\n", errno_name(pthread_setspecific(key, &main_value)));
     thread_local int tl = 0;
     std::printf("thread_local readable %d\n", ++tl);
 }
@@ -207,28 +190,28 @@ void case_mutex_types() {
     pthread_mutex_t chk = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
     int r1 = pthread_mutex_lock(&rec);
     int r2 = pthread_mutex_lock(&rec);
-    std::printf("recursive lock x2 = %s %s\n", err(r1), err(r2));
-    std::thread([&] { std::printf("other trylock recursive = %s\n", err(pthread_mutex_trylock(&rec))); }).join();
+    std::printf("recursive lock x2 = %s %s\n", errno_name(r1), errno_name(r2));
+    std::thread([&] { std::printf("other trylock recursive = %s\n", errno_name(pthread_mutex_trylock(&rec))); }).join();
     r1 = pthread_mutex_unlock(&rec);
     r2 = pthread_mutex_unlock(&rec);
-    std::printf("recursive unlock x2 = %s %s\n", err(r1), err(r2));
-    std::printf("recursive unlock again = %s\n", err(pthread_mutex_unlock(&rec)));
+    std::printf("recursive unlock x2 = %s %s\n", errno_name(r1), errno_name(r2));
+    std::printf("recursive unlock again = %s\n", errno_name(pthread_mutex_unlock(&rec)));
     r1 = pthread_mutex_lock(&chk);
     r2 = pthread_mutex_lock(&chk);
-    std::printf("errorcheck lock = %s, relock = %s\n", err(r1), err(r2));
-    std::thread([&] { std::printf("errorcheck unlock by other = %s\n", err(pthread_mutex_unlock(&chk))); }).join();
+    std::printf("errorcheck lock = %s, relock = %s\n", errno_name(r1), errno_name(r2));
+    std::thread([&] { std::printf("errorcheck unlock by other = %s\n", errno_name(pthread_mutex_unlock(&chk))); }).join();
     r1 = pthread_mutex_unlock(&chk);
     r2 = pthread_mutex_unlock(&chk);
-    std::printf("errorcheck unlock = %s, again = %s\n", err(r1), err(r2));
+    std::printf("errorcheck unlock = %s, again = %s\n", errno_name(r1), errno_name(r2));
     pthread_mutex_lock(&normal);
     std::thread([&] {
-        std::printf("trylock held normal = %s\n", err(pthread_mutex_trylock(&normal)));
+        std::printf("trylock held normal = %s\n", errno_name(pthread_mutex_trylock(&normal)));
         auto t0 = Clock::now();
         timespec ts = in_ms(CLOCK_REALTIME, 30);
-        std::printf("timedlock held = %s\n", err(pthread_mutex_timedlock(&normal, &ts)));
+        std::printf("timedlock held = %s\n", errno_name(pthread_mutex_timedlock(&normal, &ts)));
         std::printf("timedlock waited >= 25ms %d\n", ms_since(t0) >= 25);
         ts = in_ms(CLOCK_MONOTONIC, 20);
-        std::printf("clocklock held = %s\n", err(pthread_mutex_clocklock(&normal, CLOCK_MONOTONIC, &ts)));
+        std::printf("clocklock held = %s\n", errno_name(pthread_mutex_clocklock(&normal, CLOCK_MONOTONIC, &ts)));
     }).join();
     pthread_mutex_unlock(&normal);
     pthread_mutexattr_t attr;
@@ -240,10 +223,10 @@ void case_mutex_types() {
     pthread_mutexattr_gettype(&attr, &type);
     r1 = pthread_mutex_lock(&m2);
     r2 = pthread_mutex_lock(&m2);
-    std::printf("init errorcheck: type %d, lock %s relock %s\n", type, err(r1), err(r2));
-    std::printf("destroy locked = %s\n", err(pthread_mutex_destroy(&m2)));
+    std::printf("init errorcheck: type %d, lock %s relock %s\n", type, errno_name(r1), errno_name(r2));
+    std::printf("destroy locked = %s\n", errno_name(pthread_mutex_destroy(&m2)));
     pthread_mutex_unlock(&m2);
-    std::printf("destroy = %s\n", err(pthread_mutex_destroy(&m2)));
+    std::printf("destroy = %s\n", errno_name(pthread_mutex_destroy(&m2)));
     // Contended counter: exact.
     std::mutex m;
     long counter = 0;
@@ -293,9 +276,9 @@ void case_condvar() {
     pthread_mutex_lock(&m);
     auto t0 = Clock::now();
     timespec ts1 = in_ms(CLOCK_REALTIME, 30);
-    std::printf("timedwait = %s\n", err(pthread_cond_timedwait(&c, &m, &ts1)));
+    std::printf("timedwait = %s\n", errno_name(pthread_cond_timedwait(&c, &m, &ts1)));
     bool waited = ms_since(t0) >= 25;
-    std::printf("timedwait waited >= 25ms %d, mutex held after: trylock = %s\n", waited, err(pthread_mutex_trylock(&m)));
+    std::printf("timedwait waited >= 25ms %d, mutex held after: trylock = %s\n", waited, errno_name(pthread_mutex_trylock(&m)));
     pthread_mutex_unlock(&m);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -304,11 +287,11 @@ void case_condvar() {
     pthread_cond_init(&mono, &ca);
     pthread_mutex_lock(&m);
     timespec ts2 = in_ms(CLOCK_MONOTONIC, 20);
-    std::printf("monotonic timedwait = %s\n", err(pthread_cond_timedwait(&mono, &m, &ts2)));
+    std::printf("monotonic timedwait = %s\n", errno_name(pthread_cond_timedwait(&mono, &m, &ts2)));
     ts2 = in_ms(CLOCK_MONOTONIC, 20);
-    std::printf("clockwait = %s\n", err(pthread_cond_clockwait(&mono, &m, CLOCK_MONOTONIC, &ts2)));
+    std::printf("clockwait = %s\n", errno_name(pthread_cond_clockwait(&mono, &m, CLOCK_MONOTONIC, &ts2)));
     pthread_mutex_unlock(&m);
-    std::printf("signal with no waiter = %s\n", err(pthread_cond_signal(&c)));
+    std::printf("signal with no waiter = %s\n", errno_name(pthread_cond_signal(&c)));
     // std::condition_variable with a predicate and a timeout.
     std::mutex sm;
     std::condition_variable cv;
@@ -330,23 +313,23 @@ void case_condvar() {
 
 void case_rwlock() {
     pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
-    std::printf("rdlock = %s\n", err(pthread_rwlock_rdlock(&l)));
+    std::printf("rdlock = %s\n", errno_name(pthread_rwlock_rdlock(&l)));
     std::thread([&] {
-        std::printf("second reader tryrdlock = %s\n", err(pthread_rwlock_tryrdlock(&l)));
-        std::printf("writer trywrlock while read-held = %s\n", err(pthread_rwlock_trywrlock(&l)));
+        std::printf("second reader tryrdlock = %s\n", errno_name(pthread_rwlock_tryrdlock(&l)));
+        std::printf("writer trywrlock while read-held = %s\n", errno_name(pthread_rwlock_trywrlock(&l)));
         timespec ts = in_ms(CLOCK_REALTIME, 20);
-        std::printf("timedwrlock = %s\n", err(pthread_rwlock_timedwrlock(&l, &ts)));
+        std::printf("timedwrlock = %s\n", errno_name(pthread_rwlock_timedwrlock(&l, &ts)));
         pthread_rwlock_unlock(&l);
     }).join();
     pthread_rwlock_unlock(&l);
-    std::printf("wrlock = %s\n", err(pthread_rwlock_wrlock(&l)));
-    std::printf("rdlock while writing self = %s\n", err(pthread_rwlock_rdlock(&l)));
+    std::printf("wrlock = %s\n", errno_name(pthread_rwlock_wrlock(&l)));
+    std::printf("rdlock while writing self = %s\n", errno_name(pthread_rwlock_rdlock(&l)));
     std::thread([&] {
-        std::printf("tryrdlock while write-held = %s\n", err(pthread_rwlock_tryrdlock(&l)));
+        std::printf("tryrdlock while write-held = %s\n", errno_name(pthread_rwlock_tryrdlock(&l)));
         timespec ts = in_ms(CLOCK_REALTIME, 20);
-        std::printf("timedrdlock = %s\n", err(pthread_rwlock_timedrdlock(&l, &ts)));
+        std::printf("timedrdlock = %s\n", errno_name(pthread_rwlock_timedrdlock(&l, &ts)));
     }).join();
-    std::printf("unlock = %s\n", err(pthread_rwlock_unlock(&l)));
+    std::printf("unlock = %s\n", errno_name(pthread_rwlock_unlock(&l)));
     // Readers share, writers exclude: check with counters.
     std::shared_mutex sm;
     std::atomic<int> readers{0}, max_readers{0}, writers_inside{0};
@@ -380,7 +363,7 @@ void case_rwlock() {
 
 void case_barrier_sem() {
     pthread_barrier_t b;
-    std::printf("barrier init 0 = %s\n", err(pthread_barrier_init(&b, nullptr, 0)));
+    std::printf("barrier init 0 = %s\n", errno_name(pthread_barrier_init(&b, nullptr, 0)));
     pthread_barrier_init(&b, nullptr, 4);
     std::atomic<int> serial{0};
     std::vector<std::thread> ts;
@@ -399,10 +382,10 @@ void case_barrier_sem() {
     int w1 = sem_trywait(&s);
     int w2 = sem_trywait(&s);
     int w3 = sem_trywait(&s);
-    std::printf("trywait x3 = %d %d %d errno %s\n", w1, w2, w3, err(errno));
+    std::printf("trywait x3 = %d %d %d errno %s\n", w1, w2, w3, errno_name(errno));
     timespec ts1 = in_ms(CLOCK_REALTIME, 20);
     int r = sem_timedwait(&s, &ts1);
-    std::printf("timedwait = %d %s\n", r, err(errno));
+    std::printf("timedwait = %d %s\n", r, errno_name(errno));
     std::thread poster([&] { sem_post(&s); });
     std::printf("wait posted = %d\n", sem_wait(&s));
     poster.join();
@@ -782,55 +765,55 @@ void* cond_waiter(void*) {
     return nullptr;
 }
 
+void nothing() {}
+void unblock_reader() { (void)!write(g_cancel_pipe[1], "x", 1); }
+void wait_for_cond_waiter() {
+    pthread_mutex_lock(&g_cancel_mutex);  // the waiter is inside pthread_cond_wait now
+    pthread_mutex_unlock(&g_cancel_mutex);
+}
+
+// Starts `fn`, waits for its ready byte, cancels it between `before` and
+// `after`, joins it, and prints its log and what cancel and join returned
+// (the line is left open for the caller to end).
+void cancel_when_ready(void* (*fn)(void*), void (*before)(), void (*after)()) {
+    pthread_t t;
+    void* ret = nullptr;
+    pthread_create(&t, nullptr, fn, nullptr);
+    wait_ready_byte();
+    before();
+    int c = pthread_cancel(t);
+    after();
+    int j = pthread_join(t, &ret);
+    flush_log();
+    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d", errno_name(c), errno_name(j), ret == PTHREAD_CANCELED);
+}
+
 void case_cancel() {
     if (pipe(g_cancel_pipe) != 0 || pipe(g_ready_pipe) != 0) return;
     pthread_t t;
     void* ret = nullptr;
-    int c, j;
 
-    pthread_create(&t, nullptr, blocked_reader, nullptr);
-    wait_ready_byte();
-    c = pthread_cancel(t);
-    j = pthread_join(t, &ret);
-    flush_log();
-    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
-
-    pthread_create(&t, nullptr, disabled_then_test, nullptr);
-    wait_ready_byte();
-    c = pthread_cancel(t);
-    (void)!write(g_cancel_pipe[1], "x", 1);
-    j = pthread_join(t, &ret);
-    flush_log();
-    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
+    cancel_when_ready(blocked_reader, nothing, nothing);
+    std::printf("\n");
+    cancel_when_ready(disabled_then_test, nothing, unblock_reader);
+    std::printf("\n");
 
     pthread_create(&t, nullptr, exits_with_value, nullptr);
-    j = pthread_join(t, &ret);
+    int j = pthread_join(t, &ret);
     flush_log();
-    std::printf("join = %s, pthread_exit value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
+    std::printf("join = %s, pthread_exit value = %ld\n", errno_name(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
 
-    pthread_create(&t, nullptr, sleeper, nullptr);
-    wait_ready_byte();
-    c = pthread_cancel(t);
-    j = pthread_join(t, &ret);
-    flush_log();
-    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d\n", err(c), err(j), ret == PTHREAD_CANCELED);
-
-    pthread_create(&t, nullptr, cond_waiter, nullptr);
-    wait_ready_byte();
-    pthread_mutex_lock(&g_cancel_mutex);  // the waiter is inside pthread_cond_wait now
-    pthread_mutex_unlock(&g_cancel_mutex);
-    c = pthread_cancel(t);
-    j = pthread_join(t, &ret);
-    flush_log();
-    std::printf("cancel = %s, join = %s, PTHREAD_CANCELED: %d, mutex free: %s\n", err(c), err(j),
-                ret == PTHREAD_CANCELED, err(pthread_mutex_trylock(&g_cancel_mutex)));
+    cancel_when_ready(sleeper, nothing, nothing);
+    std::printf("\n");
+    cancel_when_ready(cond_waiter, wait_for_cond_waiter, nothing);
+    std::printf(", mutex free: %s\n", errno_name(pthread_mutex_trylock(&g_cancel_mutex)));
     pthread_mutex_unlock(&g_cancel_mutex);
 
-    std::printf("main's own cancel state disable = %s\n", err(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr)));
+    std::printf("main's own cancel state disable = %s\n", errno_name(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr)));
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
     pthread_create(&t, nullptr, finishes, nullptr);
     j = pthread_join(t, &ret);
-    std::printf("join = %s, value = %ld\n", err(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
+    std::printf("join = %s, value = %ld\n", errno_name(j), static_cast<long>(reinterpret_cast<intptr_t>(ret)));
 }
 
 // A thread made by libc's own pthread_create, as a library that bypasses
@@ -849,6 +832,19 @@ int g_foreign_once_runs = 0;
 
 void foreign_key_destructor(void* v) { note(std::string("key destructor at thread exit: ") + static_cast<const char*>(v)); }
 
+// 1000 turns of a ping-pong on g_turn between the two threads: waits for
+// turn `mine`, adds `add` to g_shared, hands the turn to the other.
+void take_turns(int mine, int add) {
+    for (int i = 0; i < 1000; ++i) {
+        pthread_mutex_lock(&g_foreign_mutex);
+        while (g_turn != mine) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
+        g_shared += add;
+        g_turn = 1 - mine;
+        pthread_cond_signal(&g_foreign_cond);
+        pthread_mutex_unlock(&g_foreign_mutex);
+    }
+}
+
 void* foreign_body(void*) {
     pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
     pthread_setspecific(g_foreign_key, const_cast<char*>("foreign value"));
@@ -857,14 +853,7 @@ void* foreign_body(void*) {
     pthread_mutex_lock(&g_foreign_mutex);
     pthread_mutex_unlock(&g_foreign_mutex);
     say_ready();
-    for (int i = 0; i < 1000; ++i) {
-        pthread_mutex_lock(&g_foreign_mutex);
-        while (g_turn != 1) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
-        g_shared += 2;
-        g_turn = 0;
-        pthread_cond_signal(&g_foreign_cond);
-        pthread_mutex_unlock(&g_foreign_mutex);
-    }
+    take_turns(1, 2);
     return static_cast<char*>(pthread_getspecific(g_foreign_key)) == std::string("foreign value") ? nullptr
                                                                                                   : reinterpret_cast<void*>(1);
 }
@@ -876,20 +865,13 @@ void case_foreign_thread() {
     pthread_key_create(&g_foreign_key, foreign_key_destructor);
     if (pipe(g_ready_pipe) != 0) return;
     pthread_t t;
-    std::printf("libc pthread_create = %s\n", err(real_create(&t, nullptr, foreign_body, nullptr)));
+    std::printf("libc pthread_create = %s\n", errno_name(real_create(&t, nullptr, foreign_body, nullptr)));
     wait_ready_byte();
     pthread_once(&g_foreign_once, [] { ++g_foreign_once_runs; });
-    for (int i = 0; i < 1000; ++i) {
-        pthread_mutex_lock(&g_foreign_mutex);
-        while (g_turn != 0) pthread_cond_wait(&g_foreign_cond, &g_foreign_mutex);
-        g_shared += 1;
-        g_turn = 1;
-        pthread_cond_signal(&g_foreign_cond);
-        pthread_mutex_unlock(&g_foreign_mutex);
-    }
+    take_turns(0, 1);
     void* ret = reinterpret_cast<void*>(2);
     int j = real_join(t, &ret);
-    std::printf("libc pthread_join = %s, key value seen: %d\n", err(j), ret == nullptr);
+    std::printf("libc pthread_join = %s, key value seen: %d\n", errno_name(j), ret == nullptr);
     flush_log();
     std::printf("shared = %ld, once ran %d time(s)\n", g_shared, g_foreign_once_runs);
 }

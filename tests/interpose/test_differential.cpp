@@ -12,11 +12,10 @@
 #include <cctype>
 #include <sstream>
 
-#include "run_capture.hpp"
+#include "../common/env.hpp"
+#include "probe_cases.hpp"
 
-using green::test::env_or_die;
-using green::test::preload_env;
-using green::test::run_capture;
+using namespace green::test;
 
 namespace {
 
@@ -52,27 +51,16 @@ int expected_status(const std::string& name) {
 
 class Differential : public ::testing::TestWithParam<std::string> {};
 
-std::string joined(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& c : v) s += c + "\n";
-    return s;
-}
-
 TEST(DifferentialSetup, EveryProbeCaseIsTested) {
-    auto listed = run_capture({env_or_die("GREEN_PROBE"), "--list"});
-    ASSERT_EQ(listed.status, 0);
-    EXPECT_EQ(listed.out, joined(kCases)) << "probe cases and this test's list differ";
-    auto threads = run_capture({env_or_die("GREEN_PROBE_THREADS"), "--list"});
-    ASSERT_EQ(threads.status, 0);
+    EXPECT_EQ(probe_cases(env_or_die("GREEN_PROBE")), lines(kCases)) << "probe cases and this test's list differ";
     std::vector<std::string> all = kThreadCases;
     all.insert(all.end(), kThreadOnlyPatched.begin(), kThreadOnlyPatched.end());
-    EXPECT_EQ(threads.out, joined(all)) << "thread probe cases and this test's list differ";
-    auto state = run_capture({env_or_die("GREEN_PROBE_THREAD_STATE"), "--list"});
-    ASSERT_EQ(state.status, 0);
-    EXPECT_EQ(state.out, joined(kStateCases)) << "thread-state probe cases and this test's list differ";
-    auto fds = run_capture({env_or_die("GREEN_PROBE_FDS"), "--list"});
-    ASSERT_EQ(fds.status, 0);
-    EXPECT_EQ(fds.out, joined(kFdCases)) << "fd probe cases and this test's list differ";
+    EXPECT_EQ(probe_cases(env_or_die("GREEN_PROBE_THREADS")), lines(all))
+        << "thread probe cases and this test's list differ";
+    EXPECT_EQ(probe_cases(env_or_die("GREEN_PROBE_THREAD_STATE")), lines(kStateCases))
+        << "thread-state probe cases and this test's list differ";
+    EXPECT_EQ(probe_cases(env_or_die("GREEN_PROBE_FDS")), lines(kFdCases))
+        << "fd probe cases and this test's list differ";
 }
 
 // "io/<case>" runs probe, "threads/<case>" runs probe_threads, "state/<case>"
@@ -194,6 +182,8 @@ TEST(ShimThreadLocals, HubModeSharesThemAndThreadModeDoesNot) {
     auto shared = run_capture({probe, "thread_locals"}, {preload_env(), "GREEN_THREAD_LOCALS=hub"});
     auto own = run_capture({probe, "thread_locals"}, {preload_env(), "GREEN_THREAD_LOCALS=thread"});
     ASSERT_EQ(plain.status, 0);
+    EXPECT_EQ(own.status, 0) << own.err;
+    EXPECT_EQ(shared.status, 0) << shared.err;
     EXPECT_EQ(own.out, plain.out);
     EXPECT_NE(shared.out, plain.out) << "with GREEN_THREAD_LOCALS=hub the fibers of a hub share thread_local";
 }

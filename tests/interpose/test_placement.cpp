@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "run_capture.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
 
 using namespace green::test;
 
@@ -39,10 +40,6 @@ Counts parse(const std::string& out) {
             for (std::size_t n; l >> n;) c.others.push_back(n);
     }
     return c;
-}
-
-std::vector<std::string> shim_env(unsigned hubs) {
-    return {preload_env(), "GREEN_HUBS=" + std::to_string(hubs)};
 }
 
 class Placement : public testing::TestWithParam<unsigned> {};

@@ -6,65 +6,32 @@
 // The server is python3's http.server on an ephemeral port; the test learns
 // the port from the line the server prints once it listens (no sleeps).
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/prctl.h>
 
-#include <cstdio>
 #include <fstream>
 #include <regex>
 
-#include "run_capture.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
+#include "../common/server_child.hpp"
 
-using green::test::env_or_die;
-using green::test::preload_env;
-using green::test::run_capture;
+using namespace green::test;
 
 namespace {
 
+// python3's http.server serving hello.txt from a directory of its own.
 class HttpServer {
 public:
-    HttpServer() {
-        char dir[] = "/tmp/green-http-XXXXXX";
-        dir_ = mkdtemp(dir);
-        std::ofstream(dir_ + "/hello.txt") << "hello from green\n";
-        int out[2];
-        if (pipe(out) != 0) std::abort();
-        pid_ = fork();
-        if (pid_ == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test that crashed or aborted
-            dup2(out[1], 1);
-            dup2(out[1], 2);
-            close(out[0]);
-            execl("/usr/bin/python3", "python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-                  "--directory", dir_.c_str(), static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        close(out[1]);
-        stdout_ = fdopen(out[0], "r");
-        char line[512];
-        std::regex port_re("port (\\d+)");
-        while (std::fgets(line, sizeof line, stdout_)) {  // blocks until the server says it listens
-            std::cmatch m;
-            if (std::regex_search(line, m, port_re)) {
-                port_ = std::stoi(m[1]);
-                break;
-            }
-        }
-    }
-    ~HttpServer() {
-        kill(pid_, SIGTERM);
-        waitpid(pid_, nullptr, 0);
-        if (stdout_) fclose(stdout_);
-        std::remove((dir_ + "/hello.txt").c_str());
-        rmdir(dir_.c_str());
-    }
-    int port() const { return port_; }
+    HttpServer() : server_(command(dir_), {}, std::chrono::seconds(10), "port ") {}
+    int port() const { return server_.port(); }
 
 private:
-    std::string dir_;
-    pid_t pid_ = -1;
-    FILE* stdout_ = nullptr;
-    int port_ = 0;
+    static std::vector<std::string> command(const TempDir& dir) {
+        std::ofstream(dir / "hello.txt") << "hello from green\n";
+        return {"/usr/bin/python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
+                dir.path().string()};
+    }
+    TempDir dir_;
+    ServerChild server_;
 };
 
 struct Program {
@@ -81,11 +48,11 @@ const Program kPrograms[] = {
 
 class RealProgram : public ::testing::TestWithParam<Program> {};
 
-// A few MB of deterministic, moderately compressible text.
+// A few MB of deterministic, moderately compressible text, written once and
+// removed when the test program ends.
 std::string make_input_file() {
+    static const TempDir dir;
     static std::string path = [] {
-        char p[] = "/tmp/green-input-XXXXXX";
-        int fd = mkstemp(p);
         std::string text;
         std::uint64_t x = 88172645463325252ull;
         for (int line = 0; line < 60000; ++line) {
@@ -97,9 +64,8 @@ std::string make_input_file() {
             }
             text += '\n';
         }
-        if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::abort();
-        close(fd);
-        return std::string(p);
+        std::ofstream(dir / "input.txt") << text;
+        return dir / "input.txt";
     }();
     return path;
 }

@@ -13,11 +13,10 @@
 #include <string>
 #include <tuple>
 
-#include "run_capture.hpp"
+#include "../common/env.hpp"
+#include "probe_cases.hpp"
 
-using green::test::env_or_die;
-using green::test::preload_env;
-using green::test::run_capture;
+using namespace green::test;
 
 namespace {
 
@@ -25,21 +24,11 @@ const std::vector<std::string> kFitting = {"recursion_1m_default", "recursion_4m
                                            "recursion_4m_explicit", "reports_default_size", "many_threads_300k"};
 const std::vector<std::string> kOverflowing = {"local_array_1m", "read_into_big_buffer"};
 
-std::string joined(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& c : v) s += c + "\n";
-    return s;
-}
-
 TEST(StackDifferentialSetup, EveryProbeCaseIsTested) {
-    auto listed = run_capture({env_or_die("GREEN_PROBE_STACKS"), "--list"});
-    ASSERT_EQ(listed.status, 0);
     std::vector<std::string> all = kFitting;
     all.insert(all.end(), kOverflowing.begin(), kOverflowing.end());
-    EXPECT_EQ(listed.out, joined(all));
+    EXPECT_EQ(probe_cases(env_or_die("GREEN_PROBE_STACKS")), lines(all));
 }
-
-std::vector<std::string> shim_env(int hubs) { return {preload_env(), "GREEN_HUBS=" + std::to_string(hubs)}; }
 
 using Param = std::tuple<std::string, int>;  // case, hubs
 class StackFits : public ::testing::TestWithParam<Param> {};

@@ -18,12 +18,6 @@ using testing::HasSubstr;
 
 namespace {
 
-void clear_green_env() {
-    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS",
-                          "GREEN_DUMP_SIGNAL", "GREEN_BALANCE"})
-        ::unsetenv(v);
-}
-
 MATCHER(IsOneLine, "is exactly one newline-terminated line") {
     return !arg.empty() && arg.back() == '\n' && arg.find('\n') == arg.size() - 1;
 }

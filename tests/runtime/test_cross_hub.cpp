@@ -338,9 +338,14 @@ TEST(CrossHub, PlainThreadSetsAnEventAFiberWaitsOn) {
             // deadlocked while the thread below has not called set() yet: a
             // plain thread has no hub the detector could know about.
             green::ExternalWaker external;
-            std::thread setter([&] { ev.set(); });
+            int handed_over = -1;
+            std::thread setter([&] {
+                handed_over = round;  // published to the fiber by set()
+                ev.set();
+            });
             ev.wait();
             st.check();
+            EXPECT_EQ(handed_over, round);
             setter.join();
         }
     });

@@ -210,7 +210,8 @@ TEST_P(SuspensionPoint, EndsTheWait) {
                 break;
         }
         EXPECT_TRUE(reached);
-        EXPECT_LT(ms_since(start), 5000.0) << "the wait ran to its own 10s timeout";
+        // A wait that ran to its own 10 s timeout returns normally (false,
+        // nullopt, TimedOut): the checks below tell it from an interrupted one.
         if (c.returns_value) {
             EXPECT_TRUE(returned);
             EXPECT_FALSE(threw_expected || threw_other);
@@ -346,21 +347,23 @@ TEST(Cancel, CallBlockingIsNotACancellationPoint) {
 TEST(Deadline, NestedScopesEarliestWins) {
     in_green([] {
         green::Event never;
+        // The later scope is an hour away: had it won, the wait would outlast
+        // the test's timeout.
+        constexpr auto kLater = 1h;
         // The outer scope is the earlier one.
         auto start = Clock::now();
         try {
             green::Deadline outer(30ms);
-            green::Deadline inner(10s);
+            green::Deadline inner(kLater);
             EXPECT_EQ(inner.when() - outer.when() > 5s, true);
             never.wait();
             FAIL() << "wait returned";
         } catch (const green::DeadlineExceeded&) {
         }
         EXPECT_GE(ms_since(start), 30.0);
-        EXPECT_LT(ms_since(start), 5000.0);
 
         // The inner scope is the earlier one; leaving it restores the outer.
-        green::Deadline outer(10s);
+        green::Deadline outer(kLater);
         start = Clock::now();
         EXPECT_THROW(
             {
@@ -369,8 +372,7 @@ TEST(Deadline, NestedScopesEarliestWins) {
             },
             green::DeadlineExceeded);
         EXPECT_GE(ms_since(start), 30.0);
-        EXPECT_LT(ms_since(start), 5000.0);
-        EXPECT_FALSE(never.wait_for(20ms)) << "the outer 10s scope must not have expired";
+        EXPECT_FALSE(never.wait_for(20ms)) << "the outer scope must not have expired";
     });
 }
 
@@ -428,11 +430,12 @@ TEST(Deadline, ShorterScopeBeatsAnOwnTimeout) {
         {
             // Already expired: no wait at all.
             green::Deadline scope(Clock::now() - 1s);
-            auto start = Clock::now();
-            EXPECT_THROW(ev.wait(), green::DeadlineExceeded);
-            EXPECT_EQ(green::wait_fd(sp.a(), green::kReadable), green::WaitResult::Expired);
-            EXPECT_THROW(green::this_fiber::sleep_for(10s), green::DeadlineExceeded);
-            EXPECT_LT(ms_since(start), 1000.0);
+            EXPECT_EQ(switches_during([&] {
+                          EXPECT_THROW(ev.wait(), green::DeadlineExceeded);
+                          EXPECT_EQ(green::wait_fd(sp.a(), green::kReadable), green::WaitResult::Expired);
+                          EXPECT_THROW(green::this_fiber::sleep_for(10s), green::DeadlineExceeded);
+                      }),
+                      0u) << "a wait in an expired scope parked";
             // What is already set needs no wait and succeeds even so.
             ev.set();
             EXPECT_NO_THROW(ev.wait());
@@ -508,10 +511,10 @@ TEST(Cancel, ACallThatNeedsNoWaitKeepsTheCancelPending) {
                 green::this_fiber::sleep_for(3s);  // the cancel must end this
             });
             t.cancel();  // before it runs
-            auto start = Clock::now();
+            // Had the cancel been dropped, the sleep would end normally and
+            // so would the fiber.
             EXPECT_THROW(t.join(), green::Cancelled) << r.name << " swallowed the pending cancel";
             EXPECT_TRUE(completed) << r.name;
-            EXPECT_LT(ms_since(start), 2500.0) << r.name;
         }
     });
 }

@@ -13,6 +13,7 @@
 #include <latch>
 #include <string>
 #include <thread>
+#include <utility>
 
 using namespace green_test;
 using testing::AllOf;
@@ -31,40 +32,40 @@ namespace {
     std::_Exit(0);  // not reached
 }
 
-[[noreturn]] void mutex_cycle_child() {
+// Two mutexes and two fibers that each lock one and then wait for the
+// other's: a cycle nothing can break.
+struct MutexCycle {
     green::Mutex a, b;
     green::Event a_held, b_held;
-    auto first = green::spawn([&] {
-        std::lock_guard la(a);
-        a_held.set();
-        b_held.wait();
-        std::lock_guard lb(b);
-    }, {"locks-a-then-b"});
-    auto second = green::spawn([&] {
-        std::lock_guard lb(b);
-        b_held.set();
-        a_held.wait();
-        std::lock_guard la(a);
-    }, {"locks-b-then-a"});
-    first.join();
-    std::_Exit(0);  // not reached
-}
+};
 
 // Named, out-of-line frames that the report's backtraces must show.
-__attribute__((noinline)) void holds_a_waits_for_b(green::Mutex& a, green::Mutex& b, green::Event& a_held,
-                                                   green::Event& b_held) {
-    std::lock_guard la(a);
-    a_held.set();
-    b_held.wait();
-    std::lock_guard lb(b);
+__attribute__((noinline)) void holds_a_waits_for_b(MutexCycle& c) {
+    std::lock_guard la(c.a);
+    c.a_held.set();
+    c.b_held.wait();
+    std::lock_guard lb(c.b);
 }
 
-__attribute__((noinline)) void holds_b_waits_for_a(green::Mutex& a, green::Mutex& b, green::Event& a_held,
-                                                   green::Event& b_held) {
-    std::lock_guard lb(b);
-    b_held.set();
-    a_held.wait();
-    std::lock_guard la(a);
+__attribute__((noinline)) void holds_b_waits_for_a(MutexCycle& c) {
+    std::lock_guard lb(c.b);
+    c.b_held.set();
+    c.a_held.wait();
+    std::lock_guard la(c.a);
+}
+
+// Starts the cycle's fibers under the names given; joining either never returns.
+std::pair<green::Task<void>, green::Task<void>> start_cycle(MutexCycle& c, const char* first, const char* second) {
+    auto a = green::spawn([&c] { holds_a_waits_for_b(c); }, {first});
+    auto b = green::spawn([&c] { holds_b_waits_for_a(c); }, {second});
+    return {std::move(a), std::move(b)};
+}
+
+[[noreturn]] void mutex_cycle_child() {
+    MutexCycle cycle;
+    auto [first, second] = start_cycle(cycle, "locks-a-then-b", "locks-b-then-a");
+    first.join();
+    std::_Exit(0);  // not reached
 }
 
 [[noreturn]] void named_cycle_child() {
@@ -72,10 +73,8 @@ __attribute__((noinline)) void holds_b_waits_for_a(green::Mutex& a, green::Mutex
     // and only a flush before the exit lets the line through.
     dup2(2, 1);
     std::printf("buffered line from the program\n");
-    green::Mutex a, b;
-    green::Event a_held, b_held;
-    auto first = green::spawn([&] { holds_a_waits_for_b(a, b, a_held, b_held); }, {"first"});
-    auto second = green::spawn([&] { holds_b_waits_for_a(a, b, a_held, b_held); }, {"second"});
+    MutexCycle cycle;
+    auto [first, second] = start_cycle(cycle, "first", "second");
     first.join();
     std::_Exit(0);  // not reached
 }
@@ -92,20 +91,8 @@ std::string report_line(const std::string& report, const std::string& name) {
     std::uint64_t id_a = 0, id_b = 0;
     try {
         green::run([&] {
-            green::Mutex a, b;
-            green::Event a_held, b_held;
-            auto first = green::spawn([&] {
-                std::lock_guard la(a);
-                a_held.set();
-                b_held.wait();
-                std::lock_guard lb(b);
-            }, {"locks-a-then-b"});
-            auto second = green::spawn([&] {
-                std::lock_guard lb(b);
-                b_held.set();
-                a_held.wait();
-                std::lock_guard la(a);
-            }, {"locks-b-then-a"});
+            MutexCycle cycle;
+            auto [first, second] = start_cycle(cycle, "locks-a-then-b", "locks-b-then-a");
             id_a = first.id();
             id_b = second.id();
             first.join();
@@ -130,69 +117,68 @@ std::string report_line(const std::string& report, const std::string& name) {
     // wait: both hubs idle, neither can make progress.
     green::Event for_a, for_b;
     std::latch hubs(2);
-    std::thread a([&] {
-        (void)green::this_fiber::id();
-        hubs.arrive_and_wait();
-        green::spawn([&] {
-            for_a.wait();
-            for_b.set();
-        }, {"on-hub-a"}).join();
-    });
-    std::thread b([&] {
-        (void)green::this_fiber::id();
-        hubs.arrive_and_wait();
-        green::spawn([&] {
-            for_b.wait();
-            for_a.set();
-        }, {"on-hub-b"}).join();
-    });
+    // A thread whose hub runs one fiber: it waits for `mine`, then sets `theirs`.
+    auto hub = [&hubs](green::Event& mine, green::Event& theirs, const char* name) {
+        return std::thread([&hubs, &mine, &theirs, name] {
+            (void)green::this_fiber::id();
+            hubs.arrive_and_wait();
+            green::spawn([&] {
+                mine.wait();
+                theirs.set();
+            }, {name}).join();
+        });
+    };
+    std::thread a = hub(for_a, for_b, "on-hub-a");
+    std::thread b = hub(for_b, for_a, "on-hub-b");
     a.join();  // this thread never used green: it is not a hub
     b.join();
     std::_Exit(0);  // not reached
 }
 
+// Runs `child` in a fresh process (the "threadsafe" style re-executes this
+// binary) and expects it to exit with `code`, its stderr matching `report`.
+void expect_child_exit(void (*child)(), int code, const testing::Matcher<const std::string&>& report) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(child(), testing::ExitedWithCode(code), report);
+}
+
 }  // namespace
 
 TEST(DeadlockDeathTest, ExitsWithStatus3AndReportsWhoWaitsOnWhat) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(event_and_join_child(), testing::ExitedWithCode(3),
-                AllOf(HasSubstr("deadlock"),
-                      ContainsRegex("\"event-waiter\" waits on Event"),
-                      ContainsRegex("\"the-joiner\" waits to join fiber [0-9]+ \"event-waiter\""),
-                      ContainsRegex("\"thread-root\" waits to join fiber [0-9]+ \"the-joiner\"")));
+    expect_child_exit(event_and_join_child, 3,
+                      AllOf(HasSubstr("deadlock"), ContainsRegex("\"event-waiter\" waits on Event"),
+                            ContainsRegex("\"the-joiner\" waits to join fiber [0-9]+ \"event-waiter\""),
+                            ContainsRegex("\"thread-root\" waits to join fiber [0-9]+ \"the-joiner\"")));
 }
 
 TEST(DeadlockDeathTest, MutexCycleIsReported) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(mutex_cycle_child(), testing::ExitedWithCode(3),
-                AllOf(HasSubstr("deadlock"), ContainsRegex("\"locks-a-then-b\" waits for Mutex .* held by fiber"),
-                      ContainsRegex("\"locks-b-then-a\" waits for Mutex .* held by fiber")));
+    expect_child_exit(mutex_cycle_child, 3,
+                      AllOf(HasSubstr("deadlock"), ContainsRegex("\"locks-a-then-b\" waits for Mutex .* held by fiber"),
+                            ContainsRegex("\"locks-b-then-a\" waits for Mutex .* held by fiber")));
 }
 
 TEST(DeadlockDeathTest, ReportShowsEachParkedFibersStackAndFlushesStdio) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(named_cycle_child(), testing::ExitedWithCode(3),
-                AllOf(ContainsRegex("\"first\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
-                                    " +#[0-9]+ [^\n]*holds_a_waits_for_b[^\n]*test_deadlock.cpp:[0-9]+"),
-                      ContainsRegex("\"second\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
-                                    " +#[0-9]+ [^\n]*holds_b_waits_for_a[^\n]*test_deadlock.cpp:[0-9]+"),
-                      HasSubstr("buffered line from the program")));
+    expect_child_exit(named_cycle_child, 3,
+                      AllOf(ContainsRegex("\"first\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
+                                          " +#[0-9]+ [^\n]*holds_a_waits_for_b[^\n]*test_deadlock.cpp:[0-9]+"),
+                            ContainsRegex("\"second\" waits for Mutex [^\n]*\n( +#[0-9]+ [^\n]*\n)*"
+                                          " +#[0-9]+ [^\n]*holds_b_waits_for_a[^\n]*test_deadlock.cpp:[0-9]+"),
+                            HasSubstr("buffered line from the program")));
 }
 
 TEST(DeadlockDeathTest, MutexCycleUnderRunThrowsDeadlock) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(mutex_cycle_under_run_child(), testing::ExitedWithCode(0),
-                AllOf(HasSubstr("caught green::Deadlock: green: deadlock"),
-                      ContainsRegex("\"locks-a-then-b\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
-                      ContainsRegex("\"locks-b-then-a\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
-                      HasSubstr("holders named")));
+    expect_child_exit(mutex_cycle_under_run_child, 0,
+                      AllOf(HasSubstr("caught green::Deadlock: green: deadlock"),
+                            ContainsRegex("\"locks-a-then-b\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
+                            ContainsRegex("\"locks-b-then-a\" waits for Mutex 0x[0-9a-f]+ held by fiber [0-9]+"),
+                            HasSubstr("holders named")));
 }
 
 TEST(DeadlockDeathTest, SpansEveryHub) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_EXIT(two_hubs_child(), testing::ExitedWithCode(3),
-                AllOf(HasSubstr("deadlock"), ContainsRegex("hub [0-9]+ \\(thread [0-9]+\\)"),
-                      ContainsRegex("\"on-hub-a\" waits on Event"), ContainsRegex("\"on-hub-b\" waits on Event")));
+    expect_child_exit(
+        two_hubs_child, 3,
+        AllOf(HasSubstr("deadlock"), ContainsRegex("hub [0-9]+ \\(thread [0-9]+\\)"),
+              ContainsRegex("\"on-hub-a\" waits on Event"), ContainsRegex("\"on-hub-b\" waits on Event")));
 }
 
 TEST(Deadlock, UnderRunThrowsDeadlockWithTheReport) {
@@ -222,15 +208,19 @@ TEST(Deadlock, UnderRunThrowsDeadlockWithTheReport) {
 }
 
 TEST(Deadlock, NoFalseAlarmWhileATimerIsPending) {
-    in_green([] {
+    bool slept = in_green([] {
         green::Event ev;
+        bool woke_from_sleep = false;
         auto setter = green::spawn([&] {
             green::this_fiber::sleep_for(30ms);
+            woke_from_sleep = true;
             ev.set();
         });
         ev.wait();
         setter.join();
+        return woke_from_sleep;
     });
+    EXPECT_TRUE(slept) << "the wait ended before the sleeping fiber set the event";
 }
 
 TEST(Deadlock, NoFalseAlarmWhileAPoolJobRuns) {
@@ -239,8 +229,12 @@ TEST(Deadlock, NoFalseAlarmWhileAPoolJobRuns) {
         std::promise<void> go;
         auto f = go.get_future();
         auto caller = green::spawn([&] {
-            green::call_blocking([&] { f.wait(); });
+            int job = green::call_blocking([&] {
+                f.wait();
+                return 42;
+            });
             ev.set();
+            return job;
         });
         // A plain thread (no hub, no ExternalWaker) releases the job: while
         // this fiber waits, the in-flight pool job is the only thing that
@@ -248,7 +242,7 @@ TEST(Deadlock, NoFalseAlarmWhileAPoolJobRuns) {
         std::thread t([&] { go.set_value(); });
         ev.wait();
         t.join();
-        caller.join();
+        EXPECT_EQ(caller.join(), 42) << "the pool job's result";
     });
 }
 
@@ -272,14 +266,16 @@ TEST(Deadlock, NoFalseAlarmWhileAnotherHubWorks) {
     in_green([] {
         green::Event done;
         std::latch has_hub(1);
+        int yields = 0;
         std::thread t([&] {
             (void)green::this_fiber::id();
             has_hub.count_down();
-            for (int i = 0; i < 100; ++i) green::this_fiber::yield();
+            for (; yields < 100; ++yields) green::this_fiber::yield();
             done.set();
         });
         has_hub.wait();
         done.wait();
         t.join();
+        EXPECT_EQ(yields, 100) << "the other hub's work ran to its end";
     });
 }

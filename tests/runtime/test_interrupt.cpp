@@ -7,6 +7,9 @@
 #include "hub.hpp"
 
 #include <atomic>
+#include <functional>
+#include <string>
+#include <utility>
 #include <thread>
 
 using namespace green_test;
@@ -21,47 +24,52 @@ void until_parked(FiberRecord* f) {
     while (!(f->state == green::detail::FiberState::Suspended && f->parked)) green::this_fiber::yield();
 }
 
-TEST(Interrupt, EndsAnFdWaitOnThisHub) {
+// Spawns `body` on this hub and returns once the fiber is parked in it: its
+// Task and its record.
+template <class F>
+auto start_parked(F body) {
+    FiberRecord* rec = nullptr;
+    auto t = green::spawn([&rec, body]() mutable {
+        rec = Hub::current().running();
+        return body();
+    });
+    while (!rec) green::this_fiber::yield();
+    until_parked(rec);
+    return std::make_pair(std::move(t), rec);
+}
+
+struct InterruptibleWait {
+    const char* name;
+    std::function<WaitResult(SocketPair&)> wait;
+};
+
+const InterruptibleWait kInterruptibleWaits[] = {
+    {"fd_wait", [](SocketPair& p) { return green::wait_fd(p.a(), green::kReadable, Clock::time_point::max()); }},
+    {"sleep", [](SocketPair&) { return green::wait_until(Clock::now() + 60s); }},
+};
+
+class InterruptOnThisHub : public testing::TestWithParam<InterruptibleWait> {};
+
+TEST_P(InterruptOnThisHub, EndsTheWaitWithCancelled) {
     in_green([] {
         SocketPair p;
-        std::atomic<FiberRecord*> rec{nullptr};
-        auto t = green::spawn([&] {
-            rec = Hub::current().running();
-            return green::wait_fd(p.a(), green::kReadable, Clock::time_point::max());
-        });
-        while (!rec) green::this_fiber::yield();
-        until_parked(rec);
+        auto [t, rec] = start_parked([&] { return GetParam().wait(p); });
         Hub::request_interrupt(rec);
         EXPECT_EQ(t.join(), WaitResult::Cancelled);
     });
 }
 
-TEST(Interrupt, EndsASleep) {
-    in_green([] {
-        std::atomic<FiberRecord*> rec{nullptr};
-        auto t = green::spawn([&] {
-            rec = Hub::current().running();
-            return green::wait_until(Clock::now() + 60s);
-        });
-        while (!rec) green::this_fiber::yield();
-        until_parked(rec);
-        Hub::request_interrupt(rec);
-        EXPECT_EQ(t.join(), WaitResult::Cancelled);
-    });
-}
+INSTANTIATE_TEST_SUITE_P(Waits, InterruptOnThisHub, testing::ValuesIn(kInterruptibleWaits),
+                         [](const testing::TestParamInfo<InterruptibleWait>& i) { return std::string(i.param.name); });
 
 TEST(Interrupt, LeavesAWaitThatIsNotInterruptible) {
     in_green([] {
         green::Event ev;
-        std::atomic<FiberRecord*> rec{nullptr};
         std::atomic<bool> woke{false};
-        auto t = green::spawn([&] {
-            rec = Hub::current().running();
+        auto [t, rec] = start_parked([&] {
             ev.wait();
             woke = true;
         });
-        while (!rec) green::this_fiber::yield();
-        until_parked(rec);
         Hub::request_interrupt(rec);
         for (int i = 0; i < 10; ++i) green::this_fiber::yield();
         EXPECT_FALSE(woke.load());
@@ -75,14 +83,10 @@ TEST(Interrupt, IsNotStickyForAFiberThatIsNotParked) {
     in_green([] {
         SocketPair p;
         green::Event go;
-        std::atomic<FiberRecord*> rec{nullptr};
-        auto t = green::spawn([&] {
-            rec = Hub::current().running();
+        auto [t, rec] = start_parked([&] {
             go.wait();  // not interruptible: the interrupt arrives here
             return green::wait_fd(p.a(), green::kReadable, Clock::now() + 50ms);
         });
-        while (!rec) green::this_fiber::yield();
-        until_parked(rec);
         Hub::request_interrupt(rec);
         go.set();
         EXPECT_EQ(t.join(), WaitResult::TimedOut);

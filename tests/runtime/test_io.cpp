@@ -2,6 +2,7 @@
 #include "test_util.hpp"
 
 #include <atomic>
+#include <functional>
 #include <latch>
 #include <thread>
 #include <vector>
@@ -46,23 +47,43 @@ void drain(int fd) {
     }
 }
 
+// Closes `pair.a()` under a fiber parked on it for reading, once
+// `meanwhile` has run: the fiber must wake with Closed.
+void close_under_a_waiter(SocketPair& pair, const std::function<void()>& meanwhile) {
+    const int x = pair.a();
+    auto parked = green::spawn([&] { return green::wait_fd(x, green::kReadable); });
+    let_runnable_fibers_run();
+    meanwhile();
+    green::notify_fd_closing(x);
+    ::close(x);
+    pair.fd[0] = -1;
+    EXPECT_EQ(parked.join(), WaitResult::Closed);
+}
+
+// Parks a fiber until `fd` is readable, checks that it stays parked while
+// there is nothing to read, writes `c` into `peer`, and expects the fiber to
+// wake Ready, on this thread, and read exactly `c`.
+void expect_woken_by_a_write(int fd, int peer, char c) {
+    const pid_t me = gettid_now();
+    auto reader = green::spawn([&] {
+        WaitResult r = green::wait_fd(fd, green::kReadable, Clock::now() + 20s);
+        EXPECT_EQ(gettid_now(), me);
+        return std::make_pair(r, read_byte(fd));
+    });
+    let_runnable_fibers_run();
+    EXPECT_FALSE(reader.done()) << "wait_fd returned before anything was written";
+    ASSERT_TRUE(write_byte(peer, c));
+    auto [r, byte] = reader.join();
+    EXPECT_EQ(r, WaitResult::Ready);
+    EXPECT_EQ(byte, c);
+}
+
 }  // namespace
 
 TEST(WaitFd, ReadableAfterThePeerWrites) {
     in_green([] {
         SocketPair sp;
-        pid_t me = gettid_now();
-        auto reader = green::spawn([&] {
-            WaitResult r = green::wait_fd(sp.a(), green::kReadable);
-            EXPECT_EQ(gettid_now(), me);
-            return std::make_pair(r, read_byte(sp.a()));
-        });
-        let_runnable_fibers_run();
-        EXPECT_FALSE(reader.done()) << "wait_fd returned before anything was written";
-        ASSERT_TRUE(write_byte(sp.b(), 'q'));
-        auto [r, byte] = reader.join();
-        EXPECT_EQ(r, WaitResult::Ready);
-        EXPECT_EQ(byte, 'q');
+        expect_woken_by_a_write(sp.a(), sp.b(), 'q');
     });
 }
 
@@ -211,13 +232,7 @@ TEST(WaitFd, ReusedFdNumberIsNotConfusedWithTheClosedOne) {
 
         // Park a waiter on the old file, then close it under the waiter.
         drain(x);
-        auto parked = green::spawn([&] { return green::wait_fd(x, green::kReadable); });
-        let_runnable_fibers_run();
-        ASSERT_TRUE(write_byte(old_pair.b(), 'p'));  // unread on purpose
-        green::notify_fd_closing(x);
-        ::close(x);
-        old_pair.fd[0] = -1;
-        EXPECT_EQ(parked.join(), WaitResult::Closed);
+        close_under_a_waiter(old_pair, [&] { EXPECT_TRUE(write_byte(old_pair.b(), 'p')); });  // unread on purpose
 
         // A new socket gets the same number.
         SocketPair fresh;
@@ -226,15 +241,7 @@ TEST(WaitFd, ReusedFdNumberIsNotConfusedWithTheClosedOne) {
         // Nothing to read on the new file: the old file's pending byte must
         // not make this wait return.
         EXPECT_EQ(green::wait_fd(x, green::kReadable, Clock::now() + 30ms), WaitResult::TimedOut);
-        auto reader = green::spawn([&] {
-            WaitResult r = green::wait_fd(x, green::kReadable, Clock::now() + 20s);
-            return std::make_pair(r, read_byte(x));
-        });
-        let_runnable_fibers_run();
-        ASSERT_TRUE(write_byte(fresh.b(), 'n'));
-        auto [r, c] = reader.join();
-        EXPECT_EQ(r, WaitResult::Ready);
-        EXPECT_EQ(c, 'n');
+        expect_woken_by_a_write(x, fresh.b(), 'n');
     });
 }
 
@@ -247,13 +254,7 @@ TEST(WaitFd, ReusedFdNumberWhileTheOldFileLivesOnInADup) {
         const int x = old_pair.a();
         const int keep = ::dup(x);
         ASSERT_GE(keep, 0);
-        auto parked = green::spawn([&] { return green::wait_fd(x, green::kReadable); });
-        let_runnable_fibers_run();
-        poll_once();  // the old file is now registered with epoll under x
-        green::notify_fd_closing(x);
-        ::close(x);
-        old_pair.fd[0] = -1;
-        EXPECT_EQ(parked.join(), WaitResult::Closed);
+        close_under_a_waiter(old_pair, [] { poll_once(); });  // the old file is now registered with epoll under x
 
         SocketPair fresh;
         move_to_number(fresh, x);

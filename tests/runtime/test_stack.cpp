@@ -38,11 +38,6 @@ __attribute__((noinline)) int big_frame_then_yield() {
     return big[kBytes / 2];
 }
 
-void clear_green_env() {
-    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS"})
-        ::unsetenv(v);
-}
-
 [[noreturn]] void guard_page_child() {
     clear_green_env();
     auto t = green::spawn([] { return recurse(1'000'000); }, {"deep", 32 * 1024});
@@ -134,37 +129,32 @@ TEST(StackDeathTest, DefaultStackSizeComesFromGreenStackSize) {
 }
 
 TEST(Stack, SpawnOptionsStackSizeIsUsable) {
-    // A 64K stack holds what a 64K stack should: ~50K of frames.
-    in_green([] {
+    // A 64K stack holds what a 64K stack should: ~50K of frames, which
+    // compute what they do on this thread's own stack.
+    const int expected = recurse(80);
+    in_green([&] {
         auto t = green::spawn([] { return recurse(80); }, {"sized", 64 * 1024});
-        EXPECT_NO_THROW(t.join());
+        EXPECT_EQ(t.join(), expected);
     });
 }
 
 TEST(Stack, StacksAreReusedAcrossSizes) {
     // Alternating sizes exercise the per-size free lists; every fiber gets a
     // working stack of at least what it asked for.
-    in_green([] {
+    const std::size_t sizes[] = {16 * 1024, 64 * 1024, 128 * 1024};
+    auto depth = [](std::size_t size) { return static_cast<int>(size / 1024) - 12; };  // ~600 bytes a frame: well inside
+    int expected[3];
+    for (int i = 0; i < 3; ++i) expected[i] = recurse(depth(sizes[i]));  // on this thread's stack
+    in_green([&] {
+        int wrong = 0;
         for (int round = 0; round < 200; ++round) {
-            std::size_t size = (round % 3 == 0) ? 16 * 1024 : (round % 3 == 1) ? 64 * 1024 : 128 * 1024;
-            int depth = static_cast<int>(size / 1024) - 12;  // ~600 bytes a frame: well inside
-            auto t = green::spawn([depth] { return recurse(depth); }, {"sized", size});
-            t.join();
+            const std::size_t size = sizes[round % 3];
+            auto t = green::spawn([d = depth(size)] { return recurse(d); }, {"sized", size});
+            wrong += t.join() != expected[round % 3];
         }
+        EXPECT_EQ(wrong, 0);
     });
 }
-
-namespace {
-
-long vm_size_kib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("VmSize:", 0) == 0) return std::atol(line.c_str() + 7);
-    return -1;
-}
-
-}  // namespace
 
 TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
     // Fibers spawned on this hub and released (their last reference
@@ -185,7 +175,7 @@ TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
     long after_warmup = 0;
     in_green([&] {
         for (int i = 0; i < kFibers; ++i) {
-            if (i == 200) after_warmup = vm_size_kib();
+            if (i == 200) after_warmup = green::test::proc_status_field(::getpid(), "VmSize");
             auto t = green::spawn([] { return 7; });
             // Ended and switched away from: only `t` holds it now.
             ASSERT_TRUE(t.wait_until(green::Clock::time_point::max()));
@@ -194,6 +184,6 @@ TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
         handoff.close();
     });
     joiner.join();
-    const long at_end = vm_size_kib();
+    const long at_end = green::test::proc_status_field(::getpid(), "VmSize");
     EXPECT_LE(at_end - after_warmup, 100 * 1024) << "VmSize " << after_warmup << " -> " << at_end << " KiB";
 }

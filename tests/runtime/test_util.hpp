@@ -2,8 +2,9 @@
 //
 // Rule for every test here: no sleep is ever used to order events between
 // fibers or threads; ordering comes from green primitives, std::latch or
-// atomics. Timing assertions are lower bounds only (plus upper bounds of
-// several seconds that catch "waited forever / for the wrong deadline").
+// atomics. Timing assertions are lower bounds only; which deadline or event
+// ended a wait is told by its result, and "returns at once" by counting the
+// fiber switches made meanwhile (switches_during).
 #pragma once
 
 #include <green/green.hpp>
@@ -18,10 +19,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <utility>
+
+#include "../common/proc.hpp"
 
 namespace green_test {
 
@@ -67,20 +70,22 @@ struct SocketPair {
     int b() const { return fd[1]; }
 };
 
-// Resident set size of this process in KiB (VmRSS in /proc/self/status).
-inline long rss_kib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
-}
+// Resident set size of this process in KiB.
+inline long rss_kib() { return green::test::proc_status_field(::getpid(), "VmRSS"); }
 
 // Spawns and joins an empty fiber. The run queue is FIFO, so every fiber
 // that was runnable before the call has run up to its next suspension point
 // by the time this returns.
 inline void let_runnable_fibers_run() { green::spawn([] {}).join(); }
+
+// How many fiber switches the process made while `op` ran: 0 means the
+// calling fiber never suspended, so nothing else ran meanwhile.
+template <class F>
+std::uint64_t switches_during(F&& op) {
+    const std::uint64_t before = green::stats().switches;
+    op();
+    return green::stats().switches - before;
+}
 
 // For the few places where a fiber must know that something happened on
 // another thread and no green primitive can tell it (e.g. "the other hub's
@@ -96,6 +101,14 @@ bool spin_until(Pred pred, std::chrono::seconds limit = std::chrono::seconds(20)
         ::sched_yield();
     }
     return true;
+}
+
+// For a death-test child that sets GREEN_* itself: the configuration it
+// reads on its first green call is then exactly what it set.
+inline void clear_green_env() {
+    for (const char* v : {"GREEN_STACK_SIZE", "GREEN_POOL_SIZE", "GREEN_STACK_GUARD", "GREEN_STATS", "GREEN_HUBS",
+                          "GREEN_DUMP_SIGNAL", "GREEN_BALANCE"})
+        ::unsetenv(v);
 }
 
 inline bool write_byte(int fd, char c = 'x') { return ::write(fd, &c, 1) == 1; }

@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "../interpose/run_capture.hpp"
+#include "../common/child.hpp"
+#include "../common/env.hpp"
 
-using green::test::env_or_die;
-using green::test::run_capture;
+using namespace green::test;
 namespace fs = std::filesystem;
 
 namespace {
@@ -20,18 +20,13 @@ std::string preload() { return fs::canonical(env_or_die("GREEN_PRELOAD")).string
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/green-greenrun-XXXXXX";
-        path_ = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path_); }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+// A file `name` in `dir` holding `text`, executable by its owner; its path.
+std::string executable(const TempDir& dir, const std::string& name, const std::string& text) {
+    const std::string path = dir / name;
+    std::ofstream(path) << text;
+    fs::permissions(path, fs::perms::owner_all);
+    return path;
+}
 
 TEST(Greenrun, HelpDocumentsEveryOptionAndItsVariable) {
     auto c = run_capture({greenrun(), "--help"});
@@ -71,6 +66,7 @@ TEST(Greenrun, ExitStatusIsTheProgramsOwn) {
     EXPECT_EQ(run_capture({greenrun(), "--", "/bin/sh", "-c", "kill -TERM $$"}).status, 128 + SIGTERM);
     // Input reaches the program too.
     auto c = run_capture({greenrun(), "--", "/bin/cat"}, {}, "through the shim\n");
+    EXPECT_EQ(c.status, 0) << c.err;
     EXPECT_EQ(c.out, "through the shim\n");
 }
 
@@ -158,20 +154,15 @@ TEST(Greenrun, SetuidProgramThatChangesCredentialsIsRefused) {
 
 TEST(Greenrun, ScriptsAreJudgedByTheirInterpreter) {
     TempDir dir;
-    fs::path script = dir.path() / "hello.sh";
-    std::ofstream(script) << "#!/bin/sh\necho script ran\n";
-    fs::permissions(script, fs::perms::owner_all);
-    auto c = run_capture({greenrun(), "--check", "--", script.string()});
+    const std::string script = executable(dir, "hello.sh", "#!/bin/sh\necho script ran\n");
+    auto c = run_capture({greenrun(), "--check", "--", script});
     EXPECT_EQ(c.status, 0) << c.out;
     EXPECT_TRUE(has(c.out, "a script run by /bin/sh")) << c.out;
-    EXPECT_EQ(run_capture({greenrun(), "--", script.string()}).out, "script ran\n");
+    EXPECT_EQ(run_capture({greenrun(), "--", script}).out, "script ran\n");
 
     std::string prog = env_or_die("GREEN_STATIC_PROGRAM");
     if (prog == "none") return;
-    fs::path static_script = dir.path() / "static.sh";
-    std::ofstream(static_script) << "#!" << prog << "\n";
-    fs::permissions(static_script, fs::perms::owner_all);
-    auto s = run_capture({greenrun(), "--check", "--", static_script.string()});
+    auto s = run_capture({greenrun(), "--check", "--", executable(dir, "static.sh", "#!" + prog + "\n")});
     EXPECT_EQ(s.status, 1);
     EXPECT_TRUE(has(s.out, "statically linked")) << s.out;
 }
@@ -180,16 +171,14 @@ TEST(Greenrun, ScriptsAreJudgedByTheirInterpreter) {
 // /bin/sh; greenrun does the same, with the same output and status.
 TEST(Greenrun, ScriptWithoutInterpreterLineRunsThroughSh) {
     TempDir dir;
-    fs::path script = dir.path() / "plain-script";
-    std::ofstream(script) << "echo \"sh script got $1 $2\"\nexit 3\n";
-    fs::permissions(script, fs::perms::owner_all);
-    auto plain = run_capture({"env", script.string(), "a", "b c"});
-    auto green = run_capture({greenrun(), "--", script.string(), "a", "b c"});
+    const std::string script = executable(dir, "plain-script", "echo \"sh script got $1 $2\"\nexit 3\n");
+    auto plain = run_capture({"env", script, "a", "b c"});
+    auto green = run_capture({greenrun(), "--", script, "a", "b c"});
     EXPECT_EQ(plain.out, "sh script got a b c\n");
     EXPECT_EQ(green.out, plain.out) << green.err;
     EXPECT_EQ(green.status, 3);
     EXPECT_EQ(plain.status, 3);
-    auto c = run_capture({greenrun(), "--check", "--", script.string()});
+    auto c = run_capture({greenrun(), "--check", "--", script});
     EXPECT_EQ(c.status, 0) << c.out;
     EXPECT_TRUE(has(c.out, "no #! line, run by /bin/sh")) << c.out;
 }
@@ -208,8 +197,10 @@ TEST(Greenrun, MissingOrNonExecutableProgram) {
 
 TEST(Greenrun, KeepsTheUsersOwnPreloadsAfterTheShim) {
     auto c = run_capture({greenrun(), "--", "/usr/bin/env"}, {"LD_PRELOAD=libm.so.6"});
+    EXPECT_EQ(c.status, 0) << c.err;
     EXPECT_TRUE(has(c.out, "LD_PRELOAD=" + preload() + ":libm.so.6\n")) << c.out;
     auto twice = run_capture({greenrun(), "--", "/usr/bin/env"}, {"LD_PRELOAD=" + preload()});
+    EXPECT_EQ(twice.status, 0) << twice.err;
     EXPECT_TRUE(has(twice.out, "LD_PRELOAD=" + preload() + "\n")) << twice.out;
 }
 

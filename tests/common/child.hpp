@@ -1,0 +1,98 @@
+// Every program a test starts goes through here: argv[0] looked up in PATH,
+// the test's own environment with "NAME=value" entries added (an entry
+// replaces the inherited variable of that name), stdio redirected to fds the
+// test chose. The argument and environment arrays are built before fork, so
+// the child only rearranges fds and execs. A child never outlives the test
+// (PR_SET_PDEATHSIG), and an exit status reads as a shell's does: the code,
+// or 128 + the signal that killed it.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "temp_dir.hpp"
+
+extern char** environ;
+
+namespace green::test {
+
+inline int exit_code(int wait_status) {
+    return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+}
+
+class Command {
+public:
+    Command(const std::vector<std::string>& argv, const std::vector<std::string>& env) : strings_(argv) {
+        for (char** e = environ; *e; ++e) {
+            const char* eq = std::strchr(*e, '=');
+            const std::size_t name_len = eq ? static_cast<std::size_t>(eq - *e) + 1 : std::strlen(*e);
+            bool replaced = false;
+            for (const auto& add : env) replaced |= add.compare(0, name_len, *e, name_len) == 0;
+            if (!replaced) strings_.emplace_back(*e);
+        }
+        strings_.insert(strings_.end(), env.begin(), env.end());
+        for (std::size_t i = 0; i < strings_.size(); ++i) {
+            (i < argv.size() ? argv_ : envp_).push_back(strings_[i].data());
+        }
+        argv_.push_back(nullptr);
+        envp_.push_back(nullptr);
+    }
+    Command(const Command&) = delete;
+    Command& operator=(const Command&) = delete;
+
+    // Replaces this process; returns only when the exec failed (errno says why).
+    void exec() const { execvpe(argv_[0], argv_.data(), envp_.data()); }
+
+    // Starts the command with fds `in`, `out`, `err` as its stdio (-1: this
+    // process' own). Returns the child's pid.
+    pid_t spawn(int in = -1, int out = -1, int err = -1) const {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (in >= 0) dup2(in, 0);
+            if (out >= 0) dup2(out, 1);
+            if (err >= 0) dup2(err, 2);
+            exec();
+            _exit(127);
+        }
+        return pid;
+    }
+
+private:
+    std::vector<std::string> strings_;  // argv, then the environment
+    std::vector<char*> argv_, envp_;
+};
+
+struct Captured {
+    std::string out;
+    std::string err;
+    int status = -1;  // exit status, or 128+signal
+};
+
+// Runs the command to its end with `stdin_text` as its input.
+inline Captured run_capture(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+                            const std::string& stdin_text = {}) {
+    TempDir dir;
+    const std::string in_path = dir / "in", out_path = dir / "out", err_path = dir / "err";
+    int in = open(in_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (in < 0 || out < 0 || err < 0 || write(in, stdin_text.data(), stdin_text.size()) < 0) std::abort();
+    lseek(in, 0, SEEK_SET);
+    int status = 0;
+    waitpid(Command(argv, env).spawn(in, out, err), &status, 0);
+    close(in);
+    close(out);
+    close(err);
+    return {slurp(out_path), slurp(err_path), exit_code(status)};
+}
+
+}  // namespace green::test
