@@ -427,7 +427,7 @@ void wait_then_release(const char* what, Wait wait, Release release) {
     about_to_wait.wait();
     release();
     t.join();
-    std::printf("%s = %s\n", what, err(r));
+    std::printf("%s = %s\n", what, errno_name(r));
 }
 
 // A lock call's result, once `unlock` undid it if it took the lock.
@@ -511,15 +511,15 @@ void case_clock_ids() {
     sem_init(&s, 0, 1);
     for (clockid_t clock : clocks) {
         std::printf("clock %d:", static_cast<int>(clock));
-        std::printf(" mutex_clocklock %s", err(unlocked_after(pthread_mutex_clocklock(&m, clock, &past), unlock_m)));
-        std::printf(" rwlock_clockrdlock %s", err(unlocked_after(pthread_rwlock_clockrdlock(&l, clock, &past), unlock_l)));
-        std::printf(" rwlock_clockwrlock %s", err(unlocked_after(pthread_rwlock_clockwrlock(&l, clock, &past), unlock_l)));
+        std::printf(" mutex_clocklock %s", errno_name(unlocked_after(pthread_mutex_clocklock(&m, clock, &past), unlock_m)));
+        std::printf(" rwlock_clockrdlock %s", errno_name(unlocked_after(pthread_rwlock_clockrdlock(&l, clock, &past), unlock_l)));
+        std::printf(" rwlock_clockwrlock %s", errno_name(unlocked_after(pthread_rwlock_clockwrlock(&l, clock, &past), unlock_l)));
         pthread_mutex_lock(&m);
-        std::printf(" cond_clockwait %s", err(pthread_cond_clockwait(&c, &m, clock, &past)));
+        std::printf(" cond_clockwait %s", errno_name(pthread_cond_clockwait(&c, &m, clock, &past)));
         pthread_mutex_unlock(&m);
         const int r = sem_clockwait(&s, clock, &past) == 0 ? 0 : errno;
         if (r == 0) sem_post(&s);
-        std::printf(" sem_clockwait %s\n", err(r));
+        std::printf(" sem_clockwait %s\n", errno_name(r));
     }
     sem_destroy(&s);
 }
