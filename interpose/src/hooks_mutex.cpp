@@ -187,8 +187,11 @@ void rwlock_grant(PRwlock* l, detail::WakesAfterUnlock& wakes) {
     bool readers_waiting = false;
     for (Waiter* w = l->head; w; w = w->next) readers_waiting |= wants_to_read(*w);
     if (readers_waiting) {
-        l->readers += static_cast<std::int32_t>(detail::list_wake_if(*l, WakeReason::Woken, wakes, wants_to_read));
-        return;
+        auto woken = detail::list_wake_if(*l, WakeReason::Woken, wakes, wants_to_read);
+        l->readers += static_cast<std::int32_t>(woken);
+        // Readers whose timeout won the race refuse the lock; if all of them
+        // did, a waiting writer is next, or it would wait on a free lock.
+        if (woken != 0) return;
     }
     if (l->readers != 0) return;
     Waiter* next = detail::list_wake_one(*l, WakeReason::Woken, wakes);

@@ -944,11 +944,54 @@ void case_rwlock_cycle() {
                    "reads-b-then-a", [](bool second) { pthread_rwlock_rdlock(second ? &g_rwlock_a : &g_rwlock_b); });
 }
 
+// A writer queued behind a reader must get the lock when it is released,
+// even if the reader's timeout expires at that moment. Under the shim on one
+// hub the moment is forced: a thread computing without a pause holds the hub
+// while the holder's sleep (20 ms) and the reader's timeout (30 ms) both
+// expire, so they are served in one batch, the holder's first: it unlocks
+// while the timed-out reader is still queued.
+void case_rwlock_reader_timeout() {
+    pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
+    timespec start{};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    auto at_ms = [&](long ms) {
+        timespec t = start;
+        t.tv_nsec += ms * 1000000L;
+        t.tv_sec += t.tv_nsec / 1000000000L;
+        t.tv_nsec %= 1000000000L;
+        return t;
+    };
+    pthread_rwlock_wrlock(&l);
+    int reader = -1, writer = -1;
+    std::thread r([&] {
+        timespec until = in_ms(CLOCK_REALTIME, 30);
+        reader = pthread_rwlock_timedrdlock(&l, &until);
+        if (reader == 0) pthread_rwlock_unlock(&l);  // unpatched it may win the lock at 20 ms
+    });
+    std::thread w([&] {
+        writer = pthread_rwlock_wrlock(&l);
+        if (writer == 0) pthread_rwlock_unlock(&l);
+    });
+    std::thread spin([&] {
+        timespec end = at_ms(60), now{};
+        do clock_gettime(CLOCK_MONOTONIC, &now);
+        while (now.tv_sec < end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
+    });
+    timespec wake = at_ms(20);
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, nullptr);
+    pthread_rwlock_unlock(&l);
+    spin.join();
+    r.join();
+    w.join();
+    std::printf("reader %s, writer behind it wrlock = %s\n",
+                reader == 0 || reader == ETIMEDOUT ? "got the lock or timed out" : errno_name(reader), errno_name(writer));
+}
+
 // Not differential: C++ thread_local is per OS thread, so under the shim two
 // "threads" (fibers) of one hub share it. Prints 1 if they saw one address.
 const green::probe::Case kCases[] = {
     {"lifecycle", case_lifecycle}, {"keys", case_keys},   {"mutex_types", case_mutex_types},
-    {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"barrier_sem", case_barrier_sem}, {"far_deadlines", case_far_deadlines},
+    {"condvar", case_condvar},     {"rwlock", case_rwlock}, {"rwlock_reader_timeout", case_rwlock_reader_timeout}, {"barrier_sem", case_barrier_sem}, {"far_deadlines", case_far_deadlines},
     {"clock_ids", case_clock_ids},
     {"process", case_process},     {"free_after_wake", case_free_after_wake},     {"exit_from_thread", case_exit_from_thread},
     {"uncaught_in_thread", case_uncaught_in_thread}, {"main_pthread_exit", case_main_pthread_exit},

@@ -24,7 +24,7 @@ const std::vector<std::string> kCases = {"read_write", "vectors", "nonblocking_f
                                          "poll_select", "sleep", "dns", "dns_numeric", "sendfile", "big_transfer",
                                          "files", "thread_passthrough"};
 const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types", "condvar",
-                                               "rwlock", "barrier_sem", "far_deadlines", "clock_ids", "process", "free_after_wake", "exit_from_thread",
+                                               "rwlock", "rwlock_reader_timeout", "barrier_sem", "far_deadlines", "clock_ids", "process", "free_after_wake", "exit_from_thread",
                                                "uncaught_in_thread", "main_pthread_exit",
                                                "main_returns_with_threads_blocked", "foreign_thread", "cancel", "cancel_swallowed",
                                                "exit_time_keys"};
