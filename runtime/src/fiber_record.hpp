@@ -188,6 +188,8 @@ struct FiberRecord {
     sanitizer::FiberState sanitizer;  // empty unless built with a fiber sanitizer
 };
 
+// A thread's root parked for good (an idle hub thread): the deadlock report
+// and the dump leave it out.
 inline bool parked_idle(const FiberRecord* f) noexcept { return f->parked && f->parked->kind == WaitKind::Idle; }
 
 }  // namespace green::detail
