@@ -202,6 +202,8 @@ struct FiberRecord {
 // The hub of `f`, read from any thread (it changes when a fiber moves).
 inline Hub* owner_of(const FiberRecord* f) noexcept { return __atomic_load_n(&f->hub, __ATOMIC_ACQUIRE); }
 
+// A thread's root parked for good (an idle hub thread): the deadlock report
+// and the dump leave it out.
 inline bool parked_idle(const FiberRecord* f) noexcept { return f->parked && f->parked->kind == WaitKind::Idle; }
 
 }  // namespace green::detail
