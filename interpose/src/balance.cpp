@@ -16,13 +16,21 @@
 //             process may run on (/proc/stat, affinity mask)
 //
 // and, when the busiest active hub A is saturated (busy >= kSaturated) while
-// at least kSpareCpu CPUs idled, makes one more hub active (or picks the
-// least busy active one, if it is not itself busy) as B, and asks A to move
-// half the difference of their thread counts to B. Fibers move themselves at
-// their next move point (move_to_requested_hub: about to wait for an fd),
-// carrying their TLS (Hub::move_running_if_asked). Requests are renewed each
-// period and withdrawn when the condition no longer holds, so a stale request
-// never moves fibers later. A hub once active stays active.
+// at least kSpareCpu CPUs idled, for kConfirmPeriods periods in a row, makes
+// one more hub active (or picks the least busy active one, if it is not
+// itself busy) as B, and asks A to move half the difference of their thread
+// counts to B (balance_policy.hpp decides). Fibers move themselves at their
+// next move point (move_to_requested_hub: about to wait for an fd), carrying
+// their TLS (Hub::move_running_if_asked).
+//
+// Idle CPUs do not prove that a second hub will help: they may belong to a
+// load generator or a database that is idle only because it waits for this
+// server, and a hub placed there takes the CPU they need. So every move is a
+// trial: the hubs' switch rate over kTrialPeriods after it must beat the rate
+// before it by kTrialGain, or the move is undone (B inactive again, its
+// threads moved back) and no other is tried for kBackoffNs. Requests are
+// renewed each period and withdrawn otherwise, so a stale request never
+// moves fibers later.
 //
 // Invariants: only this thread writes move requests and the active count;
 // a fiber moves only itself and only at a move point; placement counts follow
@@ -58,6 +66,20 @@ namespace {
 constexpr long kPeriodNs = 100'000'000;      // 100 ms
 constexpr long kEagerPeriodNs = 1'000'000;   // 1 ms
 constexpr unsigned kMaxHubs = 64;
+constexpr int kConfirmPeriods = 3;          // a move must be wanted this many periods in a row
+constexpr int kTrialPeriods = 3;            // then judged over this many after it
+constexpr int kUndoPeriods = 50;            // threads that never reach a move point stay after 5 s
+constexpr std::int64_t kBackoffNs = 30'000'000'000;  // after an undone move, no other for 30 s
+
+// A move being judged, or being undone (periods >= 0 while it is).
+struct Trial {
+    int periods = -1;
+    double rate_before = 0;  // hub switches per second while the move was wanted
+    double rate_after = 0;   // summed over the periods after it
+    unsigned from = 0, to = 0;
+    bool activated = false;  // `to` was made active for it
+    long moves = 0;
+};
 
 std::atomic<bool> g_running{false};
 
@@ -122,6 +144,11 @@ void* balancer(void*) {
     std::int64_t last_wall = now_ns();
     long long last_idle = idle_jiffies(fd, mask);
     for (unsigned i = 0; i < hubs; ++i) last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
+    std::uint64_t last_switches = green::stats().switches;
+    int confirmed = 0;             // periods in a row that wanted the same kind of move
+    double rate_while_wanted = 0;  // sum of their switch rates
+    Trial trial, undo;
+    std::int64_t backoff_until = 0;
     for (;;) {
         sleep_for(kPeriodNs);
         std::int64_t wall = now_ns();
@@ -136,17 +163,50 @@ void* balancer(void*) {
         }
         last_wall = wall;
         last_idle = idle;
+        const std::uint64_t switches = green::stats().switches;
+        const double rate = static_cast<double>(switches - last_switches) / (period / 1e9);
+        last_switches = switches;
 
         unsigned active = placement_active();
         long live[kMaxHubs];
         for (unsigned i = 0; i < hubs; ++i) live[i] = placement_live(i);
-        BalanceDecision d = decide_balance({busy, live, hubs, active, spare});
-        if (d.active != active) placement_activate(d.active);
-        for (unsigned i = 0; i < active; ++i) {
-            detail::Hub* h = placement_hub(i);
-            if (d.moves > 0 && i == d.from) h->request_moves(placement_hub(d.to), static_cast<int>(d.moves));
-            else if (h->moves_requested()) h->request_moves(nullptr, 0);
+        if (trial.periods >= 0) {
+            // Judging a move: the first period after it is the move itself.
+            if (trial.periods++ > 0) trial.rate_after += rate;
+            if (trial.periods <= kTrialPeriods) continue;
+            if (!trial_paid(trial.rate_before, trial.rate_after / kTrialPeriods)) {
+                if (trial.activated) placement_activate(trial.to);
+                undo = trial;
+                undo.moves = trial.activated ? 0 : std::max(0L, live[trial.to] - trial.moves);  // what `to` keeps
+                undo.periods = 0;
+                backoff_until = wall + kBackoffNs;
+            }
+            trial.periods = -1;
+            continue;
         }
+        // An undone move: its threads go back as they reach a move point,
+        // until `to` is down to what it had (undo.moves).
+        if (undo.periods >= 0) {
+            long back = live[undo.to] - undo.moves;
+            if (back > 0 && ++undo.periods <= kUndoPeriods) {
+                placement_hub(undo.to)->request_moves(placement_hub(undo.from), static_cast<int>(back));
+                continue;
+            }
+            placement_hub(undo.to)->request_moves(nullptr, 0);
+            undo = Trial{};
+        }
+        BalanceDecision d = decide_balance({busy, live, hubs, active, spare});
+        const bool wanted = d.moves > 0 || d.active != active;
+        confirmed = wanted ? confirmed + 1 : 0;
+        rate_while_wanted = wanted ? rate_while_wanted + rate : 0;
+        for (unsigned i = 0; i < active; ++i)
+            if (placement_hub(i)->moves_requested()) placement_hub(i)->request_moves(nullptr, 0);
+        if (confirmed < kConfirmPeriods || wall < backoff_until) continue;
+        trial = Trial{0, rate_while_wanted / confirmed, 0, d.from, d.to, d.active != active, d.moves};
+        confirmed = 0;
+        rate_while_wanted = 0;
+        if (trial.activated) placement_activate(d.active);
+        if (d.moves > 0) placement_hub(d.from)->request_moves(placement_hub(d.to), static_cast<int>(d.moves));
     }
 }
 

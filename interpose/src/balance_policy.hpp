@@ -6,7 +6,9 @@
 // CPU), has at least two threads to share, and at least kSpareCpu CPUs idled
 // over the period: then `to` is the next inactive hub (made active), or else
 // the least busy active hub if it is below kNotBusy; `from` moves half the
-// difference of their thread counts. Anything else: no moves.
+// difference of their thread counts. Anything else: no moves. The balancer
+// acts only on a decision repeated over several periods, and undoes a move
+// that did not raise the hubs' switch rate (trial_paid).
 #pragma once
 
 namespace green::interpose {
@@ -14,6 +16,7 @@ namespace green::interpose {
 constexpr double kSaturated = 0.85;  // of one CPU
 constexpr double kSpareCpu = 0.5;    // CPUs idle on average over the period
 constexpr double kNotBusy = 0.6;     // an active hub that can take more
+constexpr double kTrialGain = 1.10;  // a move must raise the switch rate this much to stay
 
 struct BalanceInput {
     const double* busy;  // per hub: its thread's CPU time / the period
@@ -49,6 +52,14 @@ inline BalanceDecision decide_balance(const BalanceInput& in) noexcept {
     d.to = static_cast<unsigned>(to);
     d.moves = (in.live[from] - in.live[d.to]) / 2;
     return d;
+}
+
+// Did a move pay? The hubs' switch rate (every request a connection thread
+// serves parks and resumes it at least once) after the move against before
+// it. Spare CPU can be a load generator or a database waiting for this
+// server, which a second hub would take that CPU from: only the result tells.
+inline bool trial_paid(double rate_before, double rate_after) noexcept {
+    return rate_after >= rate_before * kTrialGain;
 }
 
 }  // namespace green::interpose

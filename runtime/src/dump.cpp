@@ -125,8 +125,9 @@ void dump_all() {
     const Stats s = green::stats();
     std::snprintf(buf, sizeof buf,
                   "green: counters: fibers %" PRIu64 ", switches %" PRIu64 ", parks fd %" PRIu64 ", timer %" PRIu64
-                  ", sync %" PRIu64 ", pool jobs %" PRIu64 ", hub-blocked episodes %" PRIu64 "\n",
-                  s.fibers_spawned, s.switches, s.fd_waits, s.timer_waits, s.sync_waits, s.pool_jobs, s.blocked_episodes);
+                  ", sync %" PRIu64 ", pool jobs %" PRIu64 ", hub-blocked episodes %" PRIu64 ", fibers moved %" PRIu64 "\n",
+                  s.fibers_spawned, s.switches, s.fd_waits, s.timer_waits, s.sync_waits, s.pool_jobs, s.blocked_episodes,
+                  s.fibers_moved);
     out += buf;
     Symbolizer names;
     // Identical stacks (a thousand connections parked in the same read) are

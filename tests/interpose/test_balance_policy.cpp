@@ -58,4 +58,16 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"activates_in_order", {0.40, 0.99, 0.0, 0.0}, {2, 8, 0, 0}, 2, 2.0, 3, 4, 1, 2}),
     [](const testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
+// A move stays only if it raised the hubs' switch rate by kTrialGain: a
+// CPU-heavy server that doubles stays; a static server whose second hub took
+// the load generator's CPU (0.6x) is undone, and so is a move that changed
+// nothing measurable.
+TEST(BalanceTrial, KeepsAMoveOnlyWhenItRaisedTheSwitchRate) {
+    using green::interpose::trial_paid;
+    EXPECT_TRUE(trial_paid(4600, 8600));
+    EXPECT_FALSE(trial_paid(147000, 93000));
+    EXPECT_FALSE(trial_paid(10000, 10500));
+    EXPECT_TRUE(trial_paid(10000, 11000));
+}
+
 }  // namespace
