@@ -11,7 +11,7 @@ namespace greenbench {
 struct CompareOptions {
     std::vector<std::string> command;  // the server, as the user gave it after --
     std::vector<int> levels = {16, 256, 2000};
-    std::vector<int> hubs = {1};  // one patched run per value
+    std::vector<std::string> hubs = {"1"};  // GREEN_HUBS values: one patched run per value
     std::vector<std::string> paths;
     Mode mode = Mode::KeepAlive;
     double duration_s = 5, warmup_s = 1, timeout_s = 5;

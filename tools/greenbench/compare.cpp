@@ -168,9 +168,9 @@ int run_compare(const CompareOptions& o) {
         variants.push_back(v);
     }
     if (o.patched)
-        for (int h : o.hubs) {
+        for (const std::string& h : o.hubs) {
             Variant v{o.hubs.size() > 1 ? fmt::format("patched hubs={}", h) : "patched", base};
-            v.spec.argv = {greenrun, "--hubs", std::to_string(h), "--"};
+            v.spec.argv = {greenrun, "--hubs", h, "--"};
             v.spec.argv.insert(v.spec.argv.end(), o.command.begin(), o.command.end());
             v.spec.strip_shim = false;
             variants.push_back(v);

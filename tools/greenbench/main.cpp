@@ -141,8 +141,11 @@ int main(int argc, char** argv) {
     bool no_progress = false, only_patched = false, only_unpatched = false;
     compare->add_option("-c,--concurrency", co.levels, "Concurrency levels, comma-separated")
         ->delimiter(',')->check(CLI::Range(1, 100000))->capture_default_str();
-    compare->add_option("--hubs", co.hubs, "GREEN_HUBS values: one patched run per value, comma-separated")
-        ->delimiter(',')->check(CLI::Range(1, 64))->capture_default_str();
+    compare->add_option("--hubs", co.hubs,
+                        "GREEN_HUBS values (1-64, auto, adaptive): one patched run per value, comma-separated")
+        ->delimiter(',')
+        ->check(CLI::Range(1, 64) | CLI::IsMember({"auto", "adaptive"}))
+        ->capture_default_str();
     compare->add_option("-p,--path", co.paths, "Request path; repeat for several (default /hello)");
     compare->add_option("-m,--mode", compare_mode, "keep-alive, close or echo")
         ->check(CLI::IsMember(modes))->capture_default_str();
