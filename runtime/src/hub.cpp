@@ -634,10 +634,16 @@ void Hub::request_cancel(FiberRecord* f) noexcept {
         deliver_cancel(f);
         return;
     }
-    if (f->cancel_posted.exchange(true)) return;
-    f->refs.fetch_add(1, std::memory_order_relaxed);  // keep the record alive in the queue
-    f->cancel_node.owner = f;
-    owner_of(f)->post_remote(&f->cancel_node);
+    post_to_owner(f, f->cancel_posted, f->cancel_node);
+}
+
+// From a thread other than f's hub's: hands `node` to f's hub, once until that
+// hub takes it (`posted`); the record stays alive while queued.
+void Hub::post_to_owner(FiberRecord* f, std::atomic<bool>& posted, RemoteNode& node) noexcept {
+    if (posted.exchange(true)) return;
+    f->refs.fetch_add(1, std::memory_order_relaxed);
+    node.owner = f;
+    owner_of(f)->post_remote(&node);
 }
 
 void Hub::deliver_cancel(FiberRecord* f) noexcept {
@@ -653,10 +659,7 @@ void Hub::request_interrupt(FiberRecord* f) noexcept {
         tls_hub_->deliver_interrupt(f);
         return;
     }
-    if (f->interrupt_posted.exchange(true)) return;
-    f->refs.fetch_add(1, std::memory_order_relaxed);  // keep the record alive in the queue
-    f->interrupt_node.owner = f;
-    owner_of(f)->post_remote(&f->interrupt_node);
+    post_to_owner(f, f->interrupt_posted, f->interrupt_node);
 }
 
 // An interrupt concerns the wait in progress when it reaches the fiber's hub

@@ -255,6 +255,7 @@ private:
     void post_remote(RemoteNode* node) noexcept;
     void drain_remote() noexcept;
     void deliver_cancel(FiberRecord* f) noexcept;
+    static void post_to_owner(FiberRecord* f, std::atomic<bool>& posted, RemoteNode& node) noexcept;
     void deliver_interrupt(FiberRecord* f) noexcept;
     FiberRecord* pick_next() noexcept;
     void switch_to(FiberRecord* next) noexcept;
