@@ -8,7 +8,8 @@
 #
 # Environment: GREEN_BUILD_DIR (default build), DEMO_LEVELS (default
 # 16,256,1000), DEMO_SECONDS per level (default 2), DEMO_HUBS (GREEN_HUBS
-# values for the patched runs, default 1; e.g. 1,2).
+# values for the patched runs, default adaptive, the shim's own default;
+# e.g. 1,2,adaptive).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -27,7 +28,7 @@ delay_port=${line##* }
 
 echo "green demo: examples/http_threads, unpatched vs greenrun (patched), on $(nproc) CPUs."
 echo "ratio > 1.00x: faster under green. The load generator, greenbench, is itself a green program."
-"$BUILD/tools/greenbench" compare --no-progress -c "${DEMO_LEVELS:-16,256,1000}" --hubs "${DEMO_HUBS:-1}" \
+"$BUILD/tools/greenbench" compare --no-progress -c "${DEMO_LEVELS:-16,256,1000}" --hubs "${DEMO_HUBS:-adaptive}" \
   -d "${DEMO_SECONDS:-2}" -w 0.5 -p /hello -p '/upstream?ms=10' \
   --title "http_threads: unpatched vs greenrun" \
   --json "$OUT/compare.json" --svg "$OUT/compare.svg" --markdown "$OUT/compare.md" \
