@@ -71,15 +71,5 @@ int main(int argc, char** argv) {
         }
     }
     int listen_fd = example::listen_and_announce("echo_threads", example::parse_port("echo_threads", argv[1]));
-    bool warned = false;
-    for (;;) {
-        int fd = example::accept_retrying(listen_fd);
-        try {
-            std::thread(serve, fd).detach();
-        } catch (const std::system_error& e) {
-            if (!warned) std::fprintf(stderr, "echo_threads: cannot start a thread: %s\n", e.what());
-            warned = true;
-            close(fd);
-        }
-    }
+    example::serve_thread_per_connection("echo_threads", listen_fd, serve);
 }

@@ -215,7 +215,8 @@ inline bool write_response(int fd, const Response& r, bool keep_alive) {
 }
 
 // Answers one request; false when the connection is to be closed.
-inline bool serve_one(Routes& routes, Connection& c) {
+template <class Handler>  // Routes, or anything with Response handle(const Request&)
+bool serve_one(Handler& routes, Connection& c) {
     Request req;
     switch (read_request(c, req)) {
         case ReadResult::Closed: return false;

@@ -18,21 +18,10 @@ int main(int argc, char** argv) {
     static example::Routes routes;  // outlives the detached connection threads at exit
     routes.upstream_port = upstream_port;
     int listen_fd = example::listen_and_announce("http_threads", port);
-    bool warned = false;
-    for (;;) {
-        int fd = example::accept_retrying(listen_fd);
-        try {
-            std::thread([fd] {
-                example::Connection c{fd, {}, {}};
-                while (example::serve_one(routes, c)) {
-                }
-                close(fd);
-            }).detach();
-        } catch (const std::system_error& e) {
-            // Out of threads: refuse this connection rather than die.
-            if (!warned) std::fprintf(stderr, "http_threads: cannot start a thread: %s\n", e.what());
-            warned = true;
-            close(fd);
+    example::serve_thread_per_connection("http_threads", listen_fd, [](int fd) {
+        example::Connection c{fd, {}, {}};
+        while (example::serve_one(routes, c)) {
         }
-    }
+        close(fd);
+    });
 }

@@ -235,26 +235,11 @@ int main(int argc, char** argv) {
     first.reset();
 
     int listen_fd = example::listen_and_announce("pg_threads", port);
-    bool warned = false;
-    for (;;) {
-        int fd = example::accept_retrying(listen_fd);
-        try {
-            std::thread([fd] {
-                Session session;
-                example::Connection c{fd, {}, {}};
-                for (;;) {
-                    example::Request req;
-                    example::ReadResult rr = example::read_request(c, req);
-                    if (rr == example::ReadResult::Bad) example::write_response(fd, {400, "bad request\n"}, false);
-                    if (rr != example::ReadResult::Ok) break;
-                    if (!example::write_response(fd, session.handle(req), req.keep_alive) || !req.keep_alive) break;
-                }
-                close(fd);
-            }).detach();
-        } catch (const std::system_error& e) {
-            if (!warned) std::fprintf(stderr, "pg_threads: cannot start a thread: %s\n", e.what());
-            warned = true;
-            close(fd);
+    example::serve_thread_per_connection("pg_threads", listen_fd, [](int fd) {
+        Session session;
+        example::Connection c{fd, {}, {}};
+        while (example::serve_one(session, c)) {
         }
-    }
+        close(fd);
+    });
 }

@@ -18,6 +18,8 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
 
 #include "../tools/common/loopback.hpp"
 
@@ -80,6 +82,25 @@ inline int accept_retrying(int listen_fd) {
         }
         std::perror("accept");
         std::exit(1);
+    }
+}
+
+// The thread-per-connection accept loop: each accepted connection gets a
+// detached std::thread running serve(fd), which owns (and closes) the fd. Out
+// of threads, the connection is refused (closed) rather than the server
+// dying, with one line on stderr the first time.
+template <class Serve>
+[[noreturn]] void serve_thread_per_connection(const char* prog, int listen_fd, Serve serve) {
+    bool warned = false;
+    for (;;) {
+        int fd = accept_retrying(listen_fd);
+        try {
+            std::thread(serve, fd).detach();
+        } catch (const std::system_error& e) {
+            if (!warned) std::fprintf(stderr, "%s: cannot start a thread: %s\n", prog, e.what());
+            warned = true;
+            close(fd);
+        }
     }
 }
 
