@@ -37,7 +37,6 @@
 // each move (placement_thread_moved), so they never drift.
 #include "balance.hpp"
 #include "balance_policy.hpp"
-#include "deadlines.hpp"
 
 #include <green/run.hpp>
 
@@ -78,16 +77,11 @@ struct Trial {
     double rate_after = 0;   // summed over the periods after it
     unsigned from = 0, to = 0;
     bool activated = false;  // `to` was made active for it
-    long moves = 0;
+    long moves = 0;          // threads asked to move from `from` to `to`
+    long keep = 0;           // undoing: threads `to` keeps (0 if it was made active)
 };
 
 std::atomic<bool> g_running{false};
-
-std::int64_t now_ns() noexcept {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return to_ns(ts);
-}
 
 // Idle + iowait jiffies of the CPUs in `mask`, from /proc/stat; -1 if unreadable.
 long long idle_jiffies(int fd, const cpu_set_t& mask) noexcept {
@@ -96,15 +90,18 @@ long long idle_jiffies(int fd, const cpu_set_t& mask) noexcept {
     if (n <= 0) return -1;
     buf[n] = '\0';
     long long total = 0;
-    for (char* line = buf; line && *line; line = std::strchr(line, '\n') ? std::strchr(line, '\n') + 1 : nullptr) {
+    for (char* line = buf; line && *line;) {
+        char* end = std::strchr(line, '\n');
+        char* next = end ? end + 1 : nullptr;
         if (std::strncmp(line, "cpu", 3) != 0) break;  // the cpu lines come first
-        if (line[3] < '0' || line[3] > '9') continue;  // the "cpu " total
         char* p = line + 3;
-        long cpu = std::strtol(p, &p, 10);
-        if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(static_cast<int>(cpu), &mask)) continue;
-        long long field[5] = {};  // user nice system idle iowait
-        for (long long& f : field) f = std::strtoll(p, &p, 10);
-        total += field[3] + field[4];
+        long cpu = *p >= '0' && *p <= '9' ? std::strtol(p, &p, 10) : -1;  // -1: the "cpu " total
+        if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(static_cast<int>(cpu), &mask)) {
+            long long field[5] = {};  // user nice system idle iowait
+            for (long long& f : field) f = std::strtoll(p, &p, 10);
+            total += field[3] + field[4];
+        }
+        line = next;
     }
     return total;
 }
@@ -141,17 +138,17 @@ void* balancer(void*) {
     if (sched_getaffinity(0, sizeof mask, &mask) != 0) CPU_ZERO(&mask);
     const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
     std::int64_t last_cpu[kMaxHubs];
-    std::int64_t last_wall = now_ns();
+    std::int64_t last_wall = monotonic_ns();
     long long last_idle = idle_jiffies(fd, mask);
     for (unsigned i = 0; i < hubs; ++i) last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
     std::uint64_t last_switches = green::stats().switches;
-    int confirmed = 0;             // periods in a row that wanted the same kind of move
+    int confirmed = 0;             // periods in a row that wanted a move
     double rate_while_wanted = 0;  // sum of their switch rates
     Trial trial, undo;
     std::int64_t backoff_until = 0;
     for (;;) {
         sleep_for(kPeriodNs);
-        std::int64_t wall = now_ns();
+        std::int64_t wall = monotonic_ns();
         long long idle = idle_jiffies(fd, mask);
         double period = static_cast<double>(wall - last_wall);
         double spare = (idle >= 0 && last_idle >= 0) ? static_cast<double>(idle - last_idle) / hz / (period / 1e9) : 0.0;
@@ -177,7 +174,7 @@ void* balancer(void*) {
             if (!trial_paid(trial.rate_before, trial.rate_after / kTrialPeriods)) {
                 if (trial.activated) placement_activate(trial.to);
                 undo = trial;
-                undo.moves = trial.activated ? 0 : std::max(0L, live[trial.to] - trial.moves);  // what `to` keeps
+                undo.keep = trial.activated ? 0 : std::max(0L, live[trial.to] - trial.moves);
                 undo.periods = 0;
                 backoff_until = wall + kBackoffNs;
             }
@@ -185,9 +182,9 @@ void* balancer(void*) {
             continue;
         }
         // An undone move: its threads go back as they reach a move point,
-        // until `to` is down to what it had (undo.moves).
+        // until `to` is down to what it had.
         if (undo.periods >= 0) {
-            long back = live[undo.to] - undo.moves;
+            long back = live[undo.to] - undo.keep;
             if (back > 0 && ++undo.periods <= kUndoPeriods) {
                 placement_hub(undo.to)->request_moves(placement_hub(undo.from), static_cast<int>(back));
                 continue;

@@ -67,12 +67,6 @@ std::atomic<unsigned> g_active{kMaxSlots};
 thread_local int tls_slot __attribute__((tls_model("initial-exec"))) = -1;
 thread_local std::uint64_t tls_rng __attribute__((tls_model("initial-exec"))) = 0;
 
-std::int64_t wall_ns() noexcept {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return to_ns(ts);
-}
-
 std::uint64_t next_random() noexcept {
     std::uint64_t x = tls_rng;
     if (x == 0) x = static_cast<std::uint64_t>(syscall(SYS_gettid)) * 0x9E3779B97F4A7C15ull | 1;
@@ -97,7 +91,7 @@ bool busy(Slot& s, const detail::Hub* caller) noexcept {
     // Standing still: take a CPU baseline, then look again no sooner than
     // kBusyCpu of wall time later (CPU time cannot have grown more), so a
     // stalled hub costs at most one clock syscall per kBusyCpu.
-    std::int64_t now = wall_ns();
+    std::int64_t now = monotonic_ns();
     std::int64_t base = s.seen_cpu_ns.load(std::memory_order_relaxed);
     if (base < 0) {
         s.seen_cpu_ns.store(thread_cpu_ns(h->tid()), std::memory_order_relaxed);
@@ -123,6 +117,12 @@ bool better(Slot& a, bool a_busy, Slot& b, bool b_busy, const detail::Hub* calle
 }
 
 }  // namespace
+
+std::int64_t monotonic_ns() noexcept {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return to_ns(ts);
+}
 
 // Another thread's CPU clock, as pthread_getcpuclockid builds it from the TID
 // (the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)).

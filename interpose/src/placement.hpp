@@ -43,7 +43,9 @@ long placement_live(unsigned slot) noexcept;  // thread-fibers counted on the sl
 int placement_slot_of_this_thread() noexcept;
 // The calling thread-fiber moved here from `from_slot`: recount it.
 void placement_thread_moved(int from_slot) noexcept;
-// Another thread's CPU time in ns (-1 if it cannot be read).
+// Another thread's CPU time in ns (-1 if it cannot be read), and the
+// monotonic clock in ns: the readings placement and the balancer judge by.
 std::int64_t thread_cpu_ns(pid_t tid) noexcept;
+std::int64_t monotonic_ns() noexcept;
 
 }  // namespace green::interpose

@@ -327,8 +327,7 @@ FiberRecord* Hub::create_fiber(const SpawnOptions& options, std::size_t payload_
                 }
                 f->joiners.tail = nullptr;
             }
-            h->unlink_live(f);
-            h->live_count_.store(h->live_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+            h->leave(f);
             FiberRecord* next = h->pick_next();
             h->switch_from_ = f;
             h->current_ = next;
@@ -348,14 +347,21 @@ void Hub::start(FiberRecord* f) noexcept {
         f->hub->post_remote(&f->spawn_node);
         return;
     }
-    adopt(f);
+    adopt(f, counters.spawned);
 }
 
-void Hub::adopt(FiberRecord* f) noexcept {
+// A fiber arrives on this hub (new, or moved here; `arrivals` counts which),
+// and leaves it (ended, or moving on). Hub thread only.
+void Hub::adopt(FiberRecord* f, std::atomic<std::uint64_t>& arrivals) noexcept {
     link_live(f);
     live_count_.store(live_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    HubCounters::bump(counters.spawned);
+    HubCounters::bump(arrivals);
     make_ready(f);
+}
+
+void Hub::leave(FiberRecord* f) noexcept {
+    unlink_live(f);
+    live_count_.store(live_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
 void Hub::request_moves(Hub* to, int count) noexcept {
@@ -373,8 +379,7 @@ bool Hub::move_running_if_asked() noexcept {
     } while (!move_budget_.compare_exchange_weak(left, left - 1, std::memory_order_acq_rel));
     Hub* to = move_to_.load(std::memory_order_acquire);
     if (!to || to == this) return false;
-    unlink_live(self);
-    live_count_.store(live_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    leave(self);
     __atomic_store_n(&self->hub, to, __ATOMIC_RELEASE);
     self->state = FiberState::Moving;
     switch_to(pick_next());
@@ -385,10 +390,7 @@ bool Hub::move_running_if_asked() noexcept {
 // On the new hub's thread, before the fiber runs here.
 void Hub::adopt_moved(FiberRecord* f) noexcept {
     fiber_tls_rehome(f->tls, thread_tp_);
-    link_live(f);
-    live_count_.store(live_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    HubCounters::bump(counters.moved_in);
-    make_ready(f);
+    adopt(f, counters.moved_in);
 }
 
 void Hub::release(FiberRecord* f) noexcept {
@@ -719,7 +721,7 @@ void Hub::drain_remote() noexcept {
         if (fifo->kind == RemoteNode::kWake) {
             make_ready(static_cast<Waiter*>(fifo->owner)->fiber);
         } else if (fifo->kind == RemoteNode::kSpawn) {
-            adopt(static_cast<FiberRecord*>(fifo->owner));
+            adopt(static_cast<FiberRecord*>(fifo->owner), counters.spawned);
         } else if (fifo->kind == RemoteNode::kMove) {
             adopt_moved(static_cast<FiberRecord*>(fifo->owner));
         } else if (auto* moved = static_cast<FiberRecord*>(fifo->owner);

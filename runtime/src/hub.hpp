@@ -248,7 +248,8 @@ private:
     friend void fiber_entry_body(FiberRecord*);
 
     void make_ready(FiberRecord* f) noexcept;
-    void adopt(FiberRecord* f) noexcept;
+    void adopt(FiberRecord* f, std::atomic<std::uint64_t>& arrivals) noexcept;
+    void leave(FiberRecord* f) noexcept;
     void adopt_moved(FiberRecord* f) noexcept;
     void finish_switch_from(FiberRecord* prev, boost::context::fiber&& from) noexcept;
     void drop_fd_waiters() noexcept;
