@@ -510,6 +510,7 @@ void Hub::finish_switch_from(FiberRecord* prev, boost::context::fiber&& from) no
     // Moving: only now, with its context saved and nothing running on its
     // stack, may the new hub see it.
     prev->ctx = std::move(from);
+    disarm_unwaited_fds();
     prev->spawn_node.kind = RemoteNode::kMove;
     prev->spawn_node.owner = prev;
     prev->hub->post_remote(&prev->spawn_node);

@@ -253,6 +253,7 @@ private:
     void adopt_moved(FiberRecord* f) noexcept;
     void finish_switch_from(FiberRecord* prev, boost::context::fiber&& from) noexcept;
     void drop_fd_waiters() noexcept;
+    void disarm_unwaited_fds() noexcept;
     void post_remote(RemoteNode* node) noexcept;
     void drain_remote() noexcept;
     void deliver_cancel(FiberRecord* f) noexcept;

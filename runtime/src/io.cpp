@@ -170,10 +170,15 @@ void Hub::on_fd(struct ev_loop*, ev_io* io, int revents) noexcept {
         return;
     }
     int unwanted = revents & (EV_READ | EV_WRITE) & ~waited;
-    if (unwanted) {
-        w->armed &= ~unwanted;
-        h->rearm_fd(w);
-    }
+    if (!unwanted) return;
+    // Nobody of this hub waits on the fd any more: stop rather than narrow
+    // the watcher. A stop never reaches epoll_ctl (libev drops the fd's
+    // registration lazily), while a narrowed mask is an epoll_ctl(MOD) at
+    // the next loop turn, and by then another hub may have closed the fd
+    // (its fibers share it, or the fiber that used it here moved there):
+    // libev aborts on the EBADF.
+    w->armed = w->waiters.head ? w->armed & ~unwanted : 0;
+    h->rearm_fd(w);
 }
 
 WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept {
@@ -271,6 +276,20 @@ void Hub::process_fd_closings() noexcept {
         closing_pending_.store(false, std::memory_order_relaxed);
     }
     for (auto [fd, gen] : batch) fd_closing_local(fd, gen);
+}
+
+// A fiber left this hub for another: the watchers it kept armed here between
+// its waits (a watcher with no waiters stays armed, to spare an epoll_ctl per
+// wait) now belong to nobody, and that fiber may close their fds on its new
+// hub at any moment, before a closing message reaches this one. libev must not
+// touch a closed fd with epoll_ctl (it aborts on EBADF), so stop every armed
+// watcher nobody here waits on; a stop never reaches epoll_ctl.
+void Hub::disarm_unwaited_fds() noexcept {
+    for (FdWatch* w : fds_) {
+        if (!w || !w->armed || w->waiters.head) continue;
+        ev_io_stop(loop_, &w->io);
+        w->armed = 0;
+    }
 }
 
 void Hub::drop_fd_waiters() noexcept {
