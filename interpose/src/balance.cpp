@@ -12,22 +12,27 @@
 // every kPeriod this balancer looks at what the hubs and the machine did:
 //
 //   busy(h)   the hub thread's CPU time over the period / the period
+//   waited(h) its time runnable but waiting for a CPU / the period
+//             (/proc/self/task/TID/schedstat)
 //   spare     idle CPU time, in CPUs, over the period, of the CPUs this
 //             process may run on (/proc/stat, affinity mask)
 //
-// and, when the busiest active hub A is saturated (busy >= kSaturated) while
-// at least kSpareCpu CPUs idled, for kConfirmPeriods periods in a row, makes
+// and, when the busiest active hub A is short of CPU for kJudgePeriods
+// periods in a row at a steady switch rate (saturated while at least kSpareCpu CPUs idled, or
+// starved: kept waiting for a CPU by other processes' threads), makes
 // one more hub active (or picks the least busy active one, if it is not
 // itself busy) as B, and asks A to move half the difference of their thread
 // counts to B (balance_policy.hpp decides). Fibers move themselves at their
-// next move point (move_to_requested_hub: about to wait for an fd), carrying
-// their TLS (Hub::move_running_if_asked).
+// next move point (move_to_requested_hub: about to wait for an fd, or for a
+// poll/select set), carrying their TLS (Hub::move_running_if_asked).
 //
 // Idle CPUs do not prove that a second hub will help: they may belong to a
 // load generator or a database that is idle only because it waits for this
-// server, and a hub placed there takes the CPU they need. So every move is a
-// trial: the hubs' switch rate over kTrialPeriods after it must beat the rate
-// before it by kTrialGain, or the move is undone (B inactive again, its
+// server, and a hub placed there takes the CPU they need; nor does a hub
+// kept waiting for a CPU prove that one more share of the machine will not be
+// taken from this program's own client. So every move is a trial: the hubs'
+// switch rate over kJudgePeriods after it must be steady and beat the steady
+// rate before it by kTrialGain, or the move is undone (B inactive again, its
 // threads moved back) and no other is tried for kBackoffNs. Requests are
 // renewed each period and withdrawn otherwise, so a stale request never
 // moves fibers later.
@@ -50,6 +55,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -65,16 +71,14 @@ namespace {
 constexpr long kPeriodNs = 100'000'000;      // 100 ms
 constexpr long kEagerPeriodNs = 1'000'000;   // 1 ms
 constexpr unsigned kMaxHubs = 64;
-constexpr int kConfirmPeriods = 3;          // a move must be wanted this many periods in a row
-constexpr int kTrialPeriods = 3;            // then judged over this many after it
 constexpr int kUndoPeriods = 50;            // threads that never reach a move point stay after 5 s
 constexpr std::int64_t kBackoffNs = 30'000'000'000;  // after an undone move, no other for 30 s
 
 // A move being judged, or being undone (periods >= 0 while it is).
 struct Trial {
     int periods = -1;
-    double rate_before = 0;  // hub switches per second while the move was wanted
-    double rate_after = 0;   // summed over the periods after it
+    double rates_before[kJudgePeriods] = {};  // hub switches per second in the periods that wanted it
+    double rates_after[kJudgePeriods] = {};   // and in the periods after it
     unsigned from = 0, to = 0;
     bool activated = false;  // `to` was made active for it
     long moves = 0;          // threads asked to move from `from` to `to`
@@ -104,6 +108,31 @@ long long idle_jiffies(int fd, const cpu_set_t& mask) noexcept {
         line = next;
     }
     return total;
+}
+
+// /proc/self/task/TID/schedstat of a hub thread, opened once and kept among
+// the shim's own fds (a file opened and closed every period would take, for
+// that moment, the lowest free number, which the program's own open() may be
+// about to get).
+int open_schedstat(pid_t tid) noexcept {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", static_cast<int>(tid));
+    int fd = static_cast<int>(
+        detail::os::raw_syscall6(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC, 0, 0, 0));
+    return fd < 0 ? -1 : adopt_shim_fd(fd);
+}
+
+// The time the thread spent runnable but waiting for a CPU, in ns (the second
+// field of its schedstat); -1 if unreadable.
+std::int64_t runqueue_wait_ns(int schedstat_fd) noexcept {
+    if (schedstat_fd < 0) return -1;
+    char buf[128];
+    long n = detail::os::raw_syscall6(SYS_pread64, schedstat_fd, reinterpret_cast<long>(buf), sizeof buf - 1, 0, 0, 0);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    char* p = buf;
+    std::strtoll(p, &p, 10);  // time on the CPU
+    return std::strtoll(p, nullptr, 10);
 }
 
 void sleep_for(long ns) noexcept {
@@ -137,13 +166,18 @@ void* balancer(void*) {
     cpu_set_t mask;
     if (sched_getaffinity(0, sizeof mask, &mask) != 0) CPU_ZERO(&mask);
     const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
-    std::int64_t last_cpu[kMaxHubs];
+    std::int64_t last_cpu[kMaxHubs], last_wait[kMaxHubs];
+    int schedstat[kMaxHubs];
     std::int64_t last_wall = monotonic_ns();
     long long last_idle = idle_jiffies(fd, mask);
-    for (unsigned i = 0; i < hubs; ++i) last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
+    for (unsigned i = 0; i < hubs; ++i) {
+        last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
+        schedstat[i] = open_schedstat(placement_hub(i)->tid());
+        last_wait[i] = runqueue_wait_ns(schedstat[i]);
+    }
     std::uint64_t last_switches = green::stats().switches;
-    int confirmed = 0;             // periods in a row that wanted a move
-    double rate_while_wanted = 0;  // sum of their switch rates
+    int confirmed = 0;                    // periods in a row that wanted a move
+    double rates_wanted[kJudgePeriods];  // the switch rates of the last of them
     Trial trial, undo;
     std::int64_t backoff_until = 0;
     for (;;) {
@@ -152,8 +186,11 @@ void* balancer(void*) {
         long long idle = idle_jiffies(fd, mask);
         double period = static_cast<double>(wall - last_wall);
         double spare = (idle >= 0 && last_idle >= 0) ? static_cast<double>(idle - last_idle) / hz / (period / 1e9) : 0.0;
-        double busy[kMaxHubs];
+        double busy[kMaxHubs], waited[kMaxHubs];
         for (unsigned i = 0; i < hubs; ++i) {
+            std::int64_t w = runqueue_wait_ns(schedstat[i]);
+            waited[i] = w >= 0 && last_wait[i] >= 0 ? static_cast<double>(w - last_wait[i]) / period : 0.0;
+            last_wait[i] = w;
             std::int64_t c = thread_cpu_ns(placement_hub(i)->tid());
             busy[i] = c >= 0 && last_cpu[i] >= 0 ? static_cast<double>(c - last_cpu[i]) / period : 0.0;
             last_cpu[i] = c;
@@ -169,9 +206,9 @@ void* balancer(void*) {
         for (unsigned i = 0; i < hubs; ++i) live[i] = placement_live(i);
         if (trial.periods >= 0) {
             // Judging a move: the first period after it is the move itself.
-            if (trial.periods++ > 0) trial.rate_after += rate;
-            if (trial.periods <= kTrialPeriods) continue;
-            if (!trial_paid(trial.rate_before, trial.rate_after / kTrialPeriods)) {
+            if (trial.periods++ > 0) trial.rates_after[trial.periods - 2] = rate;
+            if (trial.periods <= kJudgePeriods) continue;
+            if (!trial_paid(trial.rates_before, trial.rates_after, kJudgePeriods)) {
                 if (trial.activated) placement_activate(trial.to);
                 undo = trial;
                 undo.keep = trial.activated ? 0 : std::max(0L, live[trial.to] - trial.moves);
@@ -192,16 +229,23 @@ void* balancer(void*) {
             placement_hub(undo.to)->request_moves(nullptr, 0);
             undo = Trial{};
         }
-        BalanceDecision d = decide_balance({busy, live, hubs, active, spare});
+        BalanceDecision d = decide_balance({busy, waited, live, hubs, active, spare});
         const bool wanted = d.moves > 0 || d.active != active;
         confirmed = wanted ? confirmed + 1 : 0;
-        rate_while_wanted = wanted ? rate_while_wanted + rate : 0;
+        if (wanted) rates_wanted[confirmed % kJudgePeriods] = rate;
         for (unsigned i = 0; i < active; ++i)
             if (placement_hub(i)->moves_requested()) placement_hub(i)->request_moves(nullptr, 0);
-        if (confirmed < kConfirmPeriods || wall < backoff_until) continue;
-        trial = Trial{0, rate_while_wanted / confirmed, 0, d.from, d.to, d.active != active, d.moves};
+        // The last kJudgePeriods wanted it, at a steady rate (not a load
+        // still rising or falling, which no move can be judged against).
+        if (confirmed < kJudgePeriods || wall < backoff_until || !steady(rates_wanted, kJudgePeriods)) continue;
+        trial = Trial{};
+        trial.periods = 0;
+        std::copy(rates_wanted, rates_wanted + kJudgePeriods, trial.rates_before);
+        trial.from = d.from;
+        trial.to = d.to;
+        trial.activated = d.active != active;
+        trial.moves = d.moves;
         confirmed = 0;
-        rate_while_wanted = 0;
         if (trial.activated) placement_activate(d.active);
         if (d.moves > 0) placement_hub(d.from)->request_moves(placement_hub(d.to), static_cast<int>(d.moves));
     }

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "balance.hpp"
 #include "hook_context.hpp"
 #include "hooks_cancel.hpp"
 #include "real.hpp"
@@ -67,6 +68,9 @@ int wait_set(detail::Hub* h, const FdInterest* set, std::size_t n, Clock::time_p
             return 0;
         }
         cancel_point();
+        // A move point, as in wait_ready: nothing above uses `h` after this.
+        h = detail::Hub::current_if_any();
+        if (h->moves_requested()) [[unlikely]] h = move_to_requested_hub(h);
         WaitResult w = h->wait_any_fd(set, n, deadline);
         if (w == WaitResult::Cancelled) cancel_point();
         if (w == WaitResult::TimedOut) {

@@ -331,15 +331,26 @@ struct Connection {
 };
 thread_local Connection tl_connection;
 
-std::string call(const char* command) {
+// How a client waits for its reply: in read() itself, or first in poll()
+// on the connection, as an event-driven client such as pgbench or libpq does.
+enum class ReplyWait { InRead, InPoll };
+
+std::string call(const char* command, ReplyWait wait) {
     (void)!write(tl_connection.fd, command, std::strlen(command));
     std::string reply;
     char c;
-    while (read(tl_connection.fd, &c, 1) == 1 && c != '\n') reply += c;
+    for (;;) {
+        if (wait == ReplyWait::InPoll) {
+            pollfd pfd{tl_connection.fd, POLLIN, 0};
+            if (poll(&pfd, 1, -1) != 1) break;
+        }
+        if (read(tl_connection.fd, &c, 1) != 1 || c == '\n') break;
+        reply += c;
+    }
     return reply;
 }
 
-void case_thread_local_connection() {
+void thread_local_connection(ReplyWait wait) {
     constexpr int kClients = 100;
     Server s;
     s.listener = socket(AF_INET, SOCK_STREAM, 0);
@@ -367,10 +378,10 @@ void case_thread_local_connection() {
                 if (connect(tl_connection.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) client_errors++;
             }
             for (int tx = 0; tx < 3; ++tx) {
-                if (call("BEGIN\n") != "OK") client_errors++;
-                if (call(("ADD " + std::to_string(i + 1) + "\n").c_str()) != "OK") client_errors++;
+                if (call("BEGIN\n", wait) != "OK") client_errors++;
+                if (call(("ADD " + std::to_string(i + 1) + "\n").c_str(), wait) != "OK") client_errors++;
                 nap_ms(i % 2);  // other clients' transactions run meanwhile
-                if (call("COMMIT\n") != "OK") client_errors++;
+                if (call("COMMIT\n", wait) != "OK") client_errors++;
             }
         });
     }
@@ -381,6 +392,9 @@ void case_thread_local_connection() {
     std::printf("committed total: %d (expected %d)\n", s.committed.load(), 3 * kClients * (kClients + 1) / 2);
     std::printf("server-side errors: %d, client-side errors: %d\n", s.errors.load(), client_errors.load());
 }
+
+void case_thread_local_connection() { thread_local_connection(ReplyWait::InRead); }
+void case_thread_local_connection_poll() { thread_local_connection(ReplyWait::InPoll); }
 
 // A library loaded with dlopen keeps __thread state per thread too.
 void case_dlopen_tls() {
@@ -449,6 +463,7 @@ const green::probe::Case kCases[] = {
     {"exceptions", case_exceptions},
     {"thread_locals", case_thread_locals},
     {"thread_local_connection", case_thread_local_connection},
+    {"thread_local_connection_poll", case_thread_local_connection_poll},
     {"dlopen_tls", case_dlopen_tls},
     {"thread_churn", case_thread_churn},
 };

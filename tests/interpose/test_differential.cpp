@@ -37,7 +37,7 @@ const std::vector<std::string> kFdCases = {"first_open", "daemon_close", "foreig
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "rwlock_cycle"};
 // Cases of the per-thread state probe (probe_thread_state.cpp).
 const std::vector<std::string> kStateCases = {"errno", "exceptions", "thread_locals", "thread_local_connection",
-                                              "dlopen_tls", "thread_churn"};
+                                              "thread_local_connection_poll", "dlopen_tls", "thread_churn"};
 
 // Exit statuses the cases end with unpatched (0 unless listed); the patched
 // run must end the same way.
@@ -148,13 +148,15 @@ TEST(ShimReports, PthreadMutexCycleNamesBothThreadsAndExits3) {
 
 // The moving variants above must really move threads: with
 // GREEN_BALANCE=eager, a probe whose threads each keep a thread_local
-// connection across hundreds of blocking reads sees its threads continue on
-// the other hub, and prints what it prints unpatched.
-TEST(ShimMoves, EagerBalancingMovesThreadsWhoseStateGoesWithThem) {
+// connection across hundreds of blocking waits, in read() or in poll() (both
+// move points), sees its threads continue on the other hub, and prints what
+// it prints unpatched.
+class ShimMoves : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ShimMoves, EagerBalancingMovesThreadsWhoseStateGoesWithThem) {
     const std::string probe = env_or_die("GREEN_PROBE_THREAD_STATE");
-    auto plain = run_capture({probe, "thread_local_connection"});
-    auto moving = run_capture({probe, "thread_local_connection"},
-                              {preload_env(), "GREEN_STATS=1", "GREEN_HUBS=2", "GREEN_BALANCE=eager"});
+    auto plain = run_capture({probe, GetParam()});
+    auto moving = run_capture({probe, GetParam()}, {preload_env(), "GREEN_STATS=1", "GREEN_HUBS=2", "GREEN_BALANCE=eager"});
     ASSERT_EQ(plain.status, 0) << plain.err;
     ASSERT_EQ(moving.status, 0) << moving.err;
     EXPECT_EQ(moving.out, plain.out);
@@ -162,6 +164,8 @@ TEST(ShimMoves, EagerBalancingMovesThreadsWhoseStateGoesWithThem) {
     ASSERT_TRUE(std::regex_search(moving.err, m, std::regex("fibers moved ([0-9]+)"))) << moving.err;
     EXPECT_GT(std::stoul(m[1].str()), 10u) << moving.err;
 }
+
+INSTANTIATE_TEST_SUITE_P(WaitingIn, ShimMoves, ::testing::Values("thread_local_connection", "thread_local_connection_poll"));
 
 TEST(ShimReports, RwlockCycleNamesEachDirection) {
     auto r = run_capture({env_or_die("GREEN_PROBE_THREADS"), "rwlock_cycle"}, {preload_env()});
