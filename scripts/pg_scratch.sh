@@ -18,7 +18,9 @@
 # Durability is off (fsync, synchronous_commit): the data is thrown away, and
 # a shared disk must not decide the measurements.
 #   PG_ITEMS            rows in items (default 10000)
-#   PG_MAX_CONNECTIONS  max_connections (default 1100: one per thread at 1000 clients)
+#   PG_MAX_CONNECTIONS  max_connections (default 2200: one per thread at 1000 clients,
+#                       twice over, because the backends of a load level that just
+#                       ended are still exiting when the next level connects)
 set -euo pipefail
 [ "${1:-}" = "--" ] && shift
 if [ $# -eq 0 ]; then
@@ -65,7 +67,7 @@ started=
 for _ in 1 2 3 4 5; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "${as_owner[@]}" "$PG_BIN/postgres" -D "$work/data" -h 127.0.0.1 -p "$port" -k "$work/sock" \
-    -c max_connections="${PG_MAX_CONNECTIONS:-1100}" -c fsync=off -c synchronous_commit=off \
+    -c max_connections="${PG_MAX_CONNECTIONS:-2200}" -c fsync=off -c synchronous_commit=off \
     -c full_page_writes=off -c shared_buffers=128MB -c log_min_messages=warning \
     >"$work/postgres.log" 2>&1 &
   pg_pid=$!
