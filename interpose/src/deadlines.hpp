@@ -33,6 +33,12 @@ inline bool valid_timespec(const timespec* t) noexcept { return t && t->tv_nsec 
 // A relative interval nanosleep accepts: valid and not negative.
 inline bool valid_interval(const timespec* t) noexcept { return valid_timespec(t) && t->tv_sec >= 0; }
 
+// A select() timeout Linux accepts: whole seconds in tv_usec carry over, and
+// the sum may be neither negative nor leave negative microseconds.
+inline bool valid_interval(const timeval* t) noexcept {
+    return t->tv_sec + t->tv_usec / 1'000'000 >= 0 && t->tv_usec % 1'000'000 >= 0;
+}
+
 // The clocks of the timed locks and semaphore waits (pthread_*_clock*,
 // sem_clockwait): those glibc's futex waits support; any other is EINVAL.
 inline bool lock_clock(clockid_t c) noexcept { return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC; }

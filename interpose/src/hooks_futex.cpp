@@ -54,6 +54,9 @@ extern "C" long syscall(long number, ...) {
         case FUTEX_WAIT_BITSET: {
             std::uint32_t bitset = cmd == FUTEX_WAIT ? kFutexMatchAny : static_cast<std::uint32_t>(a6);
             if (bitset == 0) return fail_with(EINVAL);
+            // The kernel checks the time before the word: a bad one is EINVAL
+            // whatever the word holds. (Absolute times too: no negative seconds.)
+            if (ts && !valid_interval(ts)) return fail_with(EINVAL);
             auto deadline = cmd == FUTEX_WAIT ? deadline_after(ts) : deadline_at(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
             int err = fiber_futex_wait(addr, static_cast<std::uint32_t>(a3), deadline, bitset);
             return err ? fail_with(err) : 0;

@@ -13,6 +13,8 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <set>
 #include <string>
@@ -217,6 +220,39 @@ void case_connect_accept() {
     std::printf("SO_ERROR: %s\n", errno_name(err));
     int sock_not = open("/dev/null", O_RDONLY);
     show("connect on a non-socket", connect(sock_not, reinterpret_cast<sockaddr*>(&a2), sizeof a2));
+}
+
+// Timeouts the kernel refuses (EINVAL) rather than waits on, even when the
+// call would otherwise block: tv_nsec out of [0, 1e9), a negative interval,
+// a timeval whose microseconds make it negative.
+void case_bad_timeouts() {
+    int sv[2];
+    pair(sv);
+    pollfd one{sv[0], POLLIN, 0};
+    for (timespec ts : {timespec{0, 1'000'000'000}, timespec{0, -1}, timespec{-1, 0}}) {
+        show("ppoll bad timeout", ppoll(&one, 1, &ts, nullptr));
+        fd_set r;
+        FD_ZERO(&r);
+        FD_SET(sv[0], &r);
+        show("pselect bad timeout", pselect(sv[0] + 1, &r, nullptr, nullptr, &ts, nullptr));
+        std::uint32_t word = 0;
+        show("futex wait bad timeout", static_cast<int>(syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0)));
+        show("futex wait bad timeout, value differs", static_cast<int>(syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 1, &ts, nullptr, 0)));
+    }
+    for (timeval tv : {timeval{-1, 0}, timeval{0, -1}, timeval{1, -2'000'000}}) {
+        fd_set r;
+        FD_ZERO(&r);
+        FD_SET(sv[0], &r);
+        show("select bad timeout", select(sv[0] + 1, &r, nullptr, nullptr, &tv));
+    }
+    // Whole seconds in tv_usec carry over: a valid, short wait.
+    timeval carry{0, 1'000'010};
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(sv[1], &r);
+    show("select usec carrying into seconds, writable", select(sv[1] + 1, nullptr, &r, nullptr, &carry));
+    close(sv[0]);
+    close(sv[1]);
 }
 
 void case_poll_select() {
@@ -529,6 +565,7 @@ void case_thread_passthrough() {
 const green::probe::Case kCases[] = {
     {"read_write", case_read_write},   {"vectors", case_vectors},       {"nonblocking_flags", case_nonblocking_flags},
     {"timeouts", case_timeouts},       {"connect_accept", case_connect_accept}, {"poll_select", case_poll_select},
+    {"bad_timeouts", case_bad_timeouts},
     {"sleep", case_sleep},             {"dns", case_dns}, {"dns_numeric", case_dns_numeric},               {"sendfile", case_sendfile},
     {"big_transfer", case_big_transfer}, {"files", case_files},       {"thread_passthrough", case_thread_passthrough},
 };

@@ -21,7 +21,7 @@ namespace {
 
 // Cases of the I/O probe (probe.cpp) and of the thread probe (probe_threads.cpp).
 const std::vector<std::string> kCases = {"read_write", "vectors", "nonblocking_flags", "timeouts", "connect_accept",
-                                         "poll_select", "sleep", "dns", "dns_numeric", "sendfile", "big_transfer",
+                                         "poll_select", "bad_timeouts", "sleep", "dns", "dns_numeric", "sendfile", "big_transfer",
                                          "files", "thread_passthrough"};
 const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types", "condvar",
                                                "rwlock", "rwlock_reader_timeout", "barrier_sem", "far_deadlines", "clock_ids", "process", "free_after_wake", "exit_from_thread",
