@@ -199,25 +199,16 @@ void run_with_room(void (*fn)(void*), void* arg) noexcept {
         void (*fn)(void*);
         void* arg;
     } job{fn, arg};
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 4 * 1024 * 1024);
-    // No program signal may land on it. Raw call: the program's mask calls
-    // may be hooked under the shim.
-    std::uint64_t all = ~std::uint64_t{0}, before = 0;
-    os::raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&before), 8, 0, 0);
+    // No program signal may land on it.
     pthread_t t;
-    int rc = os::libc().pthread_create(
-        &t, &attr,
+    const bool started = os::start_plain_thread(
         [](void* p) -> void* {
             auto* j = static_cast<Job*>(p);
             j->fn(j->arg);
             return nullptr;
         },
-        &job);
-    os::raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&before), 0, 8, 0, 0);
-    pthread_attr_destroy(&attr);
-    if (rc == 0) os::libc().pthread_join(t, nullptr);
+        &job, 4 * 1024 * 1024, &t);
+    if (started) os::libc().pthread_join(t, nullptr);
     else fn(arg);
 }
 

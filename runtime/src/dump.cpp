@@ -3,7 +3,7 @@
 //
 // Trigger: GREEN_DUMP_SIGNAL (default SIGQUIT), or `greenrun --dump PID`,
 // which sends that signal. The handler only bumps a futex word; a dump
-// thread (started with libc's pthread_create, every signal blocked) does the
+// thread (os::start_plain_thread: no program signal lands on it) does the
 // work. Why SIGQUIT, and what the program can tell: ARCHITECTURE.md.
 //
 // A hub's fibers may be read and walked only on that hub's thread (they are
@@ -251,19 +251,9 @@ void start_dump_service() noexcept {
     // Inherited SIG_IGN (nohup and the like) or a handler already chosen:
     // the program keeps what it has, and no dump is offered.
     if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) return;
-    // The dump thread takes no program signal. The raw call: under the shim
-    // the program's signal-mask calls may be hooked.
-    std::uint64_t all = ~std::uint64_t{0}, before = 0;
-    os::raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&before), 8, 0, 0);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 1024 * 1024);  // libdw, naming frames, is stack-hungry
-    int rc = os::libc().pthread_create(&t, &attr, dump_main, nullptr);
-    pthread_attr_destroy(&attr);
-    os::raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&before), 0, 8, 0, 0);
-    if (rc != 0) return;
-    os::libc().pthread_detach(t);
+    // The dump thread takes no program signal; libdw, naming frames, is
+    // stack-hungry.
+    if (!os::start_plain_thread(dump_main, nullptr, 1024 * 1024)) return;
     struct sigaction sa{};
     sa.sa_handler = on_dump_signal;
     sa.sa_flags = SA_RESTART;

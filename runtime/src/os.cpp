@@ -73,7 +73,7 @@ const Libc& libc() noexcept {
     return table;
 }
 
-bool start_plain_thread(void* (*fn)(void*), void* arg, std::size_t stack_size) noexcept {
+bool start_plain_thread(void* (*fn)(void*), void* arg, std::size_t stack_size, pthread_t* joinable) noexcept {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, stack_size);
@@ -83,7 +83,8 @@ bool start_plain_thread(void* (*fn)(void*), void* arg, std::size_t stack_size) n
     pthread_t t;
     const bool started = libc().pthread_create(&t, &attr, fn, arg) == 0;
     pthread_attr_destroy(&attr);
-    if (started) libc().pthread_detach(t);
+    if (started && joinable) *joinable = t;
+    else if (started) libc().pthread_detach(t);
     return started;
 }
 

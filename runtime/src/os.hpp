@@ -36,8 +36,11 @@ const Libc& libc() noexcept;
 // bytes of stack and every blockable signal blocked from its first
 // instruction (such a thread must never take a signal meant for the
 // program, or a signal the program blocked in all of its threads would run
-// its default action there). False if it could not be started.
-bool start_plain_thread(void* (*fn)(void*), void* arg, std::size_t stack_size) noexcept;
+// its default action there). glibc's own signals stay unblocked: setuid()
+// and friends signal every thread and wait for each to answer. Detached,
+// unless `joinable` is given, which then receives the thread to join. False
+// if it could not be started.
+bool start_plain_thread(void* (*fn)(void*), void* arg, std::size_t stack_size, pthread_t* joinable = nullptr) noexcept;
 
 long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept;
 

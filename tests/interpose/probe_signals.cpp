@@ -23,6 +23,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "probe_main.hpp"
 
@@ -571,6 +572,24 @@ void case_os_thread_masks() {
     std::printf("other OS threads: %s, taking SIGTERM: %d\n", others > 0 ? "some" : "none", open);
 }
 
+// setuid() and friends change the credentials of every thread: glibc signals
+// each OS thread of the process with one of its own signals and waits for
+// all to answer, so a runtime thread blocking that signal hangs the call.
+// The process keeps its ids (setting them to what they are needs no
+// privilege), and a second thread exists while it runs.
+void case_setxid() {
+    std::atomic<bool> stop{false};
+    std::thread other([&] {
+        while (!stop.load()) usleep(1000);
+    });
+    std::printf("setgid: %d\n", setgid(getgid()));
+    std::printf("setegid: %d\n", setegid(getegid()));
+    std::printf("setuid: %d\n", setuid(getuid()));
+    std::printf("seteuid: %d\n", seteuid(geteuid()));
+    stop.store(true);
+    other.join();
+}
+
 // --- default actions -------------------------------------------------------------
 
 void case_default_terminate() {
@@ -597,6 +616,7 @@ const green::probe::Case kCases[] = {
     {"sigpipe_default", case_sigpipe_default},
     {"child_masks", case_child_masks},
     {"os_thread_masks", case_os_thread_masks},
+    {"setxid", case_setxid},
     {"default_terminate", case_default_terminate},
 };
 

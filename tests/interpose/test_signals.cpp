@@ -16,7 +16,8 @@ namespace {
 const std::vector<std::string> kCases = {"interrupt_no_restart", "interrupt_restart", "sigwait_server",
                                          "signalfd_server", "blocked_pending", "thread_masks",
                                          "pthread_kill_parked", "pthread_kill_main", "sigchld_waitpid", "sigpipe_ignored",
-                                         "sigpipe_handler", "sigpipe_default", "child_masks", "default_terminate"};
+                                         "sigpipe_handler", "sigpipe_default", "child_masks", "setxid",
+                                         "default_terminate"};
 
 // Listed by the probe, checked patched-only below (unpatched the process
 // has no other OS thread).
