@@ -18,6 +18,8 @@
 # Durability is off (fsync, synchronous_commit): the data is thrown away, and
 # a shared disk must not decide the measurements.
 #   PG_ITEMS            rows in items (default 10000)
+#   PG_OWN_SESSION      1 (default): PostgreSQL in a session of its own, as pg_ctl
+#                       starts it; 0: in the caller's session
 #   PG_MAX_CONNECTIONS  max_connections (default 2200: one per thread at 1000 clients,
 #                       twice over, because the backends of a load level that just
 #                       ended are still exiting when the next level connects)
@@ -41,6 +43,13 @@ as_owner=()
 if [ "$(id -u)" -eq 0 ]; then
   as_owner=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)  # execs: no process in between
 fi
+# PostgreSQL in its own session, as pg_ctl (and so pg_ctlcluster and the
+# Debian service) starts it: with autogroup scheduling the kernel shares CPU
+# between sessions before threads, so the database's backends and the
+# program under test are not one pool of threads competing one by one.
+# PG_OWN_SESSION=0 keeps it in the caller's session.
+own_session=()
+[ "${PG_OWN_SESSION:-1}" = 1 ] && own_session=(setsid)
 work=$(mktemp -d /tmp/green-pg.XXXXXX)
 chmod 755 "$work"
 pg_pid=
@@ -66,7 +75,7 @@ mkdir "$work/data" "$work/sock"
 started=
 for _ in 1 2 3 4 5; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "${as_owner[@]}" "$PG_BIN/postgres" -D "$work/data" -h 127.0.0.1 -p "$port" -k "$work/sock" \
+  "${own_session[@]}" "${as_owner[@]}" "$PG_BIN/postgres" -D "$work/data" -h 127.0.0.1 -p "$port" -k "$work/sock" \
     -c max_connections="${PG_MAX_CONNECTIONS:-2200}" -c fsync=off -c synchronous_commit=off \
     -c full_page_writes=off -c shared_buffers=128MB -c log_min_messages=warning \
     >"$work/postgres.log" 2>&1 &
@@ -81,6 +90,12 @@ for _ in 1 2 3 4 5; do
   wait "$pg_pid" 2>/dev/null || true
   pg_pid=
 done
+# The caller's session may run at another nice level (bench/scaling.sh's
+# SCALING_NICE); the database's session runs at the same one.
+if [ -n "$started" ] && [ ${#own_session[@]} -gt 0 ]; then
+  caller_nice=$(sed -n 's/.* nice //p' /proc/self/autogroup 2>/dev/null || true)
+  [ -z "$caller_nice" ] || echo "$caller_nice" >"/proc/$pg_pid/autogroup" 2>/dev/null || true
+fi
 if [ -z "$started" ]; then
   echo "pg_scratch: PostgreSQL did not start:" >&2
   cat "$work/postgres.log" >&2
