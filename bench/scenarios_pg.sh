@@ -20,6 +20,8 @@
 #   SCENARIO_SECONDS  seconds measured per level (default 3; 1 s warm-up each)
 #   SCENARIO_HUBS     GREEN_HUBS values for the patched runs (default 1)
 #   SCENARIO_ROUNDS   rounds of everything (default 2)
+#   PGBENCH_ROUNDS    rounds of pgbench (default 4)
+#   PGBENCH_SECONDS   seconds per pgbench run (default 5)
 #   PG_POOL           connections in the pooled mode (default 20)
 #   SCENARIO_DOC      file to write the section into (default docs/benchmarks.md)
 #   SCENARIO_REPORT_ONLY=1  rewrite the section from the last run's results only
@@ -38,6 +40,8 @@ LEVELS=${SCENARIO_LEVELS:-16,256,1000}
 SECS=${SCENARIO_SECONDS:-3}
 HUBS=${SCENARIO_HUBS:-1}
 ROUNDS=${SCENARIO_ROUNDS:-2}
+PGB_ROUNDS=${PGBENCH_ROUNDS:-4}
+PGB_SECS=${PGBENCH_SECONDS:-5}
 POOL=${PG_POOL:-20}
 DOC=${SCENARIO_DOC:-docs/benchmarks.md}
 CHART=docs/charts/greenbench-pg.svg
@@ -67,23 +71,27 @@ done
 "$GB" report "${jsons[@]}" --title "pg_threads on PostgreSQL: pool vs per-thread connection, unpatched vs greenrun" \
   --markdown "$OUT/tables.md" --svg "$CHART" | tee "$OUT/tables.txt"
 
-# pgbench -S: an unmodified threaded libpq client, 50 connections on 4 threads.
+# pgbench -S: an unmodified threaded libpq client, 50 connections on 4 threads,
+# unpatched and under greenrun with each SCENARIO_HUBS value, alternated.
 "$GREEN_PG_BIN/pgbench" -i -q -s 1 >/dev/null 2>&1
-pgb=("$GREEN_PG_BIN/pgbench" -n -S -c 50 -j 4 -T 5)
+pgb=("$GREEN_PG_BIN/pgbench" -n -S -c 50 -j 4 -T "$PGB_SECS")
 tps() { awk '/^tps = / {print $3; exit}'; }
 pgbench_rows=""
-for round in $(seq "$ROUNDS"); do
-  u=$("${pgb[@]}" 2>/dev/null | tps)
-  p=$("$GR" --hubs "${HUBS%%,*}" -- "${pgb[@]}" 2>/dev/null | tps)
-  pgbench_rows+="$round $u $p"$'\n'
+for round in $(seq "$PGB_ROUNDS"); do
+  row="$round $("${pgb[@]}" 2>/dev/null | tps)"
+  for h in ${HUBS//,/ }; do
+    row+=" $("$GR" --hubs "$h" -- "${pgb[@]}" 2>/dev/null | tps)"
+  done
+  pgbench_rows+="$row"$'\n'
+  echo "pgbench round $round: $row" >&2
 done
 printf '%s' "$pgbench_rows" >"$OUT/pgbench.txt"
 
 fi
 
-python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$OUT" <<'PY'
-import json, os, subprocess, sys, time
-doc, tables_md, chart, levels, secs, hubs, pool, rounds, out = sys.argv[1:]
+python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$OUT" "$PGB_SECS" <<'PY'
+import json, os, statistics, subprocess, sys, time
+doc, tables_md, chart, levels, secs, hubs, pool, rounds, out, pgb_secs = sys.argv[1:]
 begin = "<!-- BEGIN greenbench pg scenarios: written by bench/scenarios_pg.sh; edit the script, not this section -->"
 end = "<!-- END greenbench pg scenarios -->"
 machine = json.load(open(os.path.join(os.path.dirname(tables_md), "pool-r1.json")))["machine"]
@@ -134,7 +142,15 @@ def cpu_table():
     return "\n".join(rows)
 summary = "\n\n".join(f"**{p}: requests/s patched / unpatched (p99 patched / unpatched)**\n\n{ratio_table(p)}" for p in paths)
 pgb = [l.split() for l in open(os.path.join(out, "pgbench.txt")).read().splitlines() if l.strip()]
-pgbench_rows = "\n".join(f"| {r} | {float(u):,.0f} | {float(p):,.0f} | {float(p) / float(u):.2f}x |" for r, u, p in pgb)
+hub_list = hubs.split(",")
+def pgb_cell(u, p):
+    q = float(p) / float(u)
+    return f"{float(p):,.0f} ({'**' if q < 0.95 else ''}{q:.2f}x{'**' if q < 0.95 else ''})"
+pgbench_head = "| round | unpatched tps | " + " | ".join(f"hubs={h} tps (ratio)" for h in hub_list) + " |"
+pgbench_rows = "\n".join([pgbench_head, "| ---: | ---: |" + " ---: |" * len(hub_list)] +
+    [f"| {r[0]} | {float(r[1]):,.0f} | " + " | ".join(pgb_cell(r[1], p) for p in r[2:]) + " |" for r in pgb if len(r) == 2 + len(hub_list)] +
+    ["| median | | " + " | ".join(f"{statistics.median(float(r[2 + i]) / float(r[1]) for r in pgb if len(r) == 2 + len(hub_list)):.2f}x"
+                                  for i in range(len(hub_list))) + " |"])
 section = f"""{begin}
 ## A database-bound server: pg_threads on PostgreSQL
 
@@ -153,8 +169,9 @@ keep-alive connections ({secs} s per level after 1 s of warm-up), {rounds} round
 
 Reproduce with `bash bench/scenarios_pg.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine};
 load average {load} when it finished). The server, PostgreSQL's backends and the load generator share
-these CPUs, and this machine was also shared with other work while measuring: compare the columns of
-one table, and the rounds with each other. Ratios are patched / unpatched of the same server.
+these CPUs; PostgreSQL runs in a session of its own, as pg_ctl starts it (with autogroup scheduling
+the kernel shares CPU between sessions first). Compare the columns of one table, and the rounds
+with each other. Ratios are patched / unpatched of the same server.
 
 ![requests/s and p99 latency per scenario](charts/{os.path.basename(chart)})
 
@@ -172,12 +189,11 @@ throughput.
 
 </details>
 
-**pgbench -S** (select-only, `pgbench -n -S -c 50 -j 4 -T 5`, scale 1): an unmodified threaded
-libpq client, unpatched vs `greenrun --hubs {hubs.split(',')[0]}`, alternated:
+**pgbench -S** (select-only, `pgbench -n -S -c 50 -j 4 -T {pgb_secs}`, scale 1): an unmodified
+threaded libpq client, unpatched vs `greenrun --hubs H`, alternated within each round; ratios
+against the same round's unpatched run:
 
-| round | unpatched tps | greenrun tps | ratio |
-| ---: | ---: | ---: | ---: |
-{pgbench_rows.rstrip()}
+{pgbench_rows}
 {end}
 """
 sys.path.insert(0, "bench")
