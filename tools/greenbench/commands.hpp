@@ -24,6 +24,7 @@ struct CompareOptions {
     bool unpatched = true, patched = true;
     std::string json_path = "greenbench-compare.json", svg_path = "greenbench-compare.svg", markdown_path;
     std::vector<int> cpu_server, cpu_load;
+    bool same_session = false;  // the server in greenbench's session rather than its own
     std::string greenrun;  // empty: next to greenbench
     bool progress = true;  // a live line on a terminal
     std::string invocation;

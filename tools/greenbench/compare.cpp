@@ -162,6 +162,7 @@ int run_compare(const CompareOptions& o) {
     base.port = o.port;
     base.startup_timeout_s = o.startup_timeout_s;
     base.cpus = server_cpus;
+    base.own_session = !o.same_session;
     if (o.unpatched) {
         Variant v{"unpatched", base};
         v.spec.argv = o.command;

@@ -175,6 +175,9 @@ int main(int argc, char** argv) {
     compare->add_option("--markdown", co.markdown_path, "Also write the tables as Markdown to FILE");
     compare->add_option("--cpu-server", co.cpu_server, "Pin the server to these CPUs (comma-separated)")->delimiter(',');
     compare->add_option("--cpu-load", co.cpu_load, "Pin the load generator to these CPUs (comma-separated)")->delimiter(',');
+    compare->add_flag("--same-session", co.same_session,
+                      "Run the server in greenbench's session (default: a session of its own, as a service runs; with "
+                      "autogroup scheduling the kernel then shares CPU between the two before their threads)");
     compare->add_option("--greenrun", co.greenrun, "greenrun to use (default: the one next to greenbench)");
     compare->add_flag("--no-progress", no_progress, "No live progress line (it is shown only on a terminal anyway)");
     compare->add_option("command", co.command, "The server command, after --")->required();

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -91,6 +92,15 @@ void ServerProcess::start(const ServerSpec& spec) {
     CPU_ZERO(&set);
     for (int c : spec.cpus) CPU_SET(c, &set);
     pid_t parent = getpid();
+    // "/autogroup-N nice K": the K to give the server's session.
+    char nice_text[16] = {};
+    if (spec.own_session) {
+        std::ifstream group("/proc/self/autogroup");
+        std::string line;
+        std::getline(group, line);
+        auto at = line.rfind(" nice ");
+        if (at != std::string::npos) std::snprintf(nice_text, sizeof nice_text, "%s", line.c_str() + at + 6);
+    }
 
     pid_ = fork();
     if (pid_ < 0) throw ServerError(std::string("fork: ") + std::strerror(errno));
@@ -101,6 +111,13 @@ void ServerProcess::start(const ServerSpec& spec) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive greenbench
         if (getppid() != parent) _exit(127);
         if (!spec.cpus.empty()) sched_setaffinity(0, sizeof set, &set);
+        if (spec.own_session && setsid() >= 0 && nice_text[0]) {
+            int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                (void)!write(fd, nice_text, strlen(nice_text));
+                close(fd);
+            }
+        }
         execvpe(args[0], args.data(), envp.data());
         const char* e = strerror(errno);
         (void)!write(2, "cannot run ", 11);

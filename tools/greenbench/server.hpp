@@ -29,6 +29,11 @@ struct ServerSpec {
     int port = 0;                         // the port it listens on; 0: learn it
     double startup_timeout_s = 10;
     std::vector<int> cpus;                // CPU affinity; empty: inherit
+    // A session of its own (setsid), as a service runs: with autogroup
+    // scheduling the kernel shares CPU between sessions first, so the server
+    // and this load generator do not compete thread by thread, as they would
+    // not from two machines. It takes greenbench's autogroup nice.
+    bool own_session = true;
 };
 
 // Why a server could not be used; what() is the whole message for the user.
