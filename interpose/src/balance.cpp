@@ -87,6 +87,14 @@ struct Trial {
 
 std::atomic<bool> g_running{false};
 
+// For balance_report: written by the balancer thread, read at exit.
+struct Report {
+    std::atomic<unsigned> hubs{0};
+    std::atomic<unsigned> trials{0}, kept{0};
+    std::atomic<std::int64_t> ran_ns[kMaxHubs] = {}, waited_ns[kMaxHubs] = {};
+};
+Report g_report;
+
 // Idle + iowait jiffies of the CPUs in `mask`, from /proc/stat; -1 if unreadable.
 long long idle_jiffies(int fd, const cpu_set_t& mask) noexcept {
     static char buf[64 * 1024];  // this thread only
@@ -170,11 +178,13 @@ void* balancer(void*) {
     int schedstat[kMaxHubs];
     std::int64_t last_wall = monotonic_ns();
     long long last_idle = idle_jiffies(fd, mask);
+    std::int64_t first_cpu[kMaxHubs], first_wait[kMaxHubs];
     for (unsigned i = 0; i < hubs; ++i) {
-        last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
+        first_cpu[i] = last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
         schedstat[i] = open_schedstat(placement_hub(i)->tid());
-        last_wait[i] = runqueue_wait_ns(schedstat[i]);
+        first_wait[i] = last_wait[i] = runqueue_wait_ns(schedstat[i]);
     }
+    g_report.hubs.store(hubs, std::memory_order_relaxed);
     std::uint64_t last_switches = green::stats().switches;
     int confirmed = 0;                    // periods in a row that wanted a move
     double rates_wanted[kJudgePeriods];  // the switch rates of the last of them
@@ -191,9 +201,11 @@ void* balancer(void*) {
             std::int64_t w = runqueue_wait_ns(schedstat[i]);
             waited[i] = w >= 0 && last_wait[i] >= 0 ? static_cast<double>(w - last_wait[i]) / period : 0.0;
             last_wait[i] = w;
+            if (w >= 0 && first_wait[i] >= 0) g_report.waited_ns[i].store(w - first_wait[i], std::memory_order_relaxed);
             std::int64_t c = thread_cpu_ns(placement_hub(i)->tid());
             busy[i] = c >= 0 && last_cpu[i] >= 0 ? static_cast<double>(c - last_cpu[i]) / period : 0.0;
             last_cpu[i] = c;
+            if (c >= 0 && first_cpu[i] >= 0) g_report.ran_ns[i].store(c - first_cpu[i], std::memory_order_relaxed);
         }
         last_wall = wall;
         last_idle = idle;
@@ -208,7 +220,10 @@ void* balancer(void*) {
             // Judging a move: the first period after it is the move itself.
             if (trial.periods++ > 0) trial.rates_after[trial.periods - 2] = rate;
             if (trial.periods <= kJudgePeriods) continue;
-            if (!trial_paid(trial.rates_before, trial.rates_after, kJudgePeriods)) {
+            g_report.trials.fetch_add(1, std::memory_order_relaxed);
+            if (trial_paid(trial.rates_before, trial.rates_after, kJudgePeriods)) {
+                g_report.kept.fetch_add(1, std::memory_order_relaxed);
+            } else {
                 if (trial.activated) placement_activate(trial.to);
                 undo = trial;
                 undo.keep = trial.activated ? 0 : std::max(0L, live[trial.to] - trial.moves);
@@ -258,7 +273,25 @@ void start_balancer() noexcept {
     if (!detail::os::start_plain_thread(balancer, nullptr, 256 * 1024)) g_running.store(false);
 }
 
-void balancer_after_fork_in_child() noexcept { g_running.store(false, std::memory_order_relaxed); }
+void balancer_after_fork_in_child() noexcept {
+    g_running.store(false, std::memory_order_relaxed);
+    g_report.hubs.store(0, std::memory_order_relaxed);  // the parent's balancer, not this process's
+}
+
+int balance_report(char* buf, int size) noexcept {
+    const unsigned hubs = g_report.hubs.load(std::memory_order_relaxed);
+    if (hubs == 0 || size <= 0) return 0;
+    int n = std::snprintf(buf, static_cast<std::size_t>(size), "green: balancer: moves tried %u, kept %u; hubs active %u of %u;",
+                          g_report.trials.load(std::memory_order_relaxed), g_report.kept.load(std::memory_order_relaxed),
+                          placement_active(), hubs);
+    for (unsigned i = 0; i < hubs && n < size - 64; ++i)
+        n += std::snprintf(buf + n, static_cast<std::size_t>(size - n), " hub %u ran %.2f s, waited to run %.2f s;", i,
+                           static_cast<double>(g_report.ran_ns[i].load(std::memory_order_relaxed)) / 1e9,
+                           static_cast<double>(g_report.waited_ns[i].load(std::memory_order_relaxed)) / 1e9);
+    if (n >= size) n = size - 1;
+    if (n > 0 && n < size - 1) buf[n - 1] = '\n';  // the last ';'
+    return n;
+}
 
 detail::Hub* move_to_requested_hub(detail::Hub* h) {
     int from = placement_slot_of_this_thread();

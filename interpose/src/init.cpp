@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "balance.hpp"
 #include "fiber_tls.hpp"
 #include "hook_context.hpp"
 #include "hubs.hpp"
@@ -62,7 +63,7 @@ int g_stats_fd = -1;
 
 void print_stats() {
     Stats s = green::stats();
-    char buf[1024];
+    char buf[4096];
     int n = std::snprintf(buf, sizeof buf,
                           "green: shim active (pid %d): hubs %" PRIu64 ", fibers spawned %" PRIu64
                           ", switches %" PRIu64 ", waits: fd %" PRIu64 ", timer %" PRIu64 ", sync %" PRIu64
@@ -74,6 +75,7 @@ void print_stats() {
         n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " %s=%" PRIu64, kFamilyNames[i],
                            g_calls[i].load(std::memory_order_relaxed));
     if (n < static_cast<int>(sizeof buf) - 1) buf[n++] = '\n';
+    n += balance_report(buf + n, static_cast<int>(sizeof buf) - n);
     // To the copy of stderr taken at start: programs such as coreutils close
     // fd 2 in their own exit handler, which runs before this one.
     int fd = g_stats_fd >= 0 ? g_stats_fd : 2;

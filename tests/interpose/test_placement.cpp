@@ -6,9 +6,12 @@
 //   created alternately with short-lived ones.
 // - A hub whose running fiber computes without yielding receives fewer of the
 //   threads created meanwhile (its fibers could not run before it yields).
+// - With adaptive hubs, GREEN_STATS reports what the balancer saw per hub.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <numeric>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -84,5 +87,26 @@ TEST_P(Placement, AHubHeldByAComputingFiberReceivesFewerNewThreads) {
 
 INSTANTIATE_TEST_SUITE_P(Hubs, Placement, testing::Values(2u, 4u),
                          [](const testing::TestParamInfo<unsigned>& info) { return std::to_string(info.param) + "hubs"; });
+
+// With adaptive hubs (the default), GREEN_STATS says at exit what the
+// balancer saw: moves tried and kept, the active hub count, and each hub
+// thread's CPU time and time waiting for a CPU. python3 computes on hub 0
+// for a few balancer periods, so hub 0 must show CPU time.
+TEST(AdaptiveHubs, StatsReportWhatTheBalancerSawPerHub) {
+    cpu_set_t mask;
+    ASSERT_EQ(sched_getaffinity(0, sizeof mask, &mask), 0);
+    if (CPU_COUNT(&mask) < 2) GTEST_SKIP() << "one usable CPU: adaptive hubs start a single hub and no balancer";
+    auto r = run_capture({"/usr/bin/python3", "-c", "i = 0\nwhile i < 5000000: i += 1"},
+                         {preload_env(), "GREEN_STATS=1", "GREEN_HUBS=adaptive"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.err, m,
+                                  std::regex("green: balancer: moves tried ([0-9]+), kept ([0-9]+); hubs active ([0-9]+) of "
+                                             "([0-9]+); hub 0 ran ([0-9.]+) s, waited to run ([0-9.]+) s;")))
+        << r.err;
+    EXPECT_LE(std::stoul(m[2].str()), std::stoul(m[1].str()));
+    EXPECT_GE(std::stoul(m[4].str()), 2u);  // one per usable CPU (fewer under a cgroup CPU quota)
+    EXPECT_GT(std::stod(m[5].str()), 0.0) << r.err;
+}
 
 }  // namespace
