@@ -57,6 +57,14 @@ public:
         pid_t pid = fork();
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
+            // As a command started from a terminal: a suite run in the
+            // background (`bash scripts/test.sh &`) inherits SIGINT and SIGQUIT
+            // ignored, and the shim honours an ignored SIGQUIT by offering no
+            // dump.
+            struct sigaction default_action {};
+            default_action.sa_handler = SIG_DFL;
+            sigaction(SIGINT, &default_action, nullptr);
+            sigaction(SIGQUIT, &default_action, nullptr);
             if (in >= 0) dup2(in, 0);
             if (out >= 0) dup2(out, 1);
             if (err >= 0) dup2(err, 2);

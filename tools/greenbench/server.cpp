@@ -109,6 +109,14 @@ void ServerProcess::start(const ServerSpec& spec) {
         dup2(out[1], 1);
         dup2(err[1], 2);
         prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive greenbench
+        // Default dispositions, as a service manager starts a server: run from
+        // a script's background job, greenbench inherits SIGINT and SIGQUIT
+        // ignored, and under the shim an ignored SIGQUIT means no dump, so no
+        // shim counters after each level.
+        struct sigaction default_action {};
+        default_action.sa_handler = SIG_DFL;
+        sigaction(SIGINT, &default_action, nullptr);
+        sigaction(SIGQUIT, &default_action, nullptr);
         if (getppid() != parent) _exit(127);
         if (!spec.cpus.empty()) sched_setaffinity(0, sizeof set, &set);
         if (spec.own_session && setsid() >= 0 && nice_text[0]) {
