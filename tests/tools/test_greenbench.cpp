@@ -453,6 +453,21 @@ TEST(GreenbenchCompare, AServerThatStopsAnsweringEndsItsRun) {
     EXPECT_TRUE(has(j["series"][0]["note"].get<std::string>(), "stopped answering"));
 }
 
+// A patched server that stops answering is dumped before it is stopped: the
+// report names what each of its fibers waits on (here, every handler sleeps).
+TEST(GreenbenchCompare, APatchedServerThatStopsAnsweringIsDumpedFirst) {
+    TempDir dir;
+    auto c = run_capture({greenbench(), "compare", "--only-patched", "--hubs", "1", "-c", "2", "-d", "0.2", "-w", "0.1",
+                          "-p", "/sleep?ms=60000", "--settle-timeout", "0.5", "--svg", "", "--json", dir / "s.json", "--",
+                          example_path("http_threads"), "0"});
+    EXPECT_EQ(c.status, 1);
+    EXPECT_TRUE(has(c.err, "the server stopped answering")) << c.err;
+    EXPECT_TRUE(has(c.err, "the server's dump:")) << c.err;
+    EXPECT_TRUE(has(c.err, "green: dump of pid")) << c.err;
+    EXPECT_TRUE(has(c.err, "sleeps, deadline in")) << c.err;
+    EXPECT_TRUE(has(c.err, "green: end of dump")) << c.err;
+}
+
 TEST(GreenbenchCompare, PortAlreadyInUseIsRefused) {
     TempDir dir;
     int port = 0;

@@ -241,7 +241,10 @@ int run_compare(const CompareOptions& o) {
                 fmt::print(stderr, "greenbench: {}: {:.0f} req/s, p99 {:.2f} ms, {} errors\n", what, p.rps,
                            p.latency_ms.p99, p.error_total());
                 const bool settled = settle(ls, o.settle_timeout_s, what);
-                if (v.name != "unpatched" && settled) p.shim = srv.shim_counters(std::chrono::seconds(10));
+                if (v.name != "unpatched") p.shim = srv.shim_counters(std::chrono::seconds(10));
+                if (v.name != "unpatched" && !settled && !srv.last_dump().empty())
+                    // What every fiber of the stuck server waits on, and where, before it is stopped.
+                    fmt::print(stderr, "greenbench: {}: the server's dump:\n{}", what, srv.last_dump());
                 s.points.push_back(p);
                 if (!settled) {
                     s.note = fmt::format("the server stopped answering: after the level at {} connections a lone "

@@ -194,7 +194,16 @@ void ServerProcess::drain(int fd) {
                 pending.erase(0, nl + 1);
                 if (printed_port_ == 0) printed_port_ = port_in_line(line);
                 if (line.rfind("green: counters: ", 0) == 0) counters_ = parse_shim_counters(line);
-                if (line.rfind("green: end of dump", 0) == 0) ++dumps_seen_;
+                if (line.rfind("green: dump of pid ", 0) == 0) {
+                    in_dump_ = true;
+                    dump_being_read_.clear();
+                }
+                if (in_dump_ && dump_being_read_.size() < (4u << 20)) dump_being_read_ += line + "\n";
+                if (line.rfind("green: end of dump", 0) == 0) {
+                    in_dump_ = false;
+                    last_dump_.swap(dump_being_read_);
+                    ++dumps_seen_;
+                }
                 tail_.push_back(line);
                 if (tail_.size() > kTailLines) tail_.pop_front();
             }

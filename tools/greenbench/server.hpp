@@ -71,6 +71,9 @@ public:
     // checks of greenrun --dump first) and waits up to `timeout` for the
     // dump's counters line and its end on the server's stderr.
     ShimCounters shim_counters(std::chrono::milliseconds timeout);
+    // The whole text of the latest on-demand dump (every fiber, what it
+    // waits on, its stack), kept for a server that stopped answering.
+    const std::string& last_dump() const { return last_dump_; }
 
 private:
     void drain(int fd);
@@ -87,6 +90,8 @@ private:
     std::vector<green::Task<void>> drainers_;
     ShimCounters counters_;       // from the latest dump's counters line
     std::uint64_t dumps_seen_ = 0;  // "green: end of dump" lines read
+    std::string dump_being_read_, last_dump_;
+    bool in_dump_ = false;
 };
 
 // Is something accepting on 127.0.0.1:port right now?
