@@ -23,20 +23,13 @@
 #   GREEN_BUILD_DIR  build directory (default build-scenarios, release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${GREEN_PG_BIN:-}" ]; then
-  bash scripts/deps.sh
-  exec bash scripts/pg_scratch.sh -- bash "$0" "$@"
-fi
-if [ -n "${GREEN_PG_UNAVAILABLE:-}" ]; then
-  echo "pg_sched: $GREEN_PG_UNAVAILABLE" >&2
-  exit 1
-fi
+. bench/pg_common.sh
+pg_bench_start pg_sched "$@"
 PATH_=${1:-/read?id=42}
 CONNS=${2:-256}
 WARMUP=${PG_SCHED_WARMUP:-3}
 BUILD=${GREEN_BUILD_DIR:-build-scenarios}
-[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release >/dev/null
-ninja -C "$BUILD" examples/pg_threads tools/greenbench tools/greenrun interpose/libgreen-preload.so >/dev/null
+pg_bench_build "$BUILD"
 ulimit -n 20000 2>/dev/null || true
 
 # Sums over the process's threads: CPU ns, run-queue wait ns, times run.

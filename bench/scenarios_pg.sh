@@ -31,14 +31,8 @@
 #   SCENARIO_REPORT_ONLY=1  rewrite the section from the last run's results only
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${GREEN_PG_BIN:-}" ]; then
-  bash scripts/deps.sh
-  exec bash scripts/pg_scratch.sh -- bash "$0" "$@"
-fi
-if [ -n "${GREEN_PG_UNAVAILABLE:-}" ]; then
-  echo "scenarios_pg: $GREEN_PG_UNAVAILABLE" >&2
-  exit 1
-fi
+. bench/pg_common.sh
+pg_bench_start scenarios_pg "$@"
 BUILD=${GREEN_BUILD_DIR:-build-scenarios}
 LEVELS=${SCENARIO_LEVELS:-16,256,1000}
 SECS=${SCENARIO_SECONDS:-3}
@@ -50,8 +44,7 @@ PGB_SECS=${PGBENCH_SECONDS:-5}
 POOL=${PG_POOL:-20}
 DOC=${SCENARIO_DOC:-docs/benchmarks.md}
 CHART=docs/charts/greenbench-pg.svg
-[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release >/dev/null
-ninja -C "$BUILD" examples/pg_threads tools/greenbench tools/greenrun interpose/libgreen-preload.so >/dev/null
+pg_bench_build "$BUILD"
 OUT="$BUILD/scenarios-pg"
 mkdir -p "$OUT" "$(dirname "$CHART")"
 GB="$BUILD/tools/greenbench"
