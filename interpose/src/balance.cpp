@@ -95,6 +95,20 @@ struct Report {
 };
 Report g_report;
 
+// A hub thread's nanosecond counter (CPU time, run-queue wait) read once a
+// period: its share of each period, and its total since the balancer
+// started for the report. A reading of -1 (unreadable) counts as nothing.
+struct Cumulative {
+    std::int64_t first = -1, last = -1;
+    void start(std::int64_t now) noexcept { first = last = now; }
+    double advance(std::int64_t now, double period_ns, std::atomic<std::int64_t>& since_start) noexcept {
+        const double share = now >= 0 && last >= 0 ? static_cast<double>(now - last) / period_ns : 0.0;
+        last = now;
+        if (now >= 0 && first >= 0) since_start.store(now - first, std::memory_order_relaxed);
+        return share;
+    }
+};
+
 // Idle + iowait jiffies of the CPUs in `mask`, from /proc/stat; -1 if unreadable.
 long long idle_jiffies(int fd, const cpu_set_t& mask) noexcept {
     static char buf[64 * 1024];  // this thread only
@@ -174,15 +188,14 @@ void* balancer(void*) {
     cpu_set_t mask;
     if (sched_getaffinity(0, sizeof mask, &mask) != 0) CPU_ZERO(&mask);
     const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
-    std::int64_t last_cpu[kMaxHubs], last_wait[kMaxHubs];
+    Cumulative ran[kMaxHubs], waited_to_run[kMaxHubs];
     int schedstat[kMaxHubs];
     std::int64_t last_wall = monotonic_ns();
     long long last_idle = idle_jiffies(fd, mask);
-    std::int64_t first_cpu[kMaxHubs], first_wait[kMaxHubs];
     for (unsigned i = 0; i < hubs; ++i) {
-        first_cpu[i] = last_cpu[i] = thread_cpu_ns(placement_hub(i)->tid());
         schedstat[i] = open_schedstat(placement_hub(i)->tid());
-        first_wait[i] = last_wait[i] = runqueue_wait_ns(schedstat[i]);
+        ran[i].start(thread_cpu_ns(placement_hub(i)->tid()));
+        waited_to_run[i].start(runqueue_wait_ns(schedstat[i]));
     }
     g_report.hubs.store(hubs, std::memory_order_relaxed);
     std::uint64_t last_switches = green::stats().switches;
@@ -198,14 +211,8 @@ void* balancer(void*) {
         double spare = (idle >= 0 && last_idle >= 0) ? static_cast<double>(idle - last_idle) / hz / (period / 1e9) : 0.0;
         double busy[kMaxHubs], waited[kMaxHubs];
         for (unsigned i = 0; i < hubs; ++i) {
-            std::int64_t w = runqueue_wait_ns(schedstat[i]);
-            waited[i] = w >= 0 && last_wait[i] >= 0 ? static_cast<double>(w - last_wait[i]) / period : 0.0;
-            last_wait[i] = w;
-            if (w >= 0 && first_wait[i] >= 0) g_report.waited_ns[i].store(w - first_wait[i], std::memory_order_relaxed);
-            std::int64_t c = thread_cpu_ns(placement_hub(i)->tid());
-            busy[i] = c >= 0 && last_cpu[i] >= 0 ? static_cast<double>(c - last_cpu[i]) / period : 0.0;
-            last_cpu[i] = c;
-            if (c >= 0 && first_cpu[i] >= 0) g_report.ran_ns[i].store(c - first_cpu[i], std::memory_order_relaxed);
+            waited[i] = waited_to_run[i].advance(runqueue_wait_ns(schedstat[i]), period, g_report.waited_ns[i]);
+            busy[i] = ran[i].advance(thread_cpu_ns(placement_hub(i)->tid()), period, g_report.ran_ns[i]);
         }
         last_wall = wall;
         last_idle = idle;
