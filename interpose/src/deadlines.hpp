@@ -46,9 +46,15 @@ inline bool lock_clock(clockid_t c) noexcept { return c == CLOCK_REALTIME || c =
 // The clocks clock_nanosleep sleeps on as a fiber; others go to the kernel.
 inline bool sleep_clock(clockid_t c) noexcept { return c == CLOCK_MONOTONIC || c == CLOCK_REALTIME || c == CLOCK_BOOTTIME; }
 
-// A timeout of zero: poll, select and their kin only look, never wait.
-inline bool zero_timeout(const timespec* t) noexcept { return t && t->tv_sec == 0 && t->tv_nsec == 0; }
-inline bool zero_timeout(const timeval* t) noexcept { return t && t->tv_sec == 0 && t->tv_usec == 0; }
+// Timeouts of poll, select and their kin that the kernel answers at once:
+// zero (they only look, never wait), or one it refuses with EINVAL. Null
+// means none (wait as long as it takes).
+inline bool answers_at_once(const timespec* t) noexcept {
+    return t && ((t->tv_sec == 0 && t->tv_nsec == 0) || !valid_interval(t));
+}
+inline bool answers_at_once(const timeval* t) noexcept {
+    return t && ((t->tv_sec == 0 && t->tv_usec == 0) || !valid_interval(t));
+}
 
 // Further ahead than this is never: Clock's 64-bit nanoseconds span 292 years.
 inline constexpr std::int64_t kForeverSeconds = std::int64_t{100} * 365 * 24 * 3600;

@@ -151,8 +151,7 @@ int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
 int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    // A timeout the kernel refuses: it answers EINVAL at once.
-    if (!h || mask || zero_timeout(ts) || (ts && !valid_interval(ts))) return yield_after(h, real_ppoll()(fds, n, ts, mask));
+    if (!h || mask || answers_at_once(ts)) return yield_after(h, real_ppoll()(fds, n, ts, mask));
     return poll_fiber(h, fds, n, deadline_after(ts));
 }
 
@@ -164,8 +163,7 @@ int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask,
 int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || nfds < 0 || zero_timeout(tv) || (tv && !valid_interval(tv)))
-        return yield_after(h, real_select()(nfds, r, w, e, tv));
+    if (!h || nfds < 0 || answers_at_once(tv)) return yield_after(h, real_select()(nfds, r, w, e, tv));
     const Clock::time_point deadline = deadline_after(tv);
     int result = select_fiber(h, nfds, r, w, e, deadline);
     // Linux reports the time not slept.
@@ -176,8 +174,7 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
 int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts, const sigset_t* mask) {
     count_call(Family::Poll);
     detail::Hub* h = fiber_context();
-    if (!h || nfds < 0 || mask || zero_timeout(ts) || (ts && !valid_interval(ts)))
-        return yield_after(h, real_pselect()(nfds, r, w, e, ts, mask));
+    if (!h || nfds < 0 || mask || answers_at_once(ts)) return yield_after(h, real_pselect()(nfds, r, w, e, ts, mask));
     return select_fiber(h, nfds, r, w, e, deadline_after(ts));
 }
 
