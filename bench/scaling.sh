@@ -16,6 +16,13 @@
 #   SCALING_SECONDS   seconds measured per run (default 3; 0.5 s warm-up each)
 #   SCALING_ROUNDS    rounds over all configurations (default 3)
 #   SCALING_DOC       file to write the section into (default docs/benchmarks.md)
+#   SCALING_HUBS      hub counts to measure (default: every count 1..CPUS)
+#   SCALING_WARMUP    seconds of load before each measured run (default 0.5)
+#   SCALING_CLIENT_CPUS  CPUs (the last ones) and greenbench threads for the
+#                     load generator (default 1)
+#   SCALING_SECTION   name of the docs section written (default scaling)
+#   SCALING_PREBUILT  1: use the binaries in GREEN_BUILD_DIR as they are (a
+#                     copy carried to another machine, with no compiler there)
 #   SCALING_NICE      nice value for this run (e.g. -20 as root on a machine
 #                     shared with others' builds): set on the session's autogroup
 #                     (/proc/self/autogroup; with autogroup scheduling the kernel
@@ -27,9 +34,13 @@ BUILD=${GREEN_BUILD_DIR:-build-scaling}
 SECS=${SCALING_SECONDS:-3}
 ROUNDS=${SCALING_ROUNDS:-3}
 DOC=${SCALING_DOC:-docs/benchmarks.md}
-[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release -Dtests=false >/dev/null
-ninja -C "$BUILD" examples/http_threads tools/greenbench tools/greenrun interpose/libgreen-preload.so \
-  bench/bench_scaling >/dev/null
+WARMUP=${SCALING_WARMUP:-0.5}
+SECTION=${SCALING_SECTION:-scaling}
+if [ "${SCALING_PREBUILT:-0}" != 1 ]; then
+  [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release -Dtests=false >/dev/null
+  ninja -C "$BUILD" examples/http_threads tools/greenbench tools/greenrun interpose/libgreen-preload.so \
+    bench/bench_scaling >/dev/null
+fi
 OUT="$BUILD/scaling"
 mkdir -p "$OUT"
 GB="$BUILD/tools/greenbench"
@@ -40,8 +51,12 @@ if [ -n "${SCALING_NICE:-}" ]; then
   NICE=(nice -n "$SCALING_NICE")
   echo "$SCALING_NICE" >/proc/self/autogroup 2>/dev/null || echo "scaling: cannot set the autogroup's nice" >&2
 fi
+CLIENT_CPUS=${SCALING_CLIENT_CPUS:-1}
+HUBS=${SCALING_HUBS:-$(seq -s ' ' 1 "$CPUS")}
 CLIENT=()
-if command -v taskset >/dev/null && [ "$CPUS" -gt 1 ]; then CLIENT=(taskset -c "$((CPUS - 1))"); fi
+if command -v taskset >/dev/null && [ "$CPUS" -gt "$CLIENT_CPUS" ]; then
+  CLIENT=(taskset -c "$((CPUS - CLIENT_CPUS))-$((CPUS - 1))")
+fi
 CPU_CONNS=$((2 * CPUS))
 STATIC_CONNS=16
 
@@ -63,7 +78,7 @@ run() {
   server_pid=$!
   read -r -t 10 -u 4 line || { echo "scaling: http_threads ($config) did not start" >&2; exit 1; }
   port=${line##* }
-  rps=$("${NICE[@]}" "${CLIENT[@]}" "$GB" run -q -t 1 -c "$conns" -d "$SECS" -w 0.5 --json - "http://127.0.0.1:$port$path" |
+  rps=$("${NICE[@]}" "${CLIENT[@]}" "$GB" run -q -t "$CLIENT_CPUS" -c "$conns" -d "$SECS" -w "$WARMUP" --json - "http://127.0.0.1:$port$path" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["requests_per_s"])')
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || true
@@ -72,8 +87,7 @@ run() {
   echo "$rps"
 }
 
-configs=(unpatched default)
-for ((n = 1; n <= CPUS; n++)); do configs+=("$n"); done
+configs=(unpatched default $HUBS)
 : >"$OUT/runs.txt"
 for ((round = 1; round <= ROUNDS; round++)); do
   for route in "/cpu?us=200 $CPU_CONNS" "/hello $STATIC_CONNS"; do
@@ -92,13 +106,18 @@ for hubs in 1 2; do
     --benchmark_display_aggregates_only=true --benchmark_format=json >"$OUT/costs-$hubs.json" 2>/dev/null
 done
 
-default_hubs=$(env -u GREEN_HUBS GREEN_STATS=1 "$BUILD/tools/greenrun" -- /bin/true 2>&1 |
-  sed -n 's/.*shim active.*: hubs \([0-9]*\),.*/\1/p')
+# The hub count the shim picks by default, from its stats line at exit; the
+# server itself, refusing a port that is none, is the shortest patched run of
+# a program from this build (a carried build may not suit the system's own).
+default_hubs=$(env -u GREEN_HUBS GREEN_STATS=1 "$BUILD/tools/greenrun" -- "$BUILD/examples/http_threads" none 2>&1 |
+  sed -n 's/.*shim active.*: hubs \([0-9]*\),.*/\1/p' || true)
 python3 - "$DOC" "$OUT" "$CPUS" "$SECS" "$ROUNDS" "$CPU_CONNS" "$STATIC_CONNS" "${CLIENT[*]:-}" "$default_hubs" \
-  "${SCALING_NICE:-}" "$LOAD_START" <<'PY'
+  "${SCALING_NICE:-}" "$LOAD_START" "$HUBS" "$WARMUP" "$CLIENT_CPUS" "$SECTION" <<'PY'
 import json, os, statistics, subprocess, sys, time
-doc, out, cpus, secs, rounds, cpu_conns, static_conns, client, default_hubs, nice, load_start = sys.argv[1:]
+(doc, out, cpus, secs, rounds, cpu_conns, static_conns, client, default_hubs, nice, load_start, hubs, warmup,
+ client_cpus, section_name) = sys.argv[1:]
 cpus = int(cpus)
+hubs = [int(h) for h in hubs.split()]
 runs = {}
 for line in open(os.path.join(out, "runs.txt")):
     rnd, path, config, rps = line.split()
@@ -122,38 +141,39 @@ def costs(hubs):
 c1, c2 = costs(1), costs(2)
 nan = (float("nan"), float("nan"))
 L = []
-L.append("<!-- BEGIN scaling: written by bench/scaling.sh; edit the script, not this section -->")
-L.append("## Scaling over hubs: does the shim use every core?")
+L.append(f"<!-- BEGIN {section_name}: written by bench/scaling.sh; edit the script, not this section -->")
+L.append(f"## Scaling over hubs: does the shim use every core?{'' if section_name == 'scaling' else ' (' + str(cpus) + ' CPUs)'}")
 L.append("")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[0]
-cmd = (f"SCALING_NICE={nice} " if nice else "") + "bash bench/scaling.sh"
+settings = {"SCALING_NICE": nice, "SCALING_HUBS": " ".join(map(str, hubs)) if hubs != list(range(1, cpus + 1)) else "",
+            "SCALING_WARMUP": warmup if warmup != "0.5" else "", "SCALING_CLIENT_CPUS": client_cpus if client_cpus != "1" else "",
+            "SCALING_SECTION": section_name if section_name != "scaling" else ""}
+settings["GREEN_THREAD_LOCALS"] = os.environ.get("GREEN_THREAD_LOCALS", "")
+cmd = "".join(f"{k}='{v}' " for k, v in settings.items() if v) + "bash bench/scaling.sh"
 L.append(f"Reproduce with `{cmd}` (commit {commit}, {time.strftime('%Y-%m-%d %H:%M')}; {cpus} CPUs, "
-         f"1-minute load average {load_start} before and {load} after: a shared machine, other engineers' "
-         f"builds and tests were running{'; this run at nice ' + nice + ' (its session autogroup and every process)' if nice else ''}). "
+         f"1-minute load average {load_start} before and {load} after{'; this run at nice ' + nice + ' (its session autogroup and every process)' if nice else ''}). "
          f"`examples/http_threads` "
-         f"unpatched and under `greenrun` with 1..{cpus} hubs and with the default (`GREEN_HUBS=adaptive`: "
+         f"unpatched and under `greenrun` with {', '.join(map(str, hubs))} hubs and with the default (`GREEN_HUBS=adaptive`: "
          f"{default_hubs} hub threads here, new threads on one until the balancer finds it saturated while a CPU "
          f"idles, then moved), "
-         f"loaded by one `greenbench run` thread{' pinned with `' + client + '`' if client else ''}: "
+         f"loaded by `greenbench run` with {client_cpus} thread{'s' if client_cpus != '1' else ''}{' pinned with `' + client + '`' if client else ''}: "
          f"`/cpu?us=200` (200 µs of the handler thread's CPU time per request) over {cpu_conns} keep-alive "
-         f"connections, `/hello` over {static_conns}; {secs} s measured per run after 0.5 s warm-up, "
+         f"connections, `/hello` over {static_conns}; {secs} s measured per run after {warmup} s warm-up, "
          f"{rounds} rounds, configurations alternating within each round. Each ratio is taken within one round, "
          f"the table shows the median over rounds; req/s are medians too, for scale only.")
 L.append("")
-configs = ["unpatched", "default"] + [str(n) for n in range(1, cpus + 1)]
-head = "| route | " + " | ".join(("hubs=" + c if c.isdigit() else c) + " req/s" for c in configs) + " | " + \
-       " | ".join(f"{n} hubs / 1 hub" for n in range(2, cpus + 1)) + " | " + \
-       " | ".join(f"hubs={n} / unpatched" for n in range(1, cpus + 1)) + " | default / unpatched | default / 1 hub |"
-L.append(head)
-L.append("|" + " --- |" + " ---: |" * (head.count("|") - 2))
+configs = ["unpatched", "default"] + [str(n) for n in hubs]
+L.append("| route | server | req/s | / 1 hub | / unpatched |")
+L.append("| --- | --- | ---: | ---: | ---: |")
 for path in runs:
     r = runs[path]
-    cells = [f"{statistics.median(r[c].values()):,.0f}" for c in configs]
-    cells += [f"{ratio(path, str(n), '1'):.2f}x" for n in range(2, cpus + 1)]
-    cells += [f"{ratio(path, str(n), 'unpatched'):.2f}x" for n in range(1, cpus + 1)]
-    cells += [f"{ratio(path, 'default', 'unpatched'):.2f}x", f"{ratio(path, 'default', '1'):.2f}x"]
-    L.append(f"| `{path}` | " + " | ".join(cells) + " |")
+    for c in configs:
+        name = (f"{c} hub{'s' if c != '1' else ''}" if c.isdigit() else
+                f"default ({default_hubs} hub threads, adaptive)" if c == "default" else c)
+        vs_one = "" if c in ("1", "unpatched") else f"{ratio(path, c, '1'):.2f}x"
+        vs_unpatched = "" if c == "unpatched" else f"{ratio(path, c, 'unpatched'):.2f}x"
+        L.append(f"| `{path}` | {name} | {statistics.median(r[c].values()):,.0f} | {vs_one} | {vs_unpatched} |")
 L.append("")
 L.append("Per-request costs that more hubs do not divide (`bench/bench_scaling.cpp`, shim linked in, median of 3; "
          "GREEN_HUBS=1: both parties on one hub; GREEN_HUBS=2: the partner thread on the other hub). Wall time "
@@ -194,17 +214,18 @@ L.append("**Model (Amdahl).** With `p` the server time per request on one hub an
          f"ping-pong), contended lock across hubs {handoff:,.0f} ns. The model ignores what the kernel shares "
          "(the listen socket's queue, loopback, memory bandwidth) and assumes the clients are elsewhere, so it is "
          "optimistic for many cores; the over-estimated accept makes the connection-per-request rows pessimistic. "
-         "A machine with more cores was not available to check it (no device machine was lent to this task).")
+         + ("A machine with more cores was not available to check it (no device machine was lent to this task)."
+            if cpus <= 2 else f"The measured rows above check it on {cpus} CPUs."))
 L.append("")
 L.append("| workload | serial `s` per request | p | 2 hubs | 16 hubs | 64 hubs |")
 L.append("| --- | --- | ---: | ---: | ---: | ---: |")
 for name, p, s, what in rows:
     L.append(f"| {name} | {s / 1e3:,.2f} µs ({what}) | {p / 1e3:,.1f} µs | {speedup(p, s, 2):.2f}x | "
              f"{speedup(p, s, 16):.1f}x | {speedup(p, s, 64):.1f}x |")
-L.append("<!-- END scaling -->")
+L.append(f"<!-- END {section_name} -->")
 section = "\n".join(L) + "\n"
 sys.path.insert(0, "bench")
 from doc_section import write_section
-write_section(doc, "<!-- BEGIN scaling:", "<!-- END scaling -->", section)
+write_section(doc, f"<!-- BEGIN {section_name}:", f"<!-- END {section_name} -->", section)
 print(section)
 PY
