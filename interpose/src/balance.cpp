@@ -17,12 +17,12 @@
 //   spare     idle CPU time, in CPUs, over the period, of the CPUs this
 //             process may run on (/proc/stat, affinity mask)
 //
-// and, when the busiest active hub A is short of CPU for kJudgePeriods
-// periods in a row at a steady switch rate (saturated while at least kSpareCpu CPUs idled, or
-// starved: kept waiting for a CPU by other processes' threads), makes
-// one more hub active (or picks the least busy active one, if it is not
-// itself busy) as B, and asks A to move half the difference of their thread
-// counts to B (balance_policy.hpp decides). Fibers move themselves at their
+// and, when active hubs are short of CPU for kJudgePeriods periods in a row
+// at a steady switch rate (saturated while at least kSpareCpu CPUs idled, or
+// starved: kept waiting for a CPU by other processes' threads), makes more
+// hubs active, one for each such hub A as far as idle CPUs go, and asks A to
+// move half its threads to its B (or, all hubs active, asks the busiest to
+// pass threads to the least busy; balance_policy.hpp decides). Fibers move themselves at their
 // next move point (move_to_requested_hub: about to wait for an fd, or for a
 // poll/select set), carrying their TLS (Hub::move_running_if_asked).
 //
@@ -32,8 +32,8 @@
 // kept waiting for a CPU prove that one more share of the machine will not be
 // taken from this program's own client. So every move is a trial: the hubs'
 // switch rate over kJudgePeriods after it must be steady and beat the steady
-// rate before it by kTrialGain, or the move is undone (B inactive again, its
-// threads moved back) and no other is tried for kBackoffNs. Requests are
+// rate before it by kTrialGain, or the moves are undone (each B inactive
+// again, its threads moved back) and no other is tried for kBackoffNs. Requests are
 // renewed each period and withdrawn otherwise, so a stale request never
 // moves fibers later.
 //
@@ -71,18 +71,20 @@ namespace {
 constexpr long kPeriodNs = 100'000'000;      // 100 ms
 constexpr long kEagerPeriodNs = 1'000'000;   // 1 ms
 constexpr unsigned kMaxHubs = 64;
+static_assert(kMaxHubs <= kMaxMoves, "a decision can move threads off every hub");
 constexpr int kUndoPeriods = 50;            // threads that never reach a move point stay after 5 s
 constexpr std::int64_t kBackoffNs = 30'000'000'000;  // after an undone move, no other for 30 s
 
-// A move being judged, or being undone (periods >= 0 while it is).
+// The moves of one decision being judged, or being undone (periods >= 0
+// while they are).
 struct Trial {
     int periods = -1;
     double rates_before[kJudgePeriods] = {};  // hub switches per second in the periods that wanted it
     double rates_after[kJudgePeriods] = {};   // and in the periods after it
-    unsigned from = 0, to = 0;
-    bool activated = false;  // `to` was made active for it
-    long moves = 0;          // threads asked to move from `from` to `to`
-    long keep = 0;           // undoing: threads `to` keeps (0 if it was made active)
+    unsigned active_before = 0;  // hubs active before it; more were made active for it
+    unsigned moves = 0;
+    HubMove move[kMaxMoves];
+    long keep[kMaxMoves] = {};  // undoing: threads each `to` keeps (0 if it was made active)
 };
 
 std::atomic<bool> g_running{false};
@@ -231,28 +233,35 @@ void* balancer(void*) {
             if (trial_paid(trial.rates_before, trial.rates_after, kJudgePeriods)) {
                 g_report.kept.fetch_add(1, std::memory_order_relaxed);
             } else {
-                if (trial.activated) placement_activate(trial.to);
+                placement_activate(trial.active_before);
                 undo = trial;
-                undo.keep = trial.activated ? 0 : std::max(0L, live[trial.to] - trial.moves);
+                for (unsigned m = 0; m < trial.moves; ++m) {
+                    const HubMove& mv = trial.move[m];
+                    undo.keep[m] = mv.to >= trial.active_before ? 0 : std::max(0L, live[mv.to] - mv.count);
+                }
                 undo.periods = 0;
                 backoff_until = wall + kBackoffNs;
             }
             trial.periods = -1;
             continue;
         }
-        // An undone move: its threads go back as they reach a move point,
-        // until `to` is down to what it had.
+        // Undone moves: their threads go back as they reach a move point,
+        // until each `to` is down to what it had.
         if (undo.periods >= 0) {
-            long back = live[undo.to] - undo.keep;
-            if (back > 0 && ++undo.periods <= kUndoPeriods) {
-                placement_hub(undo.to)->request_moves(placement_hub(undo.from), static_cast<int>(back));
-                continue;
+            bool returning = false;
+            const bool in_time = ++undo.periods <= kUndoPeriods;
+            for (unsigned m = 0; m < undo.moves; ++m) {
+                const HubMove& mv = undo.move[m];
+                const long back = in_time ? live[mv.to] - undo.keep[m] : 0;
+                placement_hub(mv.to)->request_moves(back > 0 ? placement_hub(mv.from) : nullptr,
+                                                    static_cast<int>(std::max(0L, back)));
+                returning = returning || back > 0;
             }
-            placement_hub(undo.to)->request_moves(nullptr, 0);
+            if (returning) continue;
             undo = Trial{};
         }
         BalanceDecision d = decide_balance({busy, waited, live, hubs, active, spare});
-        const bool wanted = d.moves > 0 || d.active != active;
+        const bool wanted = d.wanted(active);
         confirmed = wanted ? confirmed + 1 : 0;
         if (wanted) rates_wanted[confirmed % kJudgePeriods] = rate;
         for (unsigned i = 0; i < active; ++i)
@@ -263,13 +272,13 @@ void* balancer(void*) {
         trial = Trial{};
         trial.periods = 0;
         std::copy(rates_wanted, rates_wanted + kJudgePeriods, trial.rates_before);
-        trial.from = d.from;
-        trial.to = d.to;
-        trial.activated = d.active != active;
+        trial.active_before = active;
         trial.moves = d.moves;
+        std::copy(d.move, d.move + d.moves, trial.move);
         confirmed = 0;
-        if (trial.activated) placement_activate(d.active);
-        if (d.moves > 0) placement_hub(d.from)->request_moves(placement_hub(d.to), static_cast<int>(d.moves));
+        if (d.active != active) placement_activate(d.active);
+        for (unsigned m = 0; m < d.moves; ++m)
+            placement_hub(d.move[m].from)->request_moves(placement_hub(d.move[m].to), static_cast<int>(d.move[m].count));
     }
 }
 
