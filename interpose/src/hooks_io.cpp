@@ -271,7 +271,9 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 }
 
 // Blocking recvmmsg waits until `vlen` messages arrived (or, with
-// MSG_WAITFORONE, one); the timeout is checked after each message.
+// MSG_WAITFORONE, one); the timeout is checked after each message. A handler
+// with SA_RESTART interrupts it only once a message arrived, or when a
+// timeout is set (then the kernel reports EINTR).
 int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
     count_call(Family::Read);
     auto real = real_recvmmsg();
@@ -280,7 +282,9 @@ int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) 
     const Clock::time_point deadline = std::min(p.deadline, deadline_after(timeout));
     return static_cast<int>(move_all(
         vlen, [&](std::size_t got) { return real(fd, vec + got, vlen - got, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, nullptr); },
-        [&](std::size_t got) { return wait_ready(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline); },
+        [&](std::size_t got) {
+            return wait_blocking(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline, got == 0);
+        },
         [&](std::size_t) { return !(flags & MSG_WAITFORONE) && !(timeout && Clock::now() >= deadline); }));
 }
 
@@ -343,27 +347,30 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
     });
 }
 
-// Blocking sendmmsg sends every message, each as a blocking sendmsg would.
-int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) noexcept {
+// Blocking sendmmsg sends every message, each as a blocking sendmsg would;
+// a handler with SA_RESTART interrupts it only once a message went.
+int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) {
     count_call(Family::Write);
     auto real = real_sendmmsg();
     Plan p = plan_for(fd, false, flags);
     if (!p.d || !is_socket(p.kind) || vlen == 0) return real(fd, vec, vlen, flags);
     return static_cast<int>(move_all(
         vlen, [&](std::size_t done) { return real(fd, vec + done, vlen - done, flags | MSG_DONTWAIT); },
-        [&](std::size_t) { return wait_ready(p.hub, fd, kWritable, p.deadline); }, [](std::size_t) { return true; }));
+        [&](std::size_t done) { return wait_blocking(p.hub, fd, kWritable, p.deadline, done == 0); },
+        [](std::size_t) { return true; }));
 }
 
 // sendfile has no per-call flag: wait until the socket or pipe can take
 // data, then send. A blocking out_fd may still block the hub while the peer
-// drains what did not fit (documented).
+// drains what did not fit (documented). Nothing moved while it waits, so a
+// handler with SA_RESTART does not end the wait.
 ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
     count_call(Family::Write);
     Plan p = plan_for(out_fd, false);
     if (!p.d) return real_sendfile()(out_fd, in_fd, offset, count);
     const auto deadline = p.deadline;
     while (!ready_now(out_fd, POLLOUT)) {
-        WaitResult w = wait_ready(p.hub, out_fd, kWritable, deadline);
+        WaitResult w = wait_blocking(p.hub, out_fd, kWritable, deadline);
         if (w != WaitResult::Ready) return fail_with(errno_for(w));
     }
     return real_sendfile()(out_fd, in_fd, offset, count);
@@ -377,7 +384,8 @@ namespace {
 
 // splice, tee and vmsplice: SPLICE_F_NONBLOCK makes the pipe side of each
 // call non-blocking; the other side (a socket for splice) is waited for
-// first. The call is repeated until it moves data, as the blocking one does.
+// first. The call is repeated until it moves data, as the blocking one does;
+// a handler with SA_RESTART does not end the wait, as the kernel restarts it.
 template <class Call>
 ssize_t splice_wait(int in_fd, int out_fd, unsigned flags, Call&& call) {
     detail::Hub* h = fiber_context();
@@ -387,12 +395,12 @@ ssize_t splice_wait(int in_fd, int out_fd, unsigned flags, Call&& call) {
     const int saved_errno = errno;
     for (;;) {
         if (din && !ready_now(in_fd, POLLIN)) {
-            WaitResult w = wait_ready(h, in_fd, kReadable, Clock::time_point::max());
+            WaitResult w = wait_blocking(h, in_fd, kReadable, Clock::time_point::max());
             if (w != WaitResult::Ready) return fail_with(errno_for(w));
             continue;
         }
         if (dout && !ready_now(out_fd, POLLOUT)) {
-            WaitResult w = wait_ready(h, out_fd, kWritable, Clock::time_point::max());
+            WaitResult w = wait_blocking(h, out_fd, kWritable, Clock::time_point::max());
             if (w != WaitResult::Ready) return fail_with(errno_for(w));
             continue;
         }

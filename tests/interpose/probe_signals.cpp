@@ -10,6 +10,8 @@
 #include <semaphore.h>
 #include <spawn.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -172,6 +174,61 @@ void interrupted_calls(bool restart) {
     // when the sleep is cut short at once.
     std::printf("nanosleep remaining time reported: %s\n",
                 (rem.tv_sec <= 30 && (rem.tv_sec > 0 || rem.tv_nsec > 0)) ? "yes" : "no");
+
+    // Message and zero-copy transfers are restarted by the kernel as read
+    // and recv are (signal(7)), until they moved something.
+    int dg[2];
+    check(socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) == 0, "socketpair");
+    kicked("recvmmsg", [&] {
+        iovec v{buf, sizeof buf};
+        mmsghdr m{};
+        m.msg_hdr.msg_iov = &v;
+        m.msg_hdr.msg_iovlen = 1;
+        return static_cast<long>(recvmmsg(dg[0], &m, 1, 0, nullptr));
+    }, [&] { put(dg[1]); });
+
+    // A stream socket whose buffer is full: the blocking sender waits until
+    // the peer drains it.
+    int full[2];
+    check(socketpair(AF_UNIX, SOCK_STREAM, 0, full) == 0, "socketpair");
+    auto fill = [&] {
+        char chunk[4096] = {};
+        while (send(full[0], chunk, sizeof chunk, MSG_DONTWAIT) > 0) {
+        }
+    };
+    auto drain = [&] {
+        char chunk[4096];
+        while (recv(full[1], chunk, sizeof chunk, MSG_DONTWAIT) > 0) {
+        }
+    };
+    fill();
+    kicked("sendmmsg", [&] {
+        char one = 'x';
+        iovec v{&one, 1};
+        mmsghdr m{};
+        m.msg_hdr.msg_iov = &v;
+        m.msg_hdr.msg_iovlen = 1;
+        return static_cast<long>(sendmmsg(full[0], &m, 1, 0));
+    }, drain);
+    drain();
+
+    char file_template[] = "/tmp/green-probe-sendfile-XXXXXX";
+    int file = mkstemp(file_template);
+    check(file >= 0 && write(file, "data", 4) == 4, "mkstemp");
+    unlink(file_template);
+    fill();
+    kicked("sendfile", [&] {
+        off_t off = 0;
+        return static_cast<long>(sendfile(full[0], file, &off, 4));
+    }, drain);
+    drain();
+    close(file);
+
+    int from[2], to[2];
+    check(pipe(from) == 0 && pipe(to) == 0, "pipe");
+    kicked("splice", [&] { return static_cast<long>(splice(from[0], nullptr, to[1], nullptr, 1, 0)); },
+           [&] { put(from[1]); });
+    for (int fd : {dg[0], dg[1], full[0], full[1], from[0], from[1], to[0], to[1]}) close(fd);
 
     sem_t sem;
     sem_init(&sem, 0, 0);
