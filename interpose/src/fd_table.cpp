@@ -10,6 +10,7 @@
 
 #include "chunked_table.hpp"
 #include "real.hpp"
+#include "fork.hpp"
 #include "spinlock.hpp"
 
 namespace green::interpose {
@@ -24,6 +25,9 @@ constinit detail::ChunkedTable<std::atomic<Description*>> g_table;
 // (a racy program, but its race must not become a use-after-free of ours).
 std::atomic<std::uint32_t> g_free_lock{0};
 Description* g_free = nullptr;  // linked through `next_free`, guarded by g_free_lock
+
+// A fork child opens and closes fds too (before an exec: dup2, close).
+[[gnu::constructor]] void hold_free_lock_across_fork() { detail::hold_across_fork(&g_free_lock); }
 
 void drop(Description* d) noexcept {
     if (!d || d->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;

@@ -32,6 +32,7 @@
 #include "os.hpp"
 #include "real.hpp"
 #include "signals.hpp"
+#include "fork.hpp"
 #include "spinlock.hpp"
 
 using namespace green;
@@ -85,6 +86,8 @@ struct KeySlot {
     void (*destructor)(void*) = nullptr;
 };
 std::atomic<std::uint32_t> g_keys_lock{0};
+// A fork child creates keys and runs their destructors too.
+[[gnu::constructor]] void hold_keys_lock_across_fork() { detail::hold_across_fork(&g_keys_lock); }
 KeySlot g_keys[kMaxKeys];
 
 // Key values of a context that is not a thread-fiber (the main thread, hub

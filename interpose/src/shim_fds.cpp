@@ -13,6 +13,7 @@
 #include "hub.hpp"
 #include "os.hpp"
 #include "real.hpp"
+#include "fork.hpp"
 #include "spinlock.hpp"
 
 namespace green::interpose {
@@ -21,6 +22,9 @@ namespace {
 
 constexpr int kMax = 256;
 std::atomic<std::uint32_t> g_lock{0};
+
+// A fork child's close_range and dup2 hooks read the list.
+[[gnu::constructor]] void hold_lock_across_fork() { detail::hold_across_fork(&g_lock); }
 int g_fds[kMax];
 int g_count = 0;
 

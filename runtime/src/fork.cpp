@@ -11,7 +11,10 @@
 // child for good, so each process-wide lock a child may need is taken before
 // the fork and released on both sides.
 //
-//   prepare  pool lock, then registry lock. Every critical section that
+//   prepare  pool lock, then registry lock, then the leaf locks (in the
+//            order registered; they never nest, and none is held while
+//            taking another lock, so taking them last cannot wait on a
+//            holder that waits for us). Every critical section that
 //            another thread may be in and that the child's hub could need
 //            (a close posted to this hub under closing_lock_, a dump
 //            request) runs under the registry lock, so holding it excludes
@@ -21,6 +24,8 @@
 //            prepare handlers in reverse), so a shim lock held while taking
 //            the registry lock is taken first here too.
 //   parent   the same locks released, in reverse.
+//            (In the child the leaf locks are simply free: what they guard
+//            was consistent when they were taken.)
 //   child    only this thread runs, so the order matters only through what
 //            each step reads: the registry first (the survivor alone stays
 //            registered), then the deadlock detector (its stuck count is
@@ -35,22 +40,34 @@
 #include <atomic>
 
 #include "hub.hpp"
+#include "spinlock.hpp"
 
 namespace green::detail {
 
 namespace {
 
+std::atomic<std::uint32_t>* g_leaf_locks[kMaxForkLeafLocks];
+std::atomic<int> g_leaf_count{0};
+
+void release_leaf_locks() noexcept {
+    for (int i = g_leaf_count.load(std::memory_order_acquire); i-- > 0;) g_leaf_locks[i]->store(0, std::memory_order_release);
+}
+
 void fork_prepare() {
     pool_fork_prepare();
     registry_fork_prepare();
+    const int n = g_leaf_count.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) lock_word_acquire(*g_leaf_locks[i]);
 }
 
 void fork_parent() {
+    release_leaf_locks();
     registry_fork_parent();
     pool_fork_parent();
 }
 
 void fork_child() {
+    release_leaf_locks();
     Hub* survivor = Hub::current_if_any();
     registry_fork_child(survivor);
     deadlock_fork_child(survivor);
@@ -63,6 +80,15 @@ void fork_child() {
 void install_fork_handlers() noexcept {
     static std::atomic<bool> installed{false};
     if (!installed.exchange(true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void hold_across_fork(std::atomic<std::uint32_t>* word) noexcept {
+    const int i = g_leaf_count.load(std::memory_order_relaxed);
+    for (int k = 0; k < i; ++k)
+        if (g_leaf_locks[k] == word) return;
+    if (i >= kMaxForkLeafLocks) return;
+    g_leaf_locks[i] = word;
+    g_leaf_count.store(i + 1, std::memory_order_release);
 }
 
 }  // namespace green::detail

@@ -4,6 +4,9 @@
 // hooks here and to that order.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 namespace green::detail {
 
 class Hub;
@@ -23,5 +26,16 @@ void deadlock_fork_child(Hub* survivor) noexcept;
 void pool_fork_prepare() noexcept;
 void pool_fork_parent() noexcept;
 void pool_fork_child() noexcept;
+
+// A leaf lock (a SpinGuard word whose critical sections take no other lock
+// of the runtime's or the shim's: a free list, a small table) that a fork
+// child may need: held across every fork after the locks above, and free on
+// both sides after it. Without this a thread of the parent caught inside one
+// of these sections leaves the word set in a child that lacks that thread,
+// and the child's first use spins for ever. Each module registers its own
+// from a load-time constructor (before any thread exists that could fork);
+// at most kMaxForkLeafLocks words.
+constexpr int kMaxForkLeafLocks = 16;
+void hold_across_fork(std::atomic<std::uint32_t>* word) noexcept;
 
 }  // namespace green::detail

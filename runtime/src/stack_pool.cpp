@@ -18,6 +18,7 @@
 #include "fiber_record.hpp"
 #include "hub.hpp"
 #include "os.hpp"
+#include "fork.hpp"
 #include "spinlock.hpp"
 
 #ifndef MADV_GUARD_INSTALL
@@ -219,6 +220,9 @@ bool take_spare(std::size_t size, Stack& out) noexcept {
     }
     return false;
 }
+
+// A fork child takes and gives stacks too.
+[[gnu::constructor]] void hold_spare_lock_across_fork() { hold_across_fork(&g_spare_lock); }
 
 }  // namespace
 

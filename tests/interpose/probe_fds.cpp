@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -271,6 +272,58 @@ void fork_threads() {
     std::printf("fork child with threads exited %d\n", exit_status_of(pid));
 }
 
+// fork() while other threads open and close fds and create keys without a
+// pause: every child opens, dups and closes fds and creates a key before it
+// exits, as a child does between fork and exec. The runtime's tables must be
+// usable in every child, whatever another thread was doing at the fork.
+void fork_during_fd_churn() {
+    std::atomic<bool> stop{false};
+    auto fd_churn = [&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            int p[2];
+            CHECK(pipe(p) == 0);
+            int s = socket(AF_UNIX, SOCK_STREAM, 0);
+            CHECK(s >= 0);
+            int d = dup(s);
+            CHECK(d >= 0);
+            for (int fd : {p[0], p[1], s, d}) close(fd);
+            sched_yield();  // threads of one hub take turns, as threads of one CPU would
+        }
+    };
+    auto key_churn = [&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            for (int i = 0; i < 1000; ++i) {
+                pthread_key_t k;
+                CHECK(pthread_key_create(&k, nullptr) == 0);
+                pthread_key_delete(k);
+            }
+            sched_yield();
+        }
+    };
+    std::thread a(fd_churn), b(key_churn);
+    constexpr int kForks = 200;
+    int exited_ok = 0;
+    for (int i = 0; i < kForks; ++i) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            int p[2];
+            if (pipe(p) != 0 || dup2(p[0], 100) != 100) std::_Exit(1);
+            pthread_key_t k;
+            if (pthread_key_create(&k, nullptr) != 0) std::_Exit(1);
+            int s = socket(AF_UNIX, SOCK_STREAM, 0);
+            if (s < 0) std::_Exit(1);
+            for (int fd : {p[0], p[1], 100, s}) close(fd);
+            std::_Exit(7);
+        }
+        exited_ok += exit_status_of(pid) == 7;
+    }
+    stop.store(true);
+    a.join();
+    b.join();
+    std::printf("fork during fd churn: %d of %d children exited 7\n", exited_ok, kForks);
+}
+
 // daemon(): the grandchild runs threads and reports through a pipe.
 void daemon_threads() {
     int p[2];
@@ -478,6 +531,7 @@ const green::probe::Case kCases[] = {
     {"child_pipes", child_pipes},
     {"vfork_exec", vfork_exec},
     {"fork_threads", fork_threads},
+    {"fork_during_fd_churn", fork_during_fd_churn},
     {"daemon_threads", daemon_threads},
     {"waitall", waitall},
     {"select_big", select_big},

@@ -31,7 +31,7 @@ const std::vector<std::string> kThreadCases = {"lifecycle", "keys", "mutex_types
 // Cases of the fd/process probe (probe_fds.cpp), run with one hub and two.
 const std::vector<std::string> kFdCases = {"first_open", "daemon_close", "foreign_pipe_thread", "eventfd_timerfd",
                                            "inherited_listener", "popen_reader", "child_pipes", "vfork_exec",
-                                           "fork_threads", "daemon_threads", "waitall", "select_big",
+                                           "fork_threads", "fork_during_fd_churn", "daemon_threads", "waitall", "select_big",
                                            "splice_tee", "mmsg", "linger_close", "stdio_socket", "pty_reader"};
 // Listed by the probe but checked by their own tests below.
 const std::vector<std::string> kThreadOnlyPatched = {"lock_cycle", "rwlock_cycle"};
