@@ -4,15 +4,21 @@
 // test chose. The argument and environment arrays are built before fork, so
 // the child only rearranges fds and execs. A child never outlives the test
 // (PR_SET_PDEATHSIG), and an exit status reads as a shell's does: the code,
-// or 128 + the signal that killed it.
+// or 128 + the signal that killed it. A captured run that outlives its limit
+// is sent SIGQUIT first (under the shim: every fiber, what it waits on and
+// where, on its stderr), then killed, so a hang fails its own test with that
+// dump instead of stalling the whole suite.
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -85,9 +91,25 @@ struct Captured {
     int status = -1;  // exit status, or 128+signal
 };
 
+// Waits for `pid` to exit, at most `limit_ms`; true if it did (reaped, with
+// its status in `status`).
+inline bool wait_exit_within(pid_t pid, int limit_ms, int& status) {
+    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) return waitpid(pid, &status, 0) == pid;  // no pidfds: wait without a limit
+    pollfd p{pidfd, POLLIN, 0};
+    int r;
+    while ((r = poll(&p, 1, limit_ms)) < 0 && errno == EINTR) {
+    }
+    close(pidfd);
+    return r > 0 && waitpid(pid, &status, 0) == pid;
+}
+
+// How long a captured run may take before it counts as hung.
+constexpr int kCaptureLimitMs = 45'000;
+
 // Runs the command to its end with `stdin_text` as its input.
 inline Captured run_capture(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
-                            const std::string& stdin_text = {}) {
+                            const std::string& stdin_text = {}, int limit_ms = kCaptureLimitMs) {
     TempDir dir;
     const std::string in_path = dir / "in", out_path = dir / "out", err_path = dir / "err";
     int in = open(in_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -96,11 +118,21 @@ inline Captured run_capture(const std::vector<std::string>& argv, const std::vec
     if (in < 0 || out < 0 || err < 0 || write(in, stdin_text.data(), stdin_text.size()) < 0) std::abort();
     lseek(in, 0, SEEK_SET);
     int status = 0;
-    waitpid(Command(argv, env).spawn(in, out, err), &status, 0);
+    const pid_t pid = Command(argv, env).spawn(in, out, err);
+    std::string hung;
+    if (!wait_exit_within(pid, limit_ms, status)) {
+        kill(pid, SIGQUIT);
+        if (!wait_exit_within(pid, 10'000, status)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
+        hung = "\n[test harness: " + argv[0] + " had not exited after " + std::to_string(limit_ms / 1000) +
+               " s: sent SIGQUIT (the shim's fiber dump is above), then SIGKILL]\n";
+    }
     close(in);
     close(out);
     close(err);
-    return {slurp(out_path), slurp(err_path), exit_code(status)};
+    return {slurp(out_path), slurp(err_path) + hung, exit_code(status)};
 }
 
 }  // namespace green::test
