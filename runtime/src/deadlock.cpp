@@ -17,6 +17,8 @@
 // escaping detached fibers.
 #include <green/run.hpp>
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cinttypes>
@@ -190,12 +192,23 @@ void describe(const FiberRecord* f, std::string& out, bool nested, const Hub* on
         return;
     }
     switch (w->kind) {
-        case WaitKind::Fd:
-            std::snprintf(buf, sizeof buf, "waits for fd %d to become %s",
-                          static_cast<int>(reinterpret_cast<std::intptr_t>(w->object)),
-                          w->detail == kReadable ? "readable" : w->detail == kWritable ? "writable" : "ready");
+        case WaitKind::Fd: {
+            // What the kernel says of the fd now, and whether the hub still
+            // asks libev for it: a fiber parked long on an fd that is ready,
+            // or unwatched, was not woken by the runtime; one on an fd that
+            // is not ready waits on its peer.
+            const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(w->object));
+            const int want = static_cast<int>(w->detail);
+            pollfd p{fd, static_cast<short>(((want & kReadable) ? POLLIN : 0) | ((want & kWritable) ? POLLOUT : 0)), 0};
+            const long ready = os::raw_syscall6(SYS_poll, reinterpret_cast<long>(&p), 1, 0, 0, 0, 0);
+            const int watched = f->hub ? f->hub->fd_watch_interest(fd) : -1;
+            std::snprintf(buf, sizeof buf, "waits for fd %d to become %s (kernel: %s; hub watcher: %s)", fd,
+                          want == kReadable ? "readable" : want == kWritable ? "writable" : "ready",
+                          ready < 0 ? "cannot tell" : ready == 0 ? "not ready" : (p.revents & POLLNVAL) ? "not open" : "ready now",
+                          watched < 0 ? "none" : (watched & want) == want ? "armed" : "not armed");
             out += buf;
             return;
+        }
         case WaitKind::Join: {
             auto* target = static_cast<const FiberRecord*>(w->object);
             std::snprintf(buf, sizeof buf, "waits to join fiber %" PRIu64 " \"%s\"", target->id, target->name);

@@ -226,6 +226,10 @@ public:
 
     // --- introspection ------------------------------------------------------
     // With `stacks`, each fiber's backtrace follows its line.
+    // For reports: what this hub's long-lived watcher of `fd` asks libev
+    // for (kReadable | kWritable), or -1 when the hub has none for it. Read
+    // on the hub's thread, or while every hub is stuck.
+    int fd_watch_interest(int fd) const noexcept;
     void append_report(std::string& out, ReportStacks* stacks = nullptr) const;
     // Any thread, registry lock held: queue a dump request (dump.cpp) that
     // this hub serves from its scheduler, where no fiber of it runs.

@@ -119,6 +119,12 @@ FdWatch* Hub::fd_watch(int fd) noexcept {
     return w;
 }
 
+int Hub::fd_watch_interest(int fd) const noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[static_cast<std::size_t>(fd)]) return -1;
+    const FdWatch* w = fds_[static_cast<std::size_t>(fd)];
+    return ev_is_active(&w->io) ? w->armed : 0;
+}
+
 void Hub::rearm_fd(FdWatch* w) noexcept {
     int want = w->armed;
     ev_io_stop(loop_, &w->io);

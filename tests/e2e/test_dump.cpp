@@ -75,10 +75,11 @@ TEST_P(DumpOfAServer, ListsEveryParkedConnectionAndKeepsServing) {
     ASSERT_TRUE(server.wait_for_output("fiber(s))\n", std::chrono::seconds(60))) << server.output();
     const std::string dump = server.output().substr(server.output().find("green: dump of pid"));
 
-    // Every connection's fiber and main's accept, each parked on its fd.
+    // Every connection's fiber and main's accept, each parked on its fd,
+    // which has nothing to read (the kernel says so) and is watched.
     const std::size_t fibers = kConnections + 1;
     EXPECT_EQ(count(dump, std::regex("\n    fiber [0-9]+ \"[^\"]*\" parked for [0-9]+ ms: waits for fd [0-9]+ to become "
-                                     "readable\n")),
+                                     "readable \\(kernel: not ready; hub watcher: armed\\)\n")),
               fibers);
     // The total counts every fiber listed; signal delivery may add a
     // short-lived stand-in fiber (the dump signal itself reaches the program's
