@@ -381,29 +381,36 @@ void act_for(SigState* t, int sig, const siginfo_t& info) noexcept {
     spawn_handler(t, sig, info);
 }
 
-// A process-directed signal taken from the kernel.
-void dispatch_process(int sig, const siginfo_t& info) noexcept {
+// A process-directed signal taken from the kernel, phase one: who takes it,
+// chosen under g_lock. Null: handed to a sigwait-style waiter, or left
+// pending for the first thread that unblocks it; else the target, with its
+// handlers_running raised for act_on.
+SigState* choose_process_target(int sig, const siginfo_t& info) noexcept {
     SigState* target = nullptr;
-    {
-        SpinGuard g(g_lock);
-        for (SigState* s = g_head; s; s = s->next)
-            if (hand_to_waiter_locked(s, sig, info)) return;
-        if (sig == SIGCHLD) {
-            for (SigState* s = g_head; s && !target; s = s->next)
-                if (s->waiting_for_child.load(std::memory_order_relaxed) && !(s->mask.load(std::memory_order_relaxed) & bit(sig)))
-                    target = s;
-            if (!target && g_last_forker && !(g_last_forker->mask.load(std::memory_order_relaxed) & bit(sig)))
-                target = g_last_forker;
-        }
+    SpinGuard g(g_lock);
+    for (SigState* s = g_head; s; s = s->next)
+        if (hand_to_waiter_locked(s, sig, info)) return nullptr;
+    if (sig == SIGCHLD) {
         for (SigState* s = g_head; s && !target; s = s->next)
-            if (!(s->mask.load(std::memory_order_relaxed) & bit(sig))) target = s;
-        g_info[sig] = info;
-        if (!target) {
-            g_proc_pending |= bit(sig);  // delivered when a thread unblocks it
-            return;
-        }
-        target->handlers_running.fetch_add(1, std::memory_order_relaxed);
+            if (s->waiting_for_child.load(std::memory_order_relaxed) && !(s->mask.load(std::memory_order_relaxed) & bit(sig)))
+                target = s;
+        if (!target && g_last_forker && !(g_last_forker->mask.load(std::memory_order_relaxed) & bit(sig)))
+            target = g_last_forker;
     }
+    for (SigState* s = g_head; s && !target; s = s->next)
+        if (!(s->mask.load(std::memory_order_relaxed) & bit(sig))) target = s;
+    g_info[sig] = info;
+    if (!target) {
+        g_proc_pending |= bit(sig);  // delivered when a thread unblocks it
+        return nullptr;
+    }
+    target->handlers_running.fetch_add(1, std::memory_order_relaxed);
+    return target;
+}
+
+// Phase two: the disposition, acted out for `target` (a handler may run
+// here, and may suspend this fiber).
+void act_on(SigState* target, int sig, const siginfo_t& info) noexcept {
     struct sigaction sa;
     switch (disposition(sig, &sa)) {
         case Disposition::Ignore: break;
@@ -426,18 +433,37 @@ siginfo_t from_signalfd(const signalfd_siginfo& s) noexcept {
     return i;
 }
 
-// Called from hooks too (kill, waitpid): errno is the program's.
+// Threads between taking signals from a signalfd and choosing their
+// targets. A signal taken there is in neither the kernel's pending set nor
+// the shim's choice yet; ChildWait waits this window out, or a SIGCHLD taken
+// by another hub just before a waiter's own drain could be handed out after
+// the waiter returned (and so to another thread than the kernel picks).
+std::atomic<int> g_choosing{0};
+
+// Called from hooks too (kill, waitpid): errno is the program's. Targets are
+// chosen for all the signals of a read before any is acted on, so the window
+// above never includes a handler (which may suspend this fiber).
 void drain(int fd) noexcept {
     const int saved_errno = errno;
     signalfd_siginfo buf[8];
     for (;;) {
+        g_choosing.fetch_add(1, std::memory_order_seq_cst);
         ssize_t n = detail::os::libc().read(fd, buf, sizeof buf);
         if (n <= 0) {
+            g_choosing.fetch_sub(1, std::memory_order_release);
             errno = saved_errno;
             return;
         }
-        for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof buf[0]; ++i)
-            dispatch_process(static_cast<int>(buf[i].ssi_signo), from_signalfd(buf[i]));
+        const std::size_t count = static_cast<std::size_t>(n) / sizeof buf[0];
+        SigState* targets[8];
+        siginfo_t infos[8];
+        for (std::size_t i = 0; i < count; ++i) {
+            infos[i] = from_signalfd(buf[i]);
+            targets[i] = choose_process_target(static_cast<int>(buf[i].ssi_signo), infos[i]);
+        }
+        g_choosing.fetch_sub(1, std::memory_order_release);
+        for (std::size_t i = 0; i < count; ++i)
+            if (targets[i]) act_on(targets[i], static_cast<int>(buf[i].ssi_signo), infos[i]);
     }
 }
 
@@ -640,6 +666,10 @@ ChildWait::~ChildWait() {
     // The child's SIGCHLD was sent before the wait returned: deliver it now,
     // to this thread, as the kernel does before waitpid returns.
     if (int fd = hub_sigfd(); fd >= 0) drain(fd);
+    // Another hub may have taken it just before and not chosen yet: this
+    // thread must still be waiting for a child when it does. The window
+    // holds no handler and no suspension (drain), so it closes promptly.
+    while (g_choosing.load(std::memory_order_acquire) > 0) detail::os::raw_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
     s->waiting_for_child.fetch_sub(1, std::memory_order_relaxed);
 }
 
