@@ -332,6 +332,7 @@ void run_handler_job(void* payload) {
     restart &= deliver_unblocked(t);
     if (!restart) t->eintr.store(true, std::memory_order_release);
     Hub::request_interrupt(t->fiber);  // calls never restarted end either way
+    t->stand_in_handlers.fetch_sub(1, std::memory_order_release);
     Hub* h = Hub::current_if_any();
     {
         SpinGuard g(g_lock);
@@ -356,6 +357,7 @@ void spawn_handler(SigState* t, int sig, const siginfo_t& info) noexcept {
         std::abort();
     }
     new (payload) HandlerJob{t, sig, info};
+    t->stand_in_handlers.fetch_add(1, std::memory_order_relaxed);
     f->user = t->fiber->user;  // pthread_self() in the handler is the target's
     if (!f->user) {
         SpinGuard g(g_lock);
@@ -671,6 +673,20 @@ ChildWait::~ChildWait() {
     // holds no handler and no suspension (drain), so it closes promptly.
     while (g_choosing.load(std::memory_order_acquire) > 0) detail::os::raw_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
     s->waiting_for_child.fetch_sub(1, std::memory_order_relaxed);
+    // A handler started for this thread on a stand-in fiber (on this hub)
+    // finishes before the wait returns, as it would have run on this thread.
+    // Only the thread's own fiber waits: a stand-in calling waitpid would
+    // wait for itself.
+    Hub* h = Hub::current_if_any();
+    if (!h || h->running() != s->fiber) return;
+    // Short waits the program cannot cut short: the handler's own interrupt
+    // of this thread, or a pthread_cancel, concern the program's calls, not
+    // this one (the timer also lets the hub take the remote start of a
+    // handler that another hub spawned).
+    while (s->stand_in_handlers.load(std::memory_order_acquire) > 0) {
+        detail::Waiter pause(h->running(), detail::WaitKind::Sleep);
+        h->park(pause, detail::ParkOptions::uncancellable(Clock::now() + std::chrono::microseconds(100)));
+    }
 }
 
 bool signals_could_interrupt() noexcept {

@@ -41,6 +41,9 @@ struct SigState {
     siginfo_t* wait_info = nullptr;
     // Handlers running for this thread (the state must outlive them).
     std::atomic<int> handlers_running{0};
+    // Of those, the ones on a fiber of their own standing in for it
+    // (spawn_handler), which the thread itself may have to wait for.
+    std::atomic<int> stand_in_handlers{0};
     // A handler without SA_RESTART ran since the current wait began.
     std::atomic<bool> eintr{false};
     // In waitpid & co.: SIGCHLD prefers this thread (see ChildWait).
@@ -77,7 +80,9 @@ bool signals_could_interrupt() noexcept;
 // Around a blocking wait for a child: the kernel hands SIGCHLD to the thread
 // that forked the child first; the shim does not know which fiber forked
 // which child and prefers a thread waiting for one, which is the same thread
-// in the usual fork-then-wait pattern.
+// in the usual fork-then-wait pattern. The kernel runs that handler before
+// the wait returns; so does the shim, also when another hub took the signal
+// and started the handler on a fiber standing in for this thread.
 struct ChildWait {
     SigState* s;
     ChildWait() noexcept;
