@@ -11,7 +11,9 @@
 # PG_POOL connections behind std::mutex + std::condition_variable, and with one
 # connection per thread; each unpatched and under greenrun, SCENARIO_ROUNDS
 # times (the rounds alternate, so slow drift of a shared machine hits both
-# sides). Then pgbench -S (an unmodified threaded client), unpatched and under
+# sides). Before each server starts, bench/pg_quiesce.sh waits until the
+# database has let go of the last one's connections. Then pgbench -S (an
+# unmodified threaded client), unpatched and under
 # greenrun, alternated. The database is scripts/pg_scratch.sh's throw-away one.
 #
 # Usage: bench/scenarios_pg.sh        (about 10 minutes on 2 CPUs)
@@ -61,6 +63,7 @@ for round in $(seq "$ROUNDS"); do
     if [ "$mode" = pool ]; then args=(--pool "$POOL"); label="pg_threads pool $POOL r$round"; fi
     echo "== $label" >&2
     "$GB" compare --no-progress -c "$LEVELS" --hubs "$HUBS" -d "$SECS" -w "$WARMUP" "${paths[@]}" --label "$label" \
+      --before-each "bash bench/pg_quiesce.sh" \
       --json "$OUT/$mode-r$round.json" --svg "" -- "$BUILD/examples/pg_threads" 0 "${args[@]}" \
       >"$OUT/$mode-r$round.txt" ||
       echo "scenarios_pg: $label: a server stopped answering; its JSON says where, the tables show the gap" >&2

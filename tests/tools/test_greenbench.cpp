@@ -404,6 +404,20 @@ TEST(GreenbenchCompare, EchoModeAgainstTheEchoExample) {
     }
 }
 
+// --before-each runs before every server, in order (a database left to drain
+// between servers); a failing one is reported and the comparison goes on.
+TEST(GreenbenchCompare, BeforeEachRunsBeforeEveryServer) {
+    TempDir dir;
+    const std::string log = dir / "before.log";
+    auto c = run_capture({greenbench(), "compare", "--mode", "echo", "-c", "1", "-d", "0.1", "-w", "0", "--hubs", "1,2",
+                          "--before-each", "echo ran >> " + log + "; exit 3", "--json", dir / "e.json", "--svg", "",
+                          "--", example_path("echo_threads"), "0"});
+    ASSERT_EQ(c.status, 0) << c.out << c.err;
+    EXPECT_EQ(slurp(log), "ran\nran\nran\n");  // unpatched, hubs=1, hubs=2
+    EXPECT_TRUE(has(c.err, "--before-each exited with status 3 before unpatched")) << c.err;
+    EXPECT_TRUE(has(c.err, "--before-each exited with status 3 before patched hubs=2")) << c.err;
+}
+
 TEST(GreenbenchCompare, ServerThatExitsEarlyIsReportedWithItsOutput) {
     TempDir dir;
     auto c = run_capture({greenbench(), "compare", "-c", "1", "-d", "0.2", "--json", dir / "x.json", "--svg", "", "--",
@@ -494,7 +508,9 @@ TEST(GreenbenchCompare, FindsThePortOfAServerThatDoesNotPrintIt) {
     // python3's http.server prints "Serving HTTP on ... port N", not our line:
     // the port is read from /proc.
     TempDir dir;
-    auto c = run_capture({greenbench(), "compare", "-c", "1", "-d", "0.2", "-w", "0", "-p", "/", "--only-unpatched",
+    // 1 s: python answers its first requests slowly on a busy machine, and
+    // a run that completes none counts no 404 either.
+    auto c = run_capture({greenbench(), "compare", "-c", "1", "-d", "1", "-w", "0", "-p", "/", "--only-unpatched",
                           "--svg", "", "--json", dir / "p.json", "--", "python3", "-m", "http.server", "0", "--bind",
                           "127.0.0.1", "--directory", "/nonexistent-green-dir"});
     EXPECT_EQ(c.status, 0) << c.err;

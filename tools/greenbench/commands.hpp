@@ -20,6 +20,7 @@ struct CompareOptions {
     int port = 0;
     double startup_timeout_s = 10;
     double settle_timeout_s = 30;  // after each level, for a lone request to be answered
+    std::string before_each;       // a shell command run before each server starts
     std::string label, title;
     bool unpatched = true, patched = true;
     std::string json_path = "greenbench-compare.json", svg_path = "greenbench-compare.svg", markdown_path;

@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "../common/locate.hpp"
@@ -196,6 +198,15 @@ int run_compare(const CompareOptions& o) {
         s.server = server;
         s.variant = v.name;
         s.command = v.spec.argv;
+        if (!o.before_each.empty()) {
+            // What the last server left behind (a database's backends still
+            // serving its closed connections) is not this server's to pay for.
+            std::fflush(stdout);
+            const int rc = std::system(o.before_each.c_str());
+            if (rc != 0)
+                std::fprintf(stderr, "greenbench compare: --before-each exited with status %d before %s\n",
+                             WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc), v.name.c_str());
+        }
         ServerProcess srv;
         try {
             srv.start(v.spec);

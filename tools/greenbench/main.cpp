@@ -166,6 +166,9 @@ int main(int argc, char** argv) {
                         "After each level, seconds to wait for the server to answer a lone request (it may still "
                         "be working off queued ones); none: it is taken as hung and its run ends")
         ->check(CLI::PositiveNumber)->capture_default_str();
+    compare->add_option("--before-each", co.before_each,
+                        "Shell command run before each server starts, e.g. one that waits until a database has let "
+                        "go of the previous server's connections (its exit status is reported, not fatal)");
     compare->add_option("--label", co.label, "Name of the server in tables (default: the program's name)");
     compare->add_option("--title", co.title, "Title of the table and chart");
     compare->add_flag("--only-patched", only_patched, "Skip the unpatched run");
