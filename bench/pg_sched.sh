@@ -10,7 +10,9 @@
 #   PG_SCHED_ORDER   the runs, in order (default "unpatched patched"): the
 #                    database keeps what a run queued (row-lock waiters of
 #                    clients that are gone) into the next one, so run both
-#                    orders before comparing
+#                    orders before comparing. A run "patched=SO" preloads
+#                    that libgreen-preload.so instead of the build's (two
+#                    builds of the shim side by side)
 #   PG_SCHED_HUBS    GREEN_HUBS for the patched run (default: the shim's)
 #   PG_SCHED_ARGS    pg_threads options (default none: a connection per thread)
 #   PG_SCHED_SESSION own (default): the server in a session of its own, as
@@ -38,9 +40,10 @@ snapshot() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{c += $1; w += $
 for run in ${PG_SCHED_ORDER:-unpatched patched}; do
   runner=()
   [ "${PG_SCHED_SESSION:-own}" = same ] || runner=(setsid)
-  if [ "$run" = patched ]; then
-    runner=("$BUILD/tools/greenrun")
+  if [ "${run%%=*}" = patched ]; then
+    runner+=("$BUILD/tools/greenrun")
     [ -z "${PG_SCHED_HUBS:-}" ] || runner+=(--hubs "$PG_SCHED_HUBS")
+    [ "$run" = patched ] || runner+=(--preload "${run#patched=}")
     runner+=(--)
   fi
   # shellcheck disable=SC2086

@@ -12,7 +12,10 @@
 # connection per thread; each unpatched and under greenrun, SCENARIO_ROUNDS
 # times (the rounds alternate, so slow drift of a shared machine hits both
 # sides). Before each server starts, bench/pg_quiesce.sh waits until the
-# database has let go of the last one's connections. Then pgbench -S (an
+# database has let go of the last one's connections; after each level a
+# server gets 120 s to answer a lone request (per-thread /write at 1,000
+# clients leaves PostgreSQL a row-lock queue that took over 30 s to drain
+# unpatched too). Then pgbench -S (an
 # unmodified threaded client), unpatched and under
 # greenrun, alternated. The database is scripts/pg_scratch.sh's throw-away one.
 #
@@ -63,7 +66,7 @@ for round in $(seq "$ROUNDS"); do
     if [ "$mode" = pool ]; then args=(--pool "$POOL"); label="pg_threads pool $POOL r$round"; fi
     echo "== $label" >&2
     "$GB" compare --no-progress -c "$LEVELS" --hubs "$HUBS" -d "$SECS" -w "$WARMUP" "${paths[@]}" --label "$label" \
-      --before-each "bash bench/pg_quiesce.sh" \
+      --before-each "bash bench/pg_quiesce.sh" --settle-timeout 120 \
       --json "$OUT/$mode-r$round.json" --svg "" -- "$BUILD/examples/pg_threads" 0 "${args[@]}" \
       >"$OUT/$mode-r$round.txt" ||
       echo "scenarios_pg: $label: a server stopped answering; its JSON says where, the tables show the gap" >&2
