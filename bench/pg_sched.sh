@@ -37,6 +37,7 @@ ulimit -n 20000 2>/dev/null || true
 # Sums over the process's threads: CPU ns, run-queue wait ns, times run.
 snapshot() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{c += $1; w += $2; n += $3} END {print c, w, n}'; }
 
+caller_nice=$(sed -n 's/.* nice //p' /proc/self/autogroup 2>/dev/null || true)
 for run in ${PG_SCHED_ORDER:-unpatched patched}; do
   runner=()
   [ "${PG_SCHED_SESSION:-own}" = same ] || runner=(setsid)
@@ -50,6 +51,9 @@ for run in ${PG_SCHED_ORDER:-unpatched patched}; do
   exec 4< <(exec "${runner[@]}" "$BUILD/examples/pg_threads" 0 ${PG_SCHED_ARGS:-} 2>/dev/null)
   server=$!
   read -r -t 20 -u 4 line || { echo "pg_sched: pg_threads ($run) did not start" >&2; exit 1; }
+  # Its own session gets this one's autogroup nice, as greenbench compare and
+  # pg_scratch.sh give theirs (else a run at nice -20 measures a server at 0).
+  [ "${PG_SCHED_SESSION:-own}" = same ] || [ -z "$caller_nice" ] || echo "$caller_nice" >"/proc/$server/autogroup" 2>/dev/null || true
   port=${line##* }
   result=$(mktemp)
   "$BUILD/tools/greenbench" run -q -t 1 -c "$CONNS" -d 3 -w "$WARMUP" --json "$result" "http://127.0.0.1:$port$PATH_" >/dev/null &
