@@ -344,8 +344,9 @@ void run_handler_job(void* payload) {
 void destroy_handler_job(void*) noexcept {}
 constexpr detail::TaskOps kHandlerOps{&run_handler_job, &destroy_handler_job, true};
 
-// `t->handlers_running` was raised by the caller.
-void spawn_handler(SigState* t, int sig, const siginfo_t& info) noexcept {
+// `t->handlers_running` was raised by the caller, and `t->stand_in_handlers`
+// too if `counted`.
+void spawn_handler(SigState* t, int sig, const siginfo_t& info, bool counted) noexcept {
     Hub& here = Hub::current();
     void* payload = nullptr;
     FiberRecord* f;
@@ -357,7 +358,7 @@ void spawn_handler(SigState* t, int sig, const siginfo_t& info) noexcept {
         std::abort();
     }
     new (payload) HandlerJob{t, sig, info};
-    t->stand_in_handlers.fetch_add(1, std::memory_order_relaxed);
+    if (!counted) t->stand_in_handlers.fetch_add(1, std::memory_order_relaxed);
     f->user = t->fiber->user;  // pthread_self() in the handler is the target's
     if (!f->user) {
         SpinGuard g(g_lock);
@@ -380,15 +381,20 @@ void act_for(SigState* t, int sig, const siginfo_t& info) noexcept {
         t->handlers_running.fetch_sub(1, std::memory_order_release);
         return;
     }
-    spawn_handler(t, sig, info);
+    spawn_handler(t, sig, info, false);
 }
 
 // A process-directed signal taken from the kernel, phase one: who takes it,
 // chosen under g_lock. Null: handed to a sigwait-style waiter, or left
 // pending for the first thread that unblocks it; else the target, with its
-// handlers_running raised for act_on.
-SigState* choose_process_target(int sig, const siginfo_t& info) noexcept {
+// handlers_running raised for act_on, and its stand_in_handlers too when it
+// is not the caller (`*stand_in`): counted from the choice on, so that a
+// thread waiting for its stand-ins (ChildWait) cannot miss one that is
+// chosen but not yet started.
+SigState* choose_process_target(int sig, const siginfo_t& info, bool* stand_in) noexcept {
+    SigState* const me = current_sigstate();  // before g_lock, which it takes
     SigState* target = nullptr;
+    *stand_in = false;
     SpinGuard g(g_lock);
     for (SigState* s = g_head; s; s = s->next)
         if (hand_to_waiter_locked(s, sig, info)) return nullptr;
@@ -407,18 +413,26 @@ SigState* choose_process_target(int sig, const siginfo_t& info) noexcept {
         return nullptr;
     }
     target->handlers_running.fetch_add(1, std::memory_order_relaxed);
+    if (target != me) {
+        target->stand_in_handlers.fetch_add(1, std::memory_order_relaxed);
+        *stand_in = true;
+    }
     return target;
 }
 
 // Phase two: the disposition, acted out for `target` (a handler may run
 // here, and may suspend this fiber).
-void act_on(SigState* target, int sig, const siginfo_t& info) noexcept {
+void act_on(SigState* target, int sig, const siginfo_t& info, bool stand_in) noexcept {
     struct sigaction sa;
     switch (disposition(sig, &sa)) {
         case Disposition::Ignore: break;
         case Disposition::Default: default_action(sig); break;
-        case Disposition::Handler: act_for(target, sig, info); return;
+        case Disposition::Handler:
+            if (stand_in) spawn_handler(target, sig, info, true);
+            else act_for(target, sig, info);  // on this fiber: `target` is the caller
+            return;
     }
+    if (stand_in) target->stand_in_handlers.fetch_sub(1, std::memory_order_release);
     target->handlers_running.fetch_sub(1, std::memory_order_release);
 }
 
@@ -459,13 +473,14 @@ void drain(int fd) noexcept {
         const std::size_t count = static_cast<std::size_t>(n) / sizeof buf[0];
         SigState* targets[8];
         siginfo_t infos[8];
+        bool stand_in[8];
         for (std::size_t i = 0; i < count; ++i) {
             infos[i] = from_signalfd(buf[i]);
-            targets[i] = choose_process_target(static_cast<int>(buf[i].ssi_signo), infos[i]);
+            targets[i] = choose_process_target(static_cast<int>(buf[i].ssi_signo), infos[i], &stand_in[i]);
         }
         g_choosing.fetch_sub(1, std::memory_order_release);
         for (std::size_t i = 0; i < count; ++i)
-            if (targets[i]) act_on(targets[i], static_cast<int>(buf[i].ssi_signo), infos[i]);
+            if (targets[i]) act_on(targets[i], static_cast<int>(buf[i].ssi_signo), infos[i], stand_in[i]);
     }
 }
 
