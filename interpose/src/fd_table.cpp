@@ -9,8 +9,8 @@
 #include <new>
 
 #include "chunked_table.hpp"
-#include "real.hpp"
 #include "fork.hpp"
+#include "real.hpp"
 #include "spinlock.hpp"
 
 namespace green::interpose {

@@ -372,16 +372,18 @@ void spawn_handler(SigState* t, int sig, const siginfo_t& info, bool counted) no
     detail::fiber_detach(f);
 }
 
+// A handler due on `t`, which is the caller: run here.
+void run_here(SigState* t, int sig, const siginfo_t& info) noexcept {
+    run_handler_as(t, sig, info);
+    deliver_unblocked(t);
+    t->handlers_running.fetch_sub(1, std::memory_order_release);
+}
+
 // A handler is due on `t`: run it here if `t` is the caller, else on a fiber
 // of its own on t's hub.
 void act_for(SigState* t, int sig, const siginfo_t& info) noexcept {
-    if (t == current_sigstate()) {
-        run_handler_as(t, sig, info);
-        deliver_unblocked(t);
-        t->handlers_running.fetch_sub(1, std::memory_order_release);
-        return;
-    }
-    spawn_handler(t, sig, info, false);
+    if (t == current_sigstate()) run_here(t, sig, info);
+    else spawn_handler(t, sig, info, false);
 }
 
 // A process-directed signal taken from the kernel, phase one: who takes it,
@@ -429,7 +431,7 @@ void act_on(SigState* target, int sig, const siginfo_t& info, bool stand_in) noe
         case Disposition::Default: default_action(sig); break;
         case Disposition::Handler:
             if (stand_in) spawn_handler(target, sig, info, true);
-            else act_for(target, sig, info);  // on this fiber: `target` is the caller
+            else run_here(target, sig, info);  // not a stand-in: `target` is the caller
             return;
     }
     if (stand_in) target->stand_in_handlers.fetch_sub(1, std::memory_order_release);

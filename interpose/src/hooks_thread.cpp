@@ -25,6 +25,7 @@
 
 #include "fiber_futex.hpp"
 #include "fiber_tls.hpp"
+#include "fork.hpp"
 #include "hook_context.hpp"
 #include "hooks_cancel.hpp"
 #include "hubs.hpp"
@@ -32,7 +33,6 @@
 #include "os.hpp"
 #include "real.hpp"
 #include "signals.hpp"
-#include "fork.hpp"
 #include "spinlock.hpp"
 
 using namespace green;

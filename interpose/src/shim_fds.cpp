@@ -10,10 +10,10 @@
 #include <atomic>
 
 #include "fd_table.hpp"
+#include "fork.hpp"
 #include "hub.hpp"
 #include "os.hpp"
 #include "real.hpp"
-#include "fork.hpp"
 #include "spinlock.hpp"
 
 namespace green::interpose {

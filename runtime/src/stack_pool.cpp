@@ -16,9 +16,9 @@
 #include <green/run.hpp>
 
 #include "fiber_record.hpp"
+#include "fork.hpp"
 #include "hub.hpp"
 #include "os.hpp"
-#include "fork.hpp"
 #include "spinlock.hpp"
 
 #ifndef MADV_GUARD_INSTALL
