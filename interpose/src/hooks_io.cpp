@@ -273,7 +273,9 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 // Blocking recvmmsg waits until `vlen` messages arrived (or, with
 // MSG_WAITFORONE, one); the timeout is checked after each message. A handler
 // with SA_RESTART interrupts it only once a message arrived, or when a
-// timeout is set (then the kernel reports EINTR).
+// timeout is set: a socket timeout, where the kernel reports EINTR too, or
+// the call's own, where the kernel would restart the call (ARCHITECTURE.md,
+// "What cannot be exact").
 int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
     count_call(Family::Read);
     auto real = real_recvmmsg();
