@@ -155,7 +155,9 @@ int mutex_lock(PMutex* m, Clock::time_point deadline, bool try_only) {
 }
 
 int mutex_unlock(PMutex* m) {
-    const std::uint64_t self = me()->id;
+    detail::FiberRecord* rec = me();
+    rec->woken_by_cond = nullptr;
+    const std::uint64_t self = rec->id;
     const int type = type_of(m);
     std::uint64_t cur = m->owner.load(std::memory_order_relaxed);
     if ((cur & ~kWaiters) != self) {
@@ -241,6 +243,12 @@ int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
     const bool cancellable = me.hub && current_cancel_state();
     if (cancellable) cancel_point();
     Waiter w(self, WaitKind::PthreadCond, c);
+    // Woken from this wait and waiting again without having released the
+    // mutex: the predicate loop found what the signal announced already
+    // taken (a thread that kept running, where unpatched the woken thread
+    // would have run at once on another CPU). Back to the head of the line,
+    // not behind every thread that arrived since.
+    w.first_in_line = self->woken_by_cond == c;
     // A recursive mutex is released completely for the wait and restored.
     const std::uint32_t depth = m->depth;
     auto release_and_park = [&](Waiter& linked, const ParkOptions& o) {
@@ -253,6 +261,7 @@ int cond_wait(PCond* c, PMutex* m, Clock::time_point deadline) {
     WakeReason r = detail::wait_in(*c, w, o.parks_even_if_due(), detail::NeverDone{}, release_and_park);
     mutex_lock(m, Clock::time_point::max(), false);
     if (type_of(m) == PTHREAD_MUTEX_RECURSIVE) m->depth = depth;
+    self->woken_by_cond = r == WakeReason::Woken ? c : nullptr;
     if (r == WakeReason::Cancelled) {
         cancel_point();
         return 0;  // cancellation was disabled meanwhile: a spurious wakeup

@@ -116,6 +116,9 @@ struct Waiter {
     std::atomic<WakeReason> reason{WakeReason::Waiting};
     bool cancellable = true;
     bool interruptible = false;
+    // Linked at the head of its list, not the tail: a wait that resumes one
+    // its fiber was woken from (the shim's condition variables).
+    bool first_in_line = false;
     // What the fiber waits on, for the reports (deadlock.cpp, dump.cpp).
     WaitKind kind;
     // Link in a WaitList (guarded by its lock) or in an fd's waiter list
@@ -157,6 +160,10 @@ struct FiberRecord {
     bool is_scheduler = false;  // the hub's own loop
     bool error_observed = false;
     bool started = false;       // has run at least once (its stack can be walked)
+    // The condition variable whose wake this fiber has not yet acted on: set
+    // when a wait on it ends Woken, cleared when the fiber releases a mutex
+    // (the shim's pthread_cond_wait and pthread_mutex_unlock).
+    const void* woken_by_cond = nullptr;
 
     FiberRecord* run_next = nullptr;  // hub run queue (hub thread only)
     FiberRecord* live_prev = nullptr;  // hub's list of live fibers (reports)

@@ -26,6 +26,16 @@ inline void list_push_back(L& l, Waiter& w) noexcept {
 }
 
 template <class L>
+inline void list_push_front(L& l, Waiter& w) noexcept {
+    w.list = &l;
+    w.prev = nullptr;
+    w.next = l.head;
+    if (l.head) l.head->prev = &w;
+    else l.tail = &w;
+    l.head = &w;
+}
+
+template <class L>
 inline void list_unlink(L& l, Waiter& w) noexcept {
     if (w.prev) w.prev->next = w.next;
     else l.head = w.next;

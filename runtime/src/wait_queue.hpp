@@ -86,7 +86,8 @@ template <class L, class Done, class Park = ParkWaiter, class Left = NothingLeft
             left();
             return r;
         }
-        list_push_back(l, w);
+        if (w.first_in_line) [[unlikely]] list_push_front(l, w);
+        else list_push_back(l, w);
     }
     if (Hub* h = w.fiber->hub) HubCounters::bump(h->counters.sync_waits);
     WakeReason r = park(w, o);
