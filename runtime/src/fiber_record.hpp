@@ -133,6 +133,9 @@ struct Waiter {
     // say who holds what this fiber waits for. Bit 63 of that word may be a
     // flag of the lock's own and is ignored.
     const std::atomic<std::uint64_t>* holder = nullptr;
+    // One fd of a wait on several (Hub::wait_any_fd): linked in that fd's
+    // list, while the wait itself, what a wake must win, is `group`.
+    Waiter* group = nullptr;
     // A waiter whose fiber record has no hub is a plain OS thread blocked in
     // the kernel on this word (the shim's locks on threads it does not own):
     // the waker that wins `reason` sets it to 1 and futex-wakes it.

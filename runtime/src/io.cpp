@@ -15,6 +15,12 @@
 //                                          stopped and removed from epoll,
 //                                          generation bumped
 //
+// A wait on several fds (poll, select, epoll_wait of the shim) links one
+// member Waiter into each fd's list; a wake of any member goes to the wait as
+// a whole (Waiter::group), so the first event wins and the rest find it
+// taken. The watchers stay armed after the wait like any other, so a program
+// that polls the same set in a loop costs no epoll_ctl per call.
+//
 // Generations (process-wide, per fd number) make close-and-reuse safe: each
 // FdWatch remembers the generation it was armed for; a wait that finds a
 // newer one re-initialises the watcher (ev_io_set, so libev re-registers the
@@ -25,6 +31,7 @@
 #include <green/io.hpp>
 
 #include <atomic>
+#include <memory>
 #include <new>
 
 #include "chunked_table.hpp"
@@ -67,6 +74,14 @@ WaitResult to_result(WakeReason r) noexcept {
 }
 
 
+// An fd's waiters are a list private to its hub: woken directly, with no
+// lock to leave first. A member of a wait on several fds wakes that wait.
+void wake_fd_waiter(Waiter& x, WakeReason reason) noexcept { Hub::wake(x.group ? *x.group : x, reason); }
+
+void wake_all_fd_waiters(FdWatch* w, WakeReason reason) noexcept {
+    while (Waiter* x = list_pop_front(w->waiters)) wake_fd_waiter(*x, reason);
+}
+
 }  // namespace
 
 std::uint32_t fd_generation(int fd) noexcept {
@@ -106,10 +121,7 @@ FdWatch* Hub::fd_watch(int fd) noexcept {
     } else if (w->generation != gen) {
         // Closed and reused since this hub last used the number: whatever
         // libev and epoll knew belongs to the old file.
-        {
-            WakesAfterUnlock wakes;  // a list private to this hub: no lock to leave first
-            list_wake_all(w->waiters, WakeReason::Closed, wakes);
-        }
+        wake_all_fd_waiters(w, WakeReason::Closed);
         ev_io_stop(loop_, &w->io);
         ev_io_set(&w->io, fd, 0);
         w->armed = 0;
@@ -165,7 +177,7 @@ void Hub::on_fd(struct ev_loop*, ev_io* io, int revents) noexcept {
         waited |= want;
         if ((want & revents) || (revents & EV_ERROR)) {
             list_unlink(w->waiters, *x);
-            wake(*x, WakeReason::Woken);
+            wake_fd_waiter(*x, WakeReason::Woken);
         }
         x = next;
     }
@@ -189,11 +201,9 @@ void Hub::on_fd(struct ev_loop*, ev_io* io, int revents) noexcept {
 
 WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_point deadline) noexcept {
     // A set of one fd (a client library waiting on its socket, as libpq
-    // does for every reply) waits on the fd's long-lived watcher: it stays
-    // armed between waits, where a temporary watcher costs an epoll_ctl on
-    // every wait and a spurious event after it. A close of the fd meanwhile
-    // wakes the caller as a temporary watcher's error event would: Ready, and
-    // the caller's own recheck reports what the kernel says about the fd.
+    // does for every reply) is a plain wait_fd. A close of a waited fd
+    // meanwhile wakes the caller Ready: its own recheck reports what the
+    // kernel says about the fd, as poll() does for a closed descriptor.
     const FdInterest* only = nullptr;
     std::size_t watchable = 0;
     for (std::size_t i = 0; i < n && watchable < 2; ++i)
@@ -207,47 +217,56 @@ WaitResult Hub::wait_any_fd(const FdInterest* fds, std::size_t n, Clock::time_po
     }
     ParkOptions o = ParkOptions::interruptible(deadline);
     if (WakeReason r = precheck(o); r != WakeReason::Waiting) return to_result(r);
-    // Temporary watchers beside any long-lived FdWatch of the same fds; libev
-    // merges their interest per fd. Small sets live on the stack.
-    struct Temp {
-        ev_io io;
+    // One member Waiter per fd, in that fd's long-lived FdWatch; small sets
+    // on the stack.
+    union Member {
+        Member() noexcept {}
+        ~Member() {}
+        Waiter w;
     };
     constexpr std::size_t kInline = 16;
-    Temp inline_watchers[kInline];
-    std::vector<Temp> heap_watchers;
-    Temp* watchers = inline_watchers;
+    Member inline_members[kInline];
+    std::unique_ptr<Member[]> heap_members;
+    Member* members = inline_members;
     if (n > kInline) {
-        heap_watchers.resize(n);
-        watchers = heap_watchers.data();
+        heap_members.reset(new (std::nothrow) Member[n]);
+        if (!heap_members) return WaitResult::Ready;  // the caller's recheck polls again
+        members = heap_members.get();
     }
     Waiter me(current_, WaitKind::Poll, nullptr, n);
-    std::size_t armed = 0;
+    std::size_t linked = 0;
     for (std::size_t i = 0; i < n; ++i) {
-        int ev = fds[i].events & (kReadable | kWritable);
-        if (fds[i].fd < 0 || ev == 0) continue;
-        ev_io_init(&watchers[armed].io,
-                   [](struct ev_loop*, ev_io* io, int) { wake(*static_cast<Waiter*>(io->data), WakeReason::Woken); },
-                   fds[i].fd, ev);
-        watchers[armed].io.data = &me;
-        ev_io_start(loop_, &watchers[armed].io);
-        ++armed;
+        const int events = fds[i].events & (kReadable | kWritable);
+        if (fds[i].fd < 0 || events == 0) continue;
+        FdWatch* w = fd_watch(fds[i].fd);
+        Waiter* m = new (&members[linked].w) Waiter(current_, WaitKind::Fd,
+                                                    reinterpret_cast<const void*>(static_cast<std::intptr_t>(fds[i].fd)),
+                                                    static_cast<std::uintptr_t>(events));
+        m->group = &me;
+        ++linked;
+        list_push_back(w->waiters, *m);
+        if ((w->armed & events) != events) {
+            w->armed |= events;
+            rearm_fd(w);
+        }
     }
-    if (armed) add(parked_on_io, 1);
+    if (linked) add(parked_on_io, 1);
     HubCounters::bump(counters.fd_waits);
     WakeReason r = park(me, o);
-    if (armed) add(parked_on_io, -1);
-    for (std::size_t i = 0; i < armed; ++i) ev_io_stop(loop_, &watchers[i].io);
-    return to_result(r);
+    if (linked) add(parked_on_io, -1);
+    for (std::size_t i = 0; i < linked; ++i) {
+        Waiter& m = members[i].w;
+        if (m.list) list_unlink(*static_cast<WaitList*>(m.list), m);
+        m.~Waiter();
+    }
+    return r == WakeReason::Closed ? WaitResult::Ready : to_result(r);
 }
 
 void Hub::fd_closing_local(int fd, std::uint32_t generation) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
     FdWatch* w = fds_[static_cast<std::size_t>(fd)];
     if (!w || w->generation >= generation) return;  // already handled or newer
-    {
-        WakesAfterUnlock wakes;  // a list private to this hub: no lock to leave first
-        list_wake_all(w->waiters, WakeReason::Closed, wakes);
-    }
+    wake_all_fd_waiters(w, WakeReason::Closed);
     if (w->armed) {
         // epoll watches the open file description, not the number: with a dup
         // of the fd still open, the kernel keeps the registration after

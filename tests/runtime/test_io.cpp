@@ -370,7 +370,8 @@ TEST(WaitAnyFd, ReadyWhenAnyOneIsReady) {
         ASSERT_TRUE(write_byte(pairs[1].b()));
         EXPECT_EQ(waiter.join(), WaitResult::Ready);
         // Readiness of a set member after the call returned reaches nobody
-        // (the temporary watchers are gone) and breaks nothing.
+        // (the wait's members left every fd's list; the watchers stay armed
+        // for the next wait) and breaks nothing.
         ASSERT_TRUE(write_byte(pairs[2].b()));
         poll_once();
         EXPECT_EQ(green::wait_fd(pairs[2].a(), green::kReadable, Clock::now() + 10s), WaitResult::Ready);
@@ -416,15 +417,43 @@ TEST(WaitAnyFd, SharesAnFdWithAWaitFdWaiter) {
     });
 }
 
-// A one-fd set waits like wait_fd; the fd's close ends it Ready (the
+// Events on several fds of one set in the same loop turn end the wait once:
+// the first member's wake wins the wait, the others find it taken. The set
+// then waits again on the same, still armed watchers.
+TEST(WaitAnyFd, EventsOnSeveralMembersWakeTheWaitOnce) {
+    in_green([] {
+        std::vector<SocketPair> pairs(3);
+        std::vector<green::FdInterest> set;
+        for (auto& p : pairs) set.push_back({p.a(), green::kReadable});
+        for (int round = 0; round < 3; ++round) {
+            auto waiter = green::spawn([&] { return green::wait_any_fd(set.data(), set.size(), Clock::now() + 20s); });
+            let_runnable_fibers_run();
+            EXPECT_FALSE(waiter.done());
+            for (auto& p : pairs) ASSERT_TRUE(write_byte(p.b()));
+            poll_once();
+            EXPECT_EQ(waiter.join(), WaitResult::Ready);
+            for (auto& p : pairs) drain(p.a());
+        }
+        EXPECT_EQ(green::wait_any_fd(set.data(), set.size(), Clock::now() + 10ms), WaitResult::TimedOut);
+    });
+}
+
+// A set waits like wait_fd; the close of one of its fds ends it Ready (the
 // caller's zero-timeout recheck then reports the kernel's answer), and the
 // long-lived watcher serves the next wait on a new file with the same number.
-TEST(WaitAnyFd, OneFdSetEndsReadyWhenTheFdCloses) {
-    in_green([] {
+// Parameter (for the tests of this fixture): how many fds the set holds (1
+// is wait_fd's path).
+class WaitAnyFdSets : public ::testing::TestWithParam<int> {};
+
+TEST_P(WaitAnyFdSets, SetEndsReadyWhenAnFdCloses) {
+    const int others = GetParam() - 1;
+    in_green([others] {
+        std::vector<SocketPair> quiet(static_cast<std::size_t>(others));
         int fds[2];
         ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-        green::FdInterest set[] = {{fds[0], green::kReadable}};
-        auto waiter = green::spawn([&] { return green::wait_any_fd(set, 1, Clock::now() + 20s); });
+        std::vector<green::FdInterest> set{{fds[0], green::kReadable}};
+        for (auto& p : quiet) set.push_back({p.a(), green::kReadable});
+        auto waiter = green::spawn([&] { return green::wait_any_fd(set.data(), set.size(), Clock::now() + 20s); });
         let_runnable_fibers_run();
         EXPECT_FALSE(waiter.done());
         green::notify_fd_closing(fds[0]);
@@ -433,8 +462,8 @@ TEST(WaitAnyFd, OneFdSetEndsReadyWhenTheFdCloses) {
         close(fds[1]);
 
         SocketPair reused;  // likely the same numbers again
-        green::FdInterest again[] = {{reused.a(), green::kReadable}};
-        auto second = green::spawn([&] { return green::wait_any_fd(again, 1, Clock::now() + 20s); });
+        set[0].fd = reused.a();
+        auto second = green::spawn([&] { return green::wait_any_fd(set.data(), set.size(), Clock::now() + 20s); });
         let_runnable_fibers_run();
         EXPECT_FALSE(second.done());
         ASSERT_TRUE(write_byte(reused.b()));
@@ -442,15 +471,24 @@ TEST(WaitAnyFd, OneFdSetEndsReadyWhenTheFdCloses) {
     });
 }
 
-TEST(WaitAnyFd, CancelledAndExpired) {
-    in_green([] {
-        SocketPair sp;
-        green::FdInterest set[] = {{sp.a(), green::kReadable}};
-        auto waiter = green::spawn([&] { return green::wait_any_fd(set, 1); });
+TEST_P(WaitAnyFdSets, CancelledAndExpired) {
+    const std::size_t n = static_cast<std::size_t>(GetParam());
+    in_green([n] {
+        std::vector<SocketPair> pairs(n);
+        std::vector<green::FdInterest> set;
+        for (auto& p : pairs) set.push_back({p.a(), green::kReadable});
+        auto waiter = green::spawn([&] { return green::wait_any_fd(set.data(), set.size()); });
         let_runnable_fibers_run();
         waiter.cancel();
         EXPECT_EQ(waiter.join(), WaitResult::Cancelled);
+        // The cancelled wait left no member behind for a later event to wake.
+        for (auto& p : pairs) ASSERT_TRUE(write_byte(p.b()));
+        poll_once();
+        for (auto& p : pairs) drain(p.a());
         green::Deadline scope(20ms);
-        EXPECT_EQ(green::wait_any_fd(set, 1, Clock::now() + 10s), WaitResult::Expired);
+        EXPECT_EQ(green::wait_any_fd(set.data(), set.size(), Clock::now() + 10s), WaitResult::Expired);
     });
 }
+
+INSTANTIATE_TEST_SUITE_P(SetSizes, WaitAnyFdSets, ::testing::Values(1, 3),
+                         [](const ::testing::TestParamInfo<int>& i) { return "fds" + std::to_string(i.param); });

@@ -42,10 +42,10 @@ WaitResult wait_fd(int fd, int events, Clock::time_point deadline = Clock::time_
 
 // Suspends until any of `n` fds has one of its events (poll/select/epoll
 // semantics: the caller re-checks with a zero-timeout call afterwards), or
-// `deadline` passes. A set of one fd waits on that fd's long-lived watcher,
-// like wait_fd (no epoll_ctl per wait), and ends Ready when the fd is closed
-// meanwhile (notify_fd_closing), so the caller's recheck reports it; larger
-// sets use temporary watchers: one epoll_ctl per fd and wait.
+// `deadline` passes. It waits on the fds' long-lived watchers, like wait_fd
+// (no epoll_ctl per wait when the same set is waited on again), and ends
+// Ready when one of the fds is closed meanwhile (notify_fd_closing), so the
+// caller's recheck reports it.
 struct FdInterest {
     int fd;
     int events;  // IoEvents mask; entries with 0 are ignored
