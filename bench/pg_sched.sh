@@ -38,7 +38,11 @@ ulimit -n 20000 2>/dev/null || true
 snapshot() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{c += $1; w += $2; n += $3} END {print c, w, n}'; }
 
 caller_nice=$(sed -n 's/.* nice //p' /proc/self/autogroup 2>/dev/null || true)
+# A server left running would load the next measurement (and the next script).
+server=""
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true' EXIT
 for run in ${PG_SCHED_ORDER:-unpatched patched}; do
+  bash bench/pg_quiesce.sh  # the last run's backends gone, as in the scenarios
   runner=()
   [ "${PG_SCHED_SESSION:-own}" = same ] || runner=(setsid)
   if [ "${run%%=*}" = patched ]; then
@@ -67,6 +71,7 @@ for run in ${PG_SCHED_ORDER:-unpatched patched}; do
   rm -f "$result"
   kill "$server"
   wait "$server" 2>/dev/null || true
+  server=""
   exec 4<&-
   echo "$before $after" | awk -v run="$run" -v rps="$rps" -v p99="$p99" -v path="$PATH_" -v c="$CONNS" '{
     cpu = ($4 - $1) / 2e9; wait = ($5 - $2) / 2e9; runs = $6 - $3
