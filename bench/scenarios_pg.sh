@@ -33,6 +33,15 @@
 #   PGBENCH_SECONDS   seconds per pgbench run (default 5)
 #   PG_POOL           connections in the pooled mode (default 20)
 #   SCENARIO_DOC      file to write the section into (default docs/benchmarks.md)
+#   SCENARIO_SECTION  name of the docs section written (default: the 2-CPU one)
+#   SCENARIO_CPU_SERVER, SCENARIO_CPU_LOAD
+#                     CPUs (comma-separated) to pin the server and the load
+#                     generator (greenbench, pgbench) to; with PG_CPUS
+#                     (scripts/pg_scratch.sh) for PostgreSQL, each gets cores
+#                     of its own, as on separate machines (default: unpinned)
+#   SCENARIO_PREBUILT=1  use GREEN_BUILD_DIR as it is (a bundle from
+#                     bench/carry_build.sh and bench/carry_pg.sh on a machine
+#                     without a compiler)
 #   SCENARIO_REPORT_ONLY=1  rewrite the section from the last run's results only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +57,16 @@ PGB_ROUNDS=${PGBENCH_ROUNDS:-4}
 PGB_SECS=${PGBENCH_SECONDS:-5}
 POOL=${PG_POOL:-20}
 DOC=${SCENARIO_DOC:-docs/benchmarks.md}
-CHART=docs/charts/greenbench-pg.svg
-pg_bench_build "$BUILD"
+SECTION=${SCENARIO_SECTION:-}
+CPU_SERVER=${SCENARIO_CPU_SERVER:-}
+CPU_LOAD=${SCENARIO_CPU_LOAD:-}
+CHART=docs/charts/greenbench-pg${SECTION:+-$SECTION}.svg
+[ "${SCENARIO_PREBUILT:-0}" = 1 ] || pg_bench_build "$BUILD"
+pin=()
+[ -z "$CPU_SERVER" ] || pin+=(--cpu-server "$CPU_SERVER")
+[ -z "$CPU_LOAD" ] || pin+=(--cpu-load "$CPU_LOAD")
+load_cpus=()
+[ -z "$CPU_LOAD" ] || load_cpus=(taskset -c "$CPU_LOAD")
 OUT="$BUILD/scenarios-pg"
 mkdir -p "$OUT" "$(dirname "$CHART")"
 GB="$BUILD/tools/greenbench"
@@ -65,7 +82,7 @@ for round in $(seq "$ROUNDS"); do
     label="pg_threads per-thread r$round"
     if [ "$mode" = pool ]; then args=(--pool "$POOL"); label="pg_threads pool $POOL r$round"; fi
     echo "== $label" >&2
-    "$GB" compare --no-progress -c "$LEVELS" --hubs "$HUBS" -d "$SECS" -w "$WARMUP" "${paths[@]}" --label "$label" \
+    "$GB" compare --no-progress -c "$LEVELS" --hubs "$HUBS" -d "$SECS" -w "$WARMUP" "${paths[@]}" --label "$label" "${pin[@]}" \
       --before-each "bash bench/pg_quiesce.sh" --settle-timeout 120 \
       --json "$OUT/$mode-r$round.json" --svg "" -- "$BUILD/examples/pg_threads" 0 "${args[@]}" \
       >"$OUT/$mode-r$round.txt" ||
@@ -79,13 +96,13 @@ done
 # pgbench -S: an unmodified threaded libpq client, 50 connections on 4 threads,
 # unpatched and under greenrun with each SCENARIO_HUBS value, alternated.
 "$GREEN_PG_BIN/pgbench" -i -q -s 1 >/dev/null 2>&1
-pgb=("$GREEN_PG_BIN/pgbench" -n -S -c 50 -j 4 -T "$PGB_SECS")
+pgb=("${load_cpus[@]}" "$GREEN_PG_BIN/pgbench" -n -S -c 50 -j 4 -T "$PGB_SECS")
 tps() { awk '/^tps = / {print $3; exit}'; }
 pgbench_rows=""
 for round in $(seq "$PGB_ROUNDS"); do
   row="$round $("${pgb[@]}" 2>/dev/null | tps)"
   for h in ${HUBS//,/ }; do
-    row+=" $("$GR" --hubs "$h" -- "${pgb[@]}" 2>/dev/null | tps)"
+    row+=" $("${load_cpus[@]}" "$GR" --hubs "$h" -- "${pgb[@]:${#load_cpus[@]}}" 2>/dev/null | tps)"
   done
   pgbench_rows+="$row"$'\n'
   echo "pgbench round $round: $row" >&2
@@ -94,11 +111,26 @@ printf '%s' "$pgbench_rows" >"$OUT/pgbench.txt"
 
 fi
 
-python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$OUT" "$PGB_SECS" "$WARMUP" <<'PY'
+python3 - "$DOC" "$OUT/tables.md" "$CHART" "$LEVELS" "$SECS" "$HUBS" "$POOL" "$ROUNDS" "$OUT" "$PGB_SECS" "$WARMUP" \
+  "$SECTION" "$CPU_SERVER" "$CPU_LOAD" "${PG_CPUS:-}" "${PGBENCH_ROUNDS:-}" <<'PY'
 import json, os, statistics, subprocess, sys, time
-doc, tables_md, chart, levels, secs, hubs, pool, rounds, out, pgb_secs, warmup = sys.argv[1:]
-begin = "<!-- BEGIN greenbench pg scenarios: written by bench/scenarios_pg.sh; edit the script, not this section -->"
-end = "<!-- END greenbench pg scenarios -->"
+(doc, tables_md, chart, levels, secs, hubs, pool, rounds, out, pgb_secs, warmup,
+ section_name, cpu_server, cpu_load, pg_cpus, pgb_rounds) = sys.argv[1:]
+name = "greenbench pg scenarios" + (f" ({section_name})" if section_name else "")
+begin = f"<!-- BEGIN {name}: written by bench/scenarios_pg.sh; edit the script, not this section -->"
+end = f"<!-- END {name} -->"
+cpus = os.cpu_count()
+pinned = bool(cpu_server or cpu_load or pg_cpus)
+settings = " ".join(f"{k}={v}" if " " not in v else f"{k}='{v}'" for k, v in [
+    ("SCENARIO_SECTION", section_name), ("SCENARIO_HUBS", hubs if hubs != "1" else ""),
+    ("SCENARIO_LEVELS", levels if levels != "16,256,1000" else ""), ("SCENARIO_ROUNDS", rounds if rounds != "2" else ""),
+    ("SCENARIO_CPU_SERVER", cpu_server), ("SCENARIO_CPU_LOAD", cpu_load), ("PG_CPUS", pg_cpus),
+    ("PGBENCH_ROUNDS", pgb_rounds)] if v)
+placement = (f"Each has CPUs of its own, as on separate machines: the server {cpu_server or 'any'}, PostgreSQL "
+             f"{pg_cpus or 'any'}, the load generator (greenbench, pgbench) {cpu_load or 'any'}."
+             if pinned else
+             "The server, PostgreSQL's backends and the load generator share these CPUs; PostgreSQL runs in a session "
+             "of its own, as pg_ctl starts it (with autogroup scheduling the kernel shares CPU between sessions first).")
 machine = json.load(open(os.path.join(os.path.dirname(tables_md), "pool-r1.json")))["machine"]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[0]
@@ -157,7 +189,7 @@ pgbench_rows = "\n".join([pgbench_head, "| ---: | ---: |" + " ---: |" * len(hub_
     ["| median | | " + " | ".join(f"{statistics.median(float(r[2 + i]) / float(r[1]) for r in pgb if len(r) == 2 + len(hub_list)):.2f}x"
                                   for i in range(len(hub_list))) + " |"])
 section = f"""{begin}
-## A database-bound server: pg_threads on PostgreSQL
+## A database-bound server: pg_threads on PostgreSQL{'' if not section_name else f' ({cpus} CPUs)'}
 
 The articles' database scenarios on `examples/pg_threads`, an ordinary libpq server (plain sockets,
 a `std::thread` per connection, no green headers), against a real PostgreSQL 15 on the same machine
@@ -173,10 +205,8 @@ Each server runs in a session of its own, as a service would (`greenbench compar
 - **write** — `GET /write`: `BEGIN`, `SELECT value ... FOR UPDATE` on one row, `UPDATE`, `COMMIT`:
   every request contends for the same row lock, so PostgreSQL serialises them.
 
-Reproduce with `bash bench/scenarios_pg.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine};
-load average {load} when it finished). The server, PostgreSQL's backends and the load generator share
-these CPUs; PostgreSQL runs in a session of its own, as pg_ctl starts it (with autogroup scheduling
-the kernel shares CPU between sessions first). Compare the columns of one table, and the rounds
+Reproduce with `{settings + ' ' if settings else ''}bash bench/scenarios_pg.sh` (commit {commit}, {time.strftime('%Y-%m-%d')}; {machine};
+load average {load} when it finished). {placement} Compare the columns of one table, and the rounds
 with each other. Ratios are patched / unpatched of the same server.
 
 ![requests/s and p99 latency per scenario](charts/{os.path.basename(chart)})

@@ -23,6 +23,10 @@
 #   PG_MAX_CONNECTIONS  max_connections (default 2200: one per thread at 1000 clients,
 #                       twice over, because the backends of a load level that just
 #                       ended are still exiting when the next level connects)
+#   PG_CPUS             CPUs to pin PostgreSQL to (taskset -c list; default: any)
+#   GREEN_PG_BIN_DIR    PostgreSQL's bin folder (default: the newest
+#                       /usr/lib/postgresql/*/bin; a relocated copy works, as
+#                       bench/carry_pg.sh makes one for another machine)
 set -euo pipefail
 [ "${1:-}" = "--" ] && shift
 if [ $# -eq 0 ]; then
@@ -30,10 +34,12 @@ if [ $# -eq 0 ]; then
   exit 2
 fi
 
-PG_BIN=
-for d in /usr/lib/postgresql/*/bin; do
-  [ -x "$d/initdb" ] && PG_BIN=$d
-done
+PG_BIN=${GREEN_PG_BIN_DIR:-}
+if [ -z "$PG_BIN" ]; then
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && PG_BIN=$d
+  done
+fi
 if [ -z "$PG_BIN" ]; then
   export GREEN_PG_UNAVAILABLE="PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; bash scripts/deps.sh installs it)"
   exec "$@"
@@ -50,6 +56,8 @@ fi
 # PG_OWN_SESSION=0 keeps it in the caller's session.
 own_session=()
 [ "${PG_OWN_SESSION:-1}" = 1 ] && own_session=(setsid)
+pinned=()
+[ -z "${PG_CPUS:-}" ] || pinned=(taskset -c "$PG_CPUS")
 work=$(mktemp -d /tmp/green-pg.XXXXXX)
 chmod 755 "$work"
 pg_pid=
@@ -75,7 +83,7 @@ mkdir "$work/data" "$work/sock"
 started=
 for _ in 1 2 3 4 5; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "${own_session[@]}" "${as_owner[@]}" "$PG_BIN/postgres" -D "$work/data" -h 127.0.0.1 -p "$port" -k "$work/sock" \
+  "${own_session[@]}" "${pinned[@]}" "${as_owner[@]}" "$PG_BIN/postgres" -D "$work/data" -h 127.0.0.1 -p "$port" -k "$work/sock" \
     -c max_connections="${PG_MAX_CONNECTIONS:-2200}" -c fsync=off -c synchronous_commit=off \
     -c full_page_writes=off -c shared_buffers=128MB -c log_min_messages=warning \
     >"$work/postgres.log" 2>&1 &
