@@ -29,7 +29,7 @@
 #                     a shorter warm-up measures that start, not the server)
 #   SCENARIO_HUBS     GREEN_HUBS values for the patched runs (default 1)
 #   SCENARIO_ROUNDS   rounds of everything (default 2)
-#   PGBENCH_ROUNDS    rounds of pgbench (default 4)
+#   PGBENCH_ROUNDS    rounds of pgbench (default 9: each variant first 3 times with 2 hub settings)
 #   PGBENCH_SECONDS   seconds per pgbench run (default 5)
 #   PG_POOL           connections in the pooled mode (default 20)
 #   SCENARIO_DOC      file to write the section into (default docs/benchmarks.md)
@@ -53,7 +53,7 @@ SECS=${SCENARIO_SECONDS:-3}
 WARMUP=${SCENARIO_WARMUP:-3}
 HUBS=${SCENARIO_HUBS:-1}
 ROUNDS=${SCENARIO_ROUNDS:-2}
-PGB_ROUNDS=${PGBENCH_ROUNDS:-4}
+PGB_ROUNDS=${PGBENCH_ROUNDS:-9}
 PGB_SECS=${PGBENCH_SECONDS:-5}
 POOL=${PG_POOL:-20}
 DOC=${SCENARIO_DOC:-docs/benchmarks.md}
@@ -94,18 +94,39 @@ done
   --markdown "$OUT/tables.md" --svg "$CHART" | tee "$OUT/tables.txt"
 
 # pgbench -S: an unmodified threaded libpq client, 50 connections on 4 threads,
-# unpatched and under greenrun with each SCENARIO_HUBS value, alternated.
+# unpatched and under greenrun with each SCENARIO_HUBS value. Each round
+# starts with the next variant, so that none always runs first (5-second
+# runs on this machine differ by 10-15% from one to the next whatever runs).
+bash bench/pg_quiesce.sh
 "$GREEN_PG_BIN/pgbench" -i -q -s 1 >/dev/null 2>&1
-pgb=("${load_cpus[@]}" "$GREEN_PG_BIN/pgbench" -n -S -c 50 -j 4 -T "$PGB_SECS")
-tps() { awk '/^tps = / {print $3; exit}'; }
+# "tps CPU": pgbench's transactions per second, and its own user + system
+# time per transaction in microseconds (connection set-up included).
+pgbench_once() {
+  local cmd=("${load_cpus[@]}")
+  [ "$1" = unpatched ] || cmd+=("$GR" --hubs "$1" --)
+  cmd+=("$GREEN_PG_BIN/pgbench" -n -S -c 50 -j 4 -T "$PGB_SECS")
+  python3 - "${cmd[@]}" <<'PY'
+import re, resource, subprocess, sys
+out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+tps = re.search(r"^tps = ([0-9.]+)", out, re.M)
+n = re.search(r"actually processed: ([0-9]+)", out)
+done = int(n.group(1)) if n else 0
+print(tps.group(1) if tps else 0, f"{(ru.ru_utime + ru.ru_stime) * 1e6 / done:.1f}" if done else 0)
+PY
+}
+variants=(unpatched ${HUBS//,/ })
 pgbench_rows=""
 for round in $(seq "$PGB_ROUNDS"); do
-  row="$round $("${pgb[@]}" 2>/dev/null | tps)"
-  for h in ${HUBS//,/ }; do
-    row+=" $("${load_cpus[@]}" "$GR" --hubs "$h" -- "${pgb[@]:${#load_cpus[@]}}" 2>/dev/null | tps)"
+  declare -A got=()
+  for k in "${!variants[@]}"; do
+    v=${variants[$(( (round - 1 + k) % ${#variants[@]} ))]}
+    got[$v]=$(pgbench_once "$v")
   done
+  row="$round ${variants[$(( (round - 1) % ${#variants[@]} ))]}"
+  for v in "${variants[@]}"; do row+=" ${got[$v]}"; done
   pgbench_rows+="$row"$'\n'
-  echo "pgbench round $round: $row" >&2
+  echo "pgbench round $round (first, then tps and CPU us/transaction per variant): $row" >&2
 done
 printf '%s' "$pgbench_rows" >"$OUT/pgbench.txt"
 
@@ -178,16 +199,23 @@ def cpu_table():
             rows.append(f"| {path} | {c} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 summary = "\n\n".join(f"**{p}: requests/s patched / unpatched (p99 patched / unpatched)**\n\n{ratio_table(p)}" for p in paths)
-pgb = [l.split() for l in open(os.path.join(out, "pgbench.txt")).read().splitlines() if l.strip()]
+# pgbench.txt: round, the variant that ran first, then "tps CPU" per variant
+# (unpatched, then each hub setting).
 hub_list = hubs.split(",")
+pgb = [l.split() for l in open(os.path.join(out, "pgbench.txt")).read().splitlines() if l.strip()]
+pgb = [(r[0], r[1], [(float(r[2 + 2 * i]), float(r[3 + 2 * i])) for i in range(1 + len(hub_list))])
+       for r in pgb if len(r) == 4 + 2 * len(hub_list)]
 def pgb_cell(u, p):
-    q = float(p) / float(u)
-    return f"{float(p):,.0f} ({'**' if q < 0.95 else ''}{q:.2f}x{'**' if q < 0.95 else ''})"
-pgbench_head = "| round | unpatched tps | " + " | ".join(f"hubs={h} tps (ratio)" for h in hub_list) + " |"
-pgbench_rows = "\n".join([pgbench_head, "| ---: | ---: |" + " ---: |" * len(hub_list)] +
-    [f"| {r[0]} | {float(r[1]):,.0f} | " + " | ".join(pgb_cell(r[1], p) for p in r[2:]) + " |" for r in pgb if len(r) == 2 + len(hub_list)] +
-    ["| median | | " + " | ".join(f"{statistics.median(float(r[2 + i]) / float(r[1]) for r in pgb if len(r) == 2 + len(hub_list)):.2f}x"
-                                  for i in range(len(hub_list))) + " |"])
+    q = p[0] / u[0] if u[0] else float("nan")
+    return f"{p[0]:,.0f} ({'**' if q < 0.95 else ''}{q:.2f}x{'**' if q < 0.95 else ''}), {p[1]:.1f} µs"
+pgbench_head = ("| round | first | unpatched tps, CPU/transaction | " +
+                " | ".join(f"hubs={h} tps (ratio), CPU/transaction" for h in hub_list) + " |")
+pgbench_rows = "\n".join([pgbench_head, "| ---: | --- | ---: |" + " ---: |" * len(hub_list)] +
+    [f"| {n} | {first} | {v[0][0]:,.0f}, {v[0][1]:.1f} µs | " + " | ".join(pgb_cell(v[0], p) for p in v[1:]) + " |"
+     for n, first, v in pgb] +
+    ["| median | | " + f"{statistics.median(v[0][1] for _, _, v in pgb):.1f} µs | " +
+     " | ".join(f"{statistics.median(v[1 + i][0] / v[0][0] for _, _, v in pgb if v[0][0]):.2f}x, "
+                f"{statistics.median(v[1 + i][1] for _, _, v in pgb):.1f} µs" for i in range(len(hub_list))) + " |"])
 section = f"""{begin}
 ## A database-bound server: pg_threads on PostgreSQL{'' if not section_name else f' ({cpus} CPUs)'}
 
@@ -226,8 +254,9 @@ throughput.
 </details>
 
 **pgbench -S** (select-only, `pgbench -n -S -c 50 -j 4 -T {pgb_secs}`, scale 1): an unmodified
-threaded libpq client, unpatched vs `greenrun --hubs H`, alternated within each round; ratios
-against the same round's unpatched run:
+threaded libpq client, unpatched vs `greenrun --hubs H`, one after the other within each round
+(each round starts with the next variant: "first"); ratios against the same round's unpatched
+run, and pgbench's own CPU (user + system) per transaction:
 
 {pgbench_rows}
 {end}
