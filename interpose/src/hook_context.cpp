@@ -28,10 +28,15 @@ WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point dead
 }
 
 WaitResult wait_blocking(detail::Hub* h, int fd, int events, Clock::time_point deadline, bool restartable) {
+    return wait_blocking_restarting(h, fd, events, deadline, restartable && deadline == Clock::time_point::max());
+}
+
+WaitResult wait_blocking_restarting(detail::Hub* h, int fd, int events, Clock::time_point deadline,
+                                    bool sa_restart_restarts) {
     for (;;) {
         if (h) signals_wait_begins();
         WaitResult w = wait_ready(h, fd, events, deadline);
-        if (w == WaitResult::Cancelled && h && !signals_eintr(restartable && deadline == Clock::time_point::max())) continue;
+        if (w == WaitResult::Cancelled && h && !signals_eintr(sa_restart_restarts)) continue;
         return w;
     }
 }

@@ -104,10 +104,16 @@ WaitResult wait_ready(detail::Hub* h, int fd, int events, Clock::time_point dead
 
 // wait_ready for a blocking call that found `fd` not ready, framed for
 // signal handlers: after one with SA_RESTART the wait goes on, as the kernel
-// restarts the call, unless a socket timeout is set (signal(7)) or the call
-// is not `restartable` (it already moved data: it returns that count).
-// Cancelled means EINTR.
+// restarts the call, unless a socket timeout is set (signal(7); `deadline` is
+// taken to be one) or the call is not `restartable` (it already moved data:
+// it returns that count). Cancelled means EINTR.
 WaitResult wait_blocking(detail::Hub* h, int fd, int events, Clock::time_point deadline, bool restartable = true);
+
+// The same, for a call whose `deadline` may be its own timeout rather than a
+// socket's (recvmmsg): the caller says whether an SA_RESTART handler restarts
+// the call.
+WaitResult wait_blocking_restarting(detail::Hub* h, int fd, int events, Clock::time_point deadline,
+                                    bool sa_restart_restarts);
 
 // Repeats `attempt` (a real non-blocking call) until it does not fail with
 // EAGAIN, waiting for `fd` in between. Returns what the blocking call

@@ -272,10 +272,9 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 
 // Blocking recvmmsg waits until `vlen` messages arrived (or, with
 // MSG_WAITFORONE, one); the timeout is checked after each message. A handler
-// with SA_RESTART interrupts it only once a message arrived, or when a
-// timeout is set: a socket timeout, where the kernel reports EINTR too, or
-// the call's own, where the kernel would restart the call (ARCHITECTURE.md,
-// "What cannot be exact").
+// with SA_RESTART interrupts it only once a message arrived, or when the
+// socket has a timeout (the kernel reports EINTR then); the call's own
+// timeout goes on counting across the restart.
 int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
     count_call(Family::Read);
     auto real = real_recvmmsg();
@@ -285,7 +284,8 @@ int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) 
     return static_cast<int>(move_all(
         vlen, [&](std::size_t got) { return real(fd, vec + got, vlen - got, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, nullptr); },
         [&](std::size_t got) {
-            return wait_blocking(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline, got == 0);
+            return wait_blocking_restarting(p.hub, fd, kReadable, got > 0 && !timeout ? Clock::time_point::max() : deadline,
+                                            got == 0 && p.deadline == Clock::time_point::max());
         },
         [&](std::size_t) { return !(flags & MSG_WAITFORONE) && !(timeout && Clock::now() >= deadline); }));
 }

@@ -186,6 +186,16 @@ void interrupted_calls(bool restart) {
         m.msg_hdr.msg_iovlen = 1;
         return static_cast<long>(recvmmsg(dg[0], &m, 1, 0, nullptr));
     }, [&] { put(dg[1]); });
+    // With a timeout of its own (not a socket timeout) the kernel restarts
+    // it too.
+    kicked("recvmmsg (own timeout)", [&] {
+        iovec v{buf, sizeof buf};
+        mmsghdr m{};
+        m.msg_hdr.msg_iov = &v;
+        m.msg_hdr.msg_iovlen = 1;
+        timespec limit{30, 0};
+        return static_cast<long>(recvmmsg(dg[0], &m, 1, 0, &limit));
+    }, [&] { put(dg[1]); });
 
     // A stream socket whose buffer is full: the blocking sender waits until
     // the peer drains it.
