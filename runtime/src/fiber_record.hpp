@@ -117,7 +117,7 @@ struct Waiter {
     bool cancellable = true;
     bool interruptible = false;
     // Linked at the head of its list, not the tail: a wait that resumes one
-    // its fiber was woken from (the shim's condition variables).
+    // its fiber was woken from (condition variables).
     bool first_in_line = false;
     // What the fiber waits on, for the reports (deadlock.cpp, dump.cpp).
     WaitKind kind;
@@ -165,7 +165,8 @@ struct FiberRecord {
     bool started = false;       // has run at least once (its stack can be walked)
     // The condition variable whose wake this fiber has not yet acted on: set
     // when a wait on it ends Woken, cleared when the fiber releases a mutex
-    // (the shim's pthread_cond_wait and pthread_mutex_unlock).
+    // (green::CondVar and green::Mutex; the shim's pthread_cond_wait and
+    // pthread_mutex_unlock).
     const void* woken_by_cond = nullptr;
 
     FiberRecord* run_next = nullptr;  // hub run queue (hub thread only)

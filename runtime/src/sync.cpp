@@ -123,7 +123,9 @@ bool Mutex::lock_until(Clock::time_point deadline, bool) {
 }
 
 void Mutex::unlock() {
-    const std::uint64_t me = current_fiber_id();
+    detail::FiberRecord* self = Hub::current().running();
+    self->woken_by_cond = nullptr;  // see CondVar::wait_until
+    const std::uint64_t me = self->id;
     if (owner_.load(std::memory_order_relaxed) != me)
         throw std::system_error(EPERM, std::generic_category(), "green::Mutex unlocked by a fiber that does not own it");
     detail::WakesAfterUnlock wakes;
@@ -184,6 +186,12 @@ bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
     if (m.owner() != h.running()->id)
         throw std::system_error(EPERM, std::generic_category(), "green::CondVar wait without owning the mutex");
     Waiter me(h.running(), WaitKind::CondVar, this);
+    // Woken from this condvar and waiting on it again without having
+    // unlocked a mutex in between: the predicate found what the notify
+    // announced already taken (its notifier, running on, took it back before
+    // this fiber ran). Back to the head of the line, or a pool of resources
+    // under load overtakes some of its callers again and again.
+    me.first_in_line = me.fiber->woken_by_cond == this;
     // Linked before the mutex is released, so a notify made under it after
     // this wait began finds this waiter. A wait that cannot start (precheck)
     // never releases it.
@@ -195,6 +203,7 @@ bool CondVar::wait_until(Mutex& m, Clock::time_point deadline) {
                                        return detail::park_waiter(w, o);
                                    });
     if (released) m.lock();  // re-acquired before any exception leaves, as POSIX does
+    me.fiber->woken_by_cond = r == WakeReason::Woken ? this : nullptr;
     return timed_outcome(r);
 }
 

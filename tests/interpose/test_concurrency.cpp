@@ -13,12 +13,11 @@
 
 #include <green/green.hpp>
 
+#include "../common/token_pool.hpp"
+
 #include <fcntl.h>
 
 #include <array>
-#include <condition_variable>
-#include <mutex>
-#include <string>
 #include <cstdio>
 #include <atomic>
 #include <vector>
@@ -241,88 +240,16 @@ TEST(FdFlags, KernelFlagsAreTheProgramsOwn) {
     for (int fd : {sv[0], sv[1], p[0], p[1]}) close(fd);
 }
 
-// A pool of tokens behind std::mutex + std::condition_variable, the way a
-// connection pool is written. Each taker records its name when it gets one.
-struct TokenPool {
-    std::mutex m;
-    std::condition_variable cv;
-    int tokens = 0;
-    int parked = 0;  // takers inside cv.wait
-    int woken = 0;   // returns from cv.wait
-    std::string order;
-    void take(char name) {
-        std::unique_lock lock(m);
-        while (tokens == 0) {
-            ++parked;
-            cv.wait(lock);
-            --parked;
-            ++woken;
-        }
-        --tokens;
-        order += name;
-    }
-    void put() {
-        {
-            std::lock_guard lock(m);
-            ++tokens;
-        }
-        cv.notify_one();
-    }
-    int parked_now() {
-        std::lock_guard lock(m);
-        return parked;
-    }
-    int woken_now() {
-        std::lock_guard lock(m);
-        return woken;
-    }
-};
+// The shim's condition variables, through std::condition_variable and
+// std::mutex (tests/common/token_pool.hpp says which orders and why).
+using StdTokenPool = green_test::TokenPool<std::mutex, std::condition_variable>;
 
-// Fibers of one hub cannot run side by side: a woken waiter runs only once
-// its waker suspends, and the waker may take back what it just announced
-// (a server thread that returns a pooled connection and, its next request
-// already there, takes one again). The waiter's predicate loop then waits
-// again; it keeps its place at the head of the line instead of going behind
-// every waiter that arrived since, or a pool under load starves some of its
-// callers (unpatched, the woken thread runs at once on another CPU).
 TEST(ConditionWait, WaiterThatFindsItsWakeTakenKeepsItsPlace) {
-    TokenPool pool;
-    auto first = green::spawn([&] { pool.take('A'); });
-    while (pool.parked_now() < 1) green::this_fiber::yield();
-    auto second = green::spawn([&] { pool.take('B'); });
-    while (pool.parked_now() < 2) green::this_fiber::yield();
-    pool.put();  // wakes A ...
-    pool.take('x');  // ... and takes the token back before A runs
-    // A runs, finds nothing and waits again, still ahead of B.
-    while (pool.woken_now() < 1 || pool.parked_now() < 2) green::this_fiber::yield();
-    pool.put();
-    pool.put();
-    first.join();
-    second.join();
-    EXPECT_EQ(pool.order, "xAB");
+    green_test::expect_waiter_that_finds_its_wake_taken_keeps_its_place<StdTokenPool>();
 }
 
-// A taker that got its token and waits again later is a new wait: it goes
-// behind those already waiting.
 TEST(ConditionWait, NewWaitAfterReleasingTheMutexQueuesLast) {
-    TokenPool pool;
-    green::Event second_waits;
-    auto first = green::spawn([&] {
-        pool.take('A');
-        second_waits.wait();
-        pool.take('A');
-    });
-    while (pool.parked_now() < 1) green::this_fiber::yield();
-    pool.put();  // A takes it (nobody barges)
-    auto second = green::spawn([&] { pool.take('B'); });
-    while (pool.parked_now() < 1 || pool.order.empty()) green::this_fiber::yield();
-    second_waits.set();
-    while (pool.parked_now() < 2) green::this_fiber::yield();
-    pool.put();
-    pool.put();
-    first.join();
-    second.join();
-    EXPECT_EQ(pool.order, "ABA");
+    green_test::expect_new_wait_after_releasing_the_mutex_queues_last<StdTokenPool>();
 }
 
 }  // namespace

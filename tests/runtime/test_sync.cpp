@@ -2,6 +2,8 @@
 // between fibers of one hub (cross-hub use is in test_cross_hub.cpp).
 #include "test_util.hpp"
 
+#include "../common/token_pool.hpp"
+
 #include <gmock/gmock.h>
 
 #include <algorithm>
@@ -347,6 +349,18 @@ TEST(CondVar, PredicateFormWaitsForTheCondition) {
         }
         EXPECT_EQ(waiter.join(), 3);
     });
+}
+
+// tests/common/token_pool.hpp: the waiting orders of a pool behind a
+// green::Mutex and green::CondVar.
+using GreenTokenPool = green_test::TokenPool<green::Mutex, green::CondVar>;
+
+TEST(CondVar, WaiterThatFindsItsWakeTakenKeepsItsPlace) {
+    in_green([] { green_test::expect_waiter_that_finds_its_wake_taken_keeps_its_place<GreenTokenPool>(); });
+}
+
+TEST(CondVar, NewWaitAfterReleasingTheMutexQueuesLast) {
+    in_green([] { green_test::expect_new_wait_after_releasing_the_mutex_queues_last<GreenTokenPool>(); });
 }
 
 TEST(CondVar, TimedWaitTimesOutWithTheMutexHeld) {
