@@ -180,6 +180,38 @@ SizeClass& class_for(Shard& sh, std::size_t size) {
     return sh.classes.back();
 }
 
+// Hands `n` stacks to the shared spare list. The list grows outside its
+// lock: a malloc under the spinlock would keep every hub that looks for a
+// spare stack spinning through it (and malloc may itself wait).
+void give_spares(const Stack* first, std::size_t n) noexcept {
+    std::vector<Stack>* fresh = nullptr;  // the list itself, made on first use
+    std::vector<Stack> room;              // a larger buffer, when the list is full
+    for (;;) {
+        std::size_t needed = 0;
+        {
+            SpinGuard g(g_spare_lock);
+            if (!g_spare && fresh) std::swap(g_spare, fresh);
+            if (g_spare) {
+                // Neither branch allocates: the capacity is there.
+                if (g_spare->capacity() - g_spare->size() >= n) {
+                    g_spare->insert(g_spare->end(), first, first + n);
+                    break;
+                }
+                if (room.capacity() >= g_spare->size() + n) {
+                    room.assign(g_spare->begin(), g_spare->end());
+                    room.insert(room.end(), first, first + n);
+                    g_spare->swap(room);  // the old buffer is freed below, unlocked
+                    break;
+                }
+                needed = g_spare->size() + n;
+            }
+        }
+        if (needed == 0) fresh = new std::vector<Stack>();
+        else room.reserve(2 * needed);
+    }
+    delete fresh;  // made for nothing: another hub made the list first
+}
+
 void put_local(Shard& sh, const Stack& s) noexcept {
     SizeClass& cls = class_for(sh, s.size);
     cls.free.push_back(s);
@@ -189,9 +221,7 @@ void put_local(Shard& sh, const Stack& s) noexcept {
         // the shared spare list.
         const std::size_t n = cls.free.size() - kMaxCachedStacks / 2;
         while (cls.trimmed < n) trim(cls.free[cls.trimmed++]);
-        SpinGuard g(g_spare_lock);
-        if (!g_spare) g_spare = new std::vector<Stack>();
-        g_spare->insert(g_spare->end(), cls.free.begin(), cls.free.begin() + static_cast<std::ptrdiff_t>(n));
+        give_spares(cls.free.data(), n);
         cls.free.erase(cls.free.begin(), cls.free.begin() + static_cast<std::ptrdiff_t>(n));
         cls.trimmed -= n;
     }

@@ -187,3 +187,43 @@ TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
     const long at_end = green::test::proc_status_field(::getpid(), "VmSize");
     EXPECT_LE(at_end - after_warmup, 100 * 1024) << "VmSize " << after_warmup << " -> " << at_end << " KiB";
 }
+
+TEST(Stack, AHubsSurplusStacksServeAnotherHub) {
+    // More fibers end on this hub at once than its pool keeps: the surplus
+    // goes to the shared spare list, and another thread's hub takes its
+    // stacks from there instead of mapping new ones.
+    constexpr int kFibers = 1000;  // well over the per-hub cache
+    in_green([&] {
+        green::Event go;
+        std::vector<green::Task<int>> tasks;
+        for (int i = 0; i < kFibers; ++i) tasks.push_back(green::spawn([&] {
+            go.wait();
+            return 1;
+        }));
+        let_runnable_fibers_run();
+        go.set();
+        int sum = 0;
+        for (auto& t : tasks) sum += t.join();
+        EXPECT_EQ(sum, kFibers);
+    });
+    const long before = green::test::proc_status_field(::getpid(), "VmSize");
+    long during = 0;
+    std::thread other([&] {
+        green::run([&] {
+            green::Event go;
+            std::vector<green::Task<int>> tasks;
+            for (int i = 0; i < kFibers / 2; ++i) tasks.push_back(green::spawn([&] {
+                go.wait();
+                return 1;
+            }));
+            green::this_fiber::yield();
+            during = green::test::proc_status_field(::getpid(), "VmSize");
+            go.set();
+            for (auto& t : tasks) t.join();
+            return 0;
+        });
+    });
+    other.join();
+    // 500 stacks of this size, newly mapped, would add hundreds of MiB.
+    EXPECT_LE(during - before, 100 * 1024) << "VmSize " << before << " -> " << during << " KiB";
+}
