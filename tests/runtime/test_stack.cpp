@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include <csignal>
+#include <functional>
 #include <thread>
 #include <cstdlib>
 
@@ -190,6 +191,24 @@ TEST(Stack, StacksReleasedOnAnotherThreadReturnToTheirPool) {
     EXPECT_LE(at_end - after_warmup, 100 * 1024) << "VmSize " << after_warmup << " -> " << at_end << " KiB";
 }
 
+// Spawns `n` fibers on this hub that all wait until `while_parked` has run,
+// then ends them together (their stacks return to the pool at once);
+// returns how many ran to their end.
+int park_then_end_together(int n, const std::function<void()>& while_parked) {
+    green::Event go;
+    std::vector<green::Task<int>> tasks;
+    for (int i = 0; i < n; ++i) tasks.push_back(green::spawn([&] {
+        go.wait();
+        return 1;
+    }));
+    let_runnable_fibers_run();
+    while_parked();
+    go.set();
+    int ended = 0;
+    for (auto& t : tasks) ended += t.join();
+    return ended;
+}
+
 TEST(Stack, AHubsSurplusStacksServeAnotherHub) {
     // More fibers end on this hub at once than its pool keeps: the surplus
     // goes to the shared spare list, and another thread's hub takes its
@@ -197,33 +216,12 @@ TEST(Stack, AHubsSurplusStacksServeAnotherHub) {
     // the process's size would also count a sanitizer's per-fiber state).
     constexpr int kFibers = 1000;  // well over the per-hub cache
     auto stacks_made = [] { return green::detail::guarded_stacks_allocated() + green::detail::unguarded_stacks_allocated(); };
-    in_green([&] {
-        green::Event go;
-        std::vector<green::Task<int>> tasks;
-        for (int i = 0; i < kFibers; ++i) tasks.push_back(green::spawn([&] {
-            go.wait();
-            return 1;
-        }));
-        let_runnable_fibers_run();
-        go.set();
-        int sum = 0;
-        for (auto& t : tasks) sum += t.join();
-        EXPECT_EQ(sum, kFibers);
-    });
+    in_green([&] { EXPECT_EQ(park_then_end_together(kFibers, [] {}), kFibers); });
     std::size_t before = 0, during = 0;
     std::thread other([&] {
         green::run([&] {
             before = stacks_made();  // this hub's own scheduler and main stacks are made by now
-            green::Event go;
-            std::vector<green::Task<int>> tasks;
-            for (int i = 0; i < kFibers / 2; ++i) tasks.push_back(green::spawn([&] {
-                go.wait();
-                return 1;
-            }));
-            green::this_fiber::yield();
-            during = stacks_made();
-            go.set();
-            for (auto& t : tasks) t.join();
+            EXPECT_EQ(park_then_end_together(kFibers / 2, [&] { during = stacks_made(); }), kFibers / 2);
             return 0;
         });
     });
